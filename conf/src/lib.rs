@@ -1,0 +1,16 @@
+//! The uvs model of a virtual server, as IPVS and ipvsadm have it.
+//!
+//! This crate owns the *meaning* of a configuration: services (TCP/UDP by
+//! address and port, or fwmark services matched by address/port ranges),
+//! their scheduler and flags, persistence, one-packet scheduling, and per
+//! real server the forwarding method, weight and thresholds; the global
+//! timeouts, the full-NAT local address pool and engine settings.
+//!
+//! It does no I/O and starts no threads. [`file`] turns TOML text into a
+//! validated [`Config`], reporting errors as `file:line:column: message`.
+#![warn(missing_docs)]
+
+pub mod file;
+pub mod model;
+
+pub use model::*;

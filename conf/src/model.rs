@@ -1,0 +1,357 @@
+//! The model types: plain data, validated by [`crate::file`] or by
+//! [`Config::validate`], shared by the engine, the daemon and `uvsadm`.
+
+use std::net::IpAddr;
+
+/// Transport protocol of an address/port service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP (`-t`).
+    Tcp,
+    /// UDP (`-u`).
+    Udp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+/// Address family of a fwmark service (`-f N` or `-f N -6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// What identifies a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceKey {
+    /// A TCP or UDP service on one virtual address and port (port 0 only
+    /// with persistence: it then matches every port).
+    Addr {
+        /// Protocol.
+        protocol: Protocol,
+        /// Virtual IP.
+        addr: IpAddr,
+        /// Virtual port; 0 = all ports (persistent services only).
+        port: u16,
+    },
+    /// A firewall-mark service. uvs has no netfilter mark, so the service
+    /// carries the address/port ranges that "mark" a packet with it.
+    Fwmark {
+        /// The mark, 1..=u32::MAX.
+        mark: u32,
+        /// Address family.
+        family: Family,
+    },
+}
+
+/// A range of packets that carry a fwmark service's mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwmarkMatch {
+    /// Protocol, or `None` for TCP and UDP.
+    pub protocol: Option<Protocol>,
+    /// First destination address of the range (inclusive).
+    pub addr_first: IpAddr,
+    /// Last destination address of the range (inclusive).
+    pub addr_last: IpAddr,
+    /// First destination port (inclusive).
+    pub port_first: u16,
+    /// Last destination port (inclusive).
+    pub port_last: u16,
+}
+
+/// The 14 IPVS schedulers, by their ipvsadm names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulerName {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connection.
+    Lc,
+    /// Weighted least connection (the default).
+    Wlc,
+    /// Locality-based least connection.
+    Lblc,
+    /// Locality-based least connection with replication.
+    Lblcr,
+    /// Destination hashing.
+    Dh,
+    /// Source hashing.
+    Sh,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Weighted failover.
+    Fo,
+    /// Weighted overflow.
+    Ovf,
+    /// Maglev hashing.
+    Mh,
+    /// Weighted random twos choice.
+    Twos,
+}
+
+impl SchedulerName {
+    /// Every scheduler, in ipvsadm's documentation order.
+    pub const ALL: [SchedulerName; 14] = [
+        SchedulerName::Rr,
+        SchedulerName::Wrr,
+        SchedulerName::Lc,
+        SchedulerName::Wlc,
+        SchedulerName::Lblc,
+        SchedulerName::Lblcr,
+        SchedulerName::Dh,
+        SchedulerName::Sh,
+        SchedulerName::Sed,
+        SchedulerName::Nq,
+        SchedulerName::Fo,
+        SchedulerName::Ovf,
+        SchedulerName::Mh,
+        SchedulerName::Twos,
+    ];
+
+    /// The ipvsadm name (`rr`, `wlc`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchedulerName::Rr => "rr",
+            SchedulerName::Wrr => "wrr",
+            SchedulerName::Lc => "lc",
+            SchedulerName::Wlc => "wlc",
+            SchedulerName::Lblc => "lblc",
+            SchedulerName::Lblcr => "lblcr",
+            SchedulerName::Dh => "dh",
+            SchedulerName::Sh => "sh",
+            SchedulerName::Sed => "sed",
+            SchedulerName::Nq => "nq",
+            SchedulerName::Fo => "fo",
+            SchedulerName::Ovf => "ovf",
+            SchedulerName::Mh => "mh",
+            SchedulerName::Twos => "twos",
+        }
+    }
+
+    /// Look a scheduler up by its ipvsadm name.
+    pub fn from_name(name: &str) -> Option<SchedulerName> {
+        SchedulerName::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// Scheduler flags (`-b`): IP_VS_SVC_F_SCHED1..3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SchedFlags {
+    /// flag-1: `sh-fallback` with sh, `mh-fallback` with mh.
+    pub flag1: bool,
+    /// flag-2: `sh-port` with sh, `mh-port` with mh.
+    pub flag2: bool,
+    /// flag-3: no meaning for any current scheduler.
+    pub flag3: bool,
+}
+
+impl SchedFlags {
+    /// Fallback flag (sh-fallback / mh-fallback).
+    pub fn fallback(self) -> bool {
+        self.flag1
+    }
+    /// Port flag (sh-port / mh-port).
+    pub fn port(self) -> bool {
+        self.flag2
+    }
+}
+
+/// Persistence (`-p`, `-M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Persistence {
+    /// Template timeout in seconds, 1..=2678400 (bare `-p` = 360).
+    pub timeout: u32,
+    /// Client netmask as a prefix length (IPv4 0..=32, IPv6 1..=128;
+    /// default /32 and /128).
+    pub netmask_prefix: u8,
+}
+
+/// Tunnel encapsulation (`--tun-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelType {
+    /// IP-in-IP (protocol 4, or 41 for an IPv6 inner packet).
+    Ipip,
+    /// Generic UDP Encapsulation to the given UDP port.
+    Gue {
+        /// Destination UDP port, 1..=65535.
+        port: u16,
+    },
+    /// GRE (protocol 47).
+    Gre,
+}
+
+/// Tunnel checksum option (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TunnelCsum {
+    /// No checksum (the default).
+    #[default]
+    NoCsum,
+    /// Outer checksum.
+    Csum,
+    /// Remote checksum offload (GUE only).
+    RemCsum,
+}
+
+/// How packets reach a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForwardMethod {
+    /// Direct routing (`-g`): rewrite the MACs only.
+    Dr,
+    /// Tunnelling (`-i`).
+    Tunnel {
+        /// Encapsulation.
+        kind: TunnelType,
+        /// Checksum option.
+        csum: TunnelCsum,
+    },
+    /// Masquerading (`-m`): destination NAT, replies through the director.
+    Nat,
+    /// Full NAT: source rewritten to a local address too.
+    FullNat,
+}
+
+/// A real server of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestConfig {
+    /// Real server address.
+    pub addr: IpAddr,
+    /// Real server port (forced to the service port for DR/TUN).
+    pub port: u16,
+    /// Forwarding method.
+    pub method: ForwardMethod,
+    /// Weight, 0..=65535; 0 = quiescent.
+    pub weight: u32,
+    /// Upper connection threshold (`-x`), 0 = none.
+    pub u_threshold: u32,
+    /// Lower connection threshold (`-y`), 0 = none.
+    pub l_threshold: u32,
+}
+
+/// A virtual service and its real servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// What the service listens on.
+    pub key: ServiceKey,
+    /// Scheduler.
+    pub scheduler: SchedulerName,
+    /// Scheduler flags.
+    pub flags: SchedFlags,
+    /// Persistence, if any.
+    pub persistence: Option<Persistence>,
+    /// One-packet scheduling (UDP and fwmark services only).
+    pub one_packet: bool,
+    /// For fwmark services: the ranges that carry the mark.
+    pub fwmark_match: Vec<FwmarkMatch>,
+    /// Real servers, in the order they were added (the engine keeps them
+    /// newest-first, as IPVS's list does).
+    pub dests: Vec<DestConfig>,
+}
+
+/// Connection timeouts in seconds (`--set tcp tcpfin udp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timeouts {
+    /// TCP ESTABLISHED.
+    pub tcp: u32,
+    /// TCP FIN_WAIT.
+    pub tcp_fin: u32,
+    /// UDP.
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        }
+    }
+}
+
+/// A full-NAT local address pool: the director-owned source addresses and
+/// the port range it takes ports from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAddrPool {
+    /// Local addresses (IPv4 and/or IPv6).
+    pub addrs: Vec<IpAddr>,
+    /// First port (inclusive).
+    pub port_first: u16,
+    /// Last port (inclusive).
+    pub port_last: u16,
+}
+
+impl Default for LocalAddrPool {
+    fn default() -> Self {
+        LocalAddrPool {
+            addrs: Vec::new(),
+            port_first: 1024,
+            port_last: 65535,
+        }
+    }
+}
+
+/// Engine settings that are not part of the IPVS model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Maximum tracked connections (the table is sized for this many).
+    pub conn_table_size: u32,
+    /// Connection hash table size shown in `ipvsadm -L`'s header
+    /// (`size=4096` by default).
+    pub conn_tab_bits: u8,
+    /// Interfaces to attach to; empty = choose from the routes.
+    pub interfaces: Vec<String>,
+    /// Source address for tunnel-mode outer headers (IPv4); `None` = the
+    /// address of the interface that routes to the real server.
+    pub tunnel_source_v4: Option<IpAddr>,
+    /// Source address for tunnel-mode outer headers (IPv6).
+    pub tunnel_source_v6: Option<IpAddr>,
+    /// Expire connections whose real server was deleted
+    /// (`expire_nodest_conn`).
+    pub expire_nodest_conn: bool,
+    /// Expire persistence templates of quiescent real servers
+    /// (`expire_quiescent_template`).
+    pub expire_quiescent_template: bool,
+    /// `conn_reuse_mode` (default 1).
+    pub conn_reuse_mode: u8,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            conn_table_size: 1 << 20,
+            conn_tab_bits: 12,
+            interfaces: Vec::new(),
+            tunnel_source_v4: None,
+            tunnel_source_v6: None,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            conn_reuse_mode: 1,
+        }
+    }
+}
+
+/// A whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// Engine settings.
+    pub engine: EngineSettings,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Full-NAT local address pool.
+    pub fullnat_pool: LocalAddrPool,
+    /// Services.
+    pub services: Vec<ServiceConfig>,
+}

@@ -1,0 +1,25 @@
+//! uvs-engine: the data plane of uvs, a userspace Linux Virtual Server.
+//!
+//! Bytes in, bytes out: the library needs no root and no network. A
+//! packet's way is io → [`wire`] (parse) → [`conn`] (lookup) → on a miss:
+//! service lookup → persistence template → [`sched`] → new connection →
+//! [`xmit`] (rewrite in place) → io. NAT and full-NAT replies come back
+//! through the director and are looked up by their reply tuple.
+//!
+//! Module map:
+//! - [`time`]: the engine's clock type, read once per batch.
+//! - [`dest`]: real servers as the data plane sees them, with their
+//!   shared counters (active/inactive/persistent connections, overload).
+//! - [`wire`]: checked packet views, in-place rewrites, checksums.
+//! - [`conn`]: the connection table, TCP/UDP state machines, timeouts,
+//!   persistence templates.
+//! - [`sched`]: the 14 IPVS schedulers, one per file.
+//! - [`xmit`]: the forwarding methods, one per file.
+#![warn(missing_docs)]
+
+pub mod conn;
+pub mod dest;
+pub mod sched;
+pub mod time;
+pub mod wire;
+pub mod xmit;

@@ -1,0 +1,1 @@
+//! xmit (being written).
