@@ -6,11 +6,16 @@
 //! real server the forwarding method, weight and thresholds; the global
 //! timeouts, the full-NAT local address pool and engine settings.
 //!
-//! It does no I/O and starts no threads. [`file`] turns TOML text into a
-//! validated [`Config`], reporting errors as `file:line:column: message`.
+//! It does no I/O (but [`load_config`] reading the file) and starts no
+//! threads. [`file`] turns TOML text into a validated [`Config`], reporting
+//! errors as `file:line:column: message`; [`validate`] holds the rules,
+//! usable on a [`Config`] built any other way.
 #![warn(missing_docs)]
 
 pub mod file;
 pub mod model;
+pub mod validate;
 
+pub use file::{load_config, parse_config, ConfigError, Problem};
 pub use model::*;
+pub use validate::{ModelError, ModelErrorKind, Place};
