@@ -196,6 +196,8 @@ fn toml_message(message: &str) -> String {
         .trim()
         .replace("unknown field", "unknown key")
         .replace("missing field", "missing key")
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected an array")
         .replace('\n', "; ")
 }
 
@@ -869,8 +871,15 @@ impl Reader {
             return None;
         }
         let kind = match (tunnel_name.as_str(), &raw.tun_port) {
-            ("gue", Some(port)) => TunnelType::Gue {
-                port: self.int(port, "tun_port", "1 to 65535")?,
+            ("gue", Some(port)) => match self.int(port, "tun_port", "1 to 65535")? {
+                0 => {
+                    self.error(
+                        port.span(),
+                        "illegal tunnel port specified: tun_port must be 1 to 65535, not 0",
+                    );
+                    return None;
+                }
+                port => TunnelType::Gue { port },
             },
             ("gue", None) => {
                 let span = raw

@@ -1,0 +1,319 @@
+//! The config file: a full example parses to the exact expected `Config`,
+//! the shipped examples parse, bad inputs are reported at the right
+//! line:column with the right message, and defaults round-trip.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use uvs_conf::{
+    load_config, parse_config, Config, ConfigError, DestConfig, EngineSettings, Family,
+    ForwardMethod, FwmarkMatch, LocalAddrPool, Persistence, Protocol, SchedFlags, SchedulerName,
+    ServiceConfig, ServiceKey, Timeouts, TunnelCsum, TunnelType,
+};
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("test address")
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+fn dest(addr: &str, port: u16, method: ForwardMethod, weight: u32) -> DestConfig {
+    DestConfig {
+        addr: ip(addr),
+        port,
+        method,
+        weight,
+        u_threshold: 0,
+        l_threshold: 0,
+    }
+}
+
+fn addr_service(protocol: Protocol, addr: &str, port: u16) -> ServiceConfig {
+    ServiceConfig {
+        key: ServiceKey::Addr {
+            protocol,
+            addr: ip(addr),
+            port,
+        },
+        scheduler: SchedulerName::Wlc,
+        flags: SchedFlags::default(),
+        persistence: None,
+        one_packet: false,
+        fwmark_match: Vec::new(),
+        dests: Vec::new(),
+    }
+}
+
+fn expected_full_config() -> Config {
+    let engine = EngineSettings {
+        conn_table_size: 65536,
+        conn_tab_bits: 16,
+        interfaces: vec!["eth0".to_string(), "eth1".to_string()],
+        tunnel_source_v4: Some(ip("10.0.0.1")),
+        tunnel_source_v6: Some(ip("fd00::1")),
+        expire_nodest_conn: true,
+        expire_quiescent_template: true,
+        conn_reuse_mode: 2,
+    };
+    let timeouts = Timeouts {
+        tcp: 7200,
+        tcp_fin: 120,
+        udp: 60,
+    };
+    let fullnat_pool = LocalAddrPool {
+        addrs: vec![ip("10.0.0.250"), ip("fd00::250")],
+        port_first: 20000,
+        port_last: 29999,
+    };
+    let web = ServiceConfig {
+        scheduler: SchedulerName::Wrr,
+        flags: SchedFlags {
+            flag1: false,
+            flag2: false,
+            flag3: true,
+        },
+        persistence: Some(Persistence {
+            timeout: 600,
+            netmask_prefix: 24,
+        }),
+        dests: vec![
+            DestConfig {
+                u_threshold: 100,
+                l_threshold: 50,
+                ..dest("10.0.0.2", 80, ForwardMethod::Dr, 3)
+            },
+            dest("10.0.0.3", 80, ForwardMethod::Dr, 0),
+        ],
+        ..addr_service(Protocol::Tcp, "192.168.1.100", 80)
+    };
+    let dns = ServiceConfig {
+        scheduler: SchedulerName::Sh,
+        flags: SchedFlags {
+            flag1: true,
+            flag2: true,
+            flag3: false,
+        },
+        one_packet: true,
+        dests: vec![dest("10.0.0.2", 5353, ForwardMethod::Nat, 1)],
+        ..addr_service(Protocol::Udp, "192.168.1.100", 53)
+    };
+    let tunnel = |kind, csum| ForwardMethod::Tunnel { kind, csum };
+    let v6_all_ports = ServiceConfig {
+        scheduler: SchedulerName::Mh,
+        flags: SchedFlags {
+            flag1: true,
+            flag2: true,
+            flag3: false,
+        },
+        persistence: Some(Persistence {
+            timeout: 360,
+            netmask_prefix: 64,
+        }),
+        dests: vec![
+            dest(
+                "2001:db8::2",
+                0,
+                tunnel(TunnelType::Gue { port: 6080 }, TunnelCsum::RemCsum),
+                1,
+            ),
+            dest(
+                "2001:db8::3",
+                0,
+                tunnel(TunnelType::Gre, TunnelCsum::Csum),
+                1,
+            ),
+            dest(
+                "10.0.0.4",
+                0,
+                tunnel(TunnelType::Ipip, TunnelCsum::NoCsum),
+                1,
+            ),
+        ],
+        ..addr_service(Protocol::Tcp, "2001:db8::100", 0)
+    };
+    let full_nat = ServiceConfig {
+        dests: vec![dest("10.0.0.5", 8443, ForwardMethod::FullNat, 65535)],
+        ..addr_service(Protocol::Tcp, "192.168.1.101", 443)
+    };
+    let fwmark_v4 = ServiceConfig {
+        key: ServiceKey::Fwmark {
+            mark: 5,
+            family: Family::V4,
+        },
+        scheduler: SchedulerName::Lc,
+        one_packet: true,
+        fwmark_match: vec![
+            FwmarkMatch {
+                protocol: None,
+                addr_first: ip("192.168.1.110"),
+                addr_last: ip("192.168.1.119"),
+                port_first: 8000,
+                port_last: 8099,
+            },
+            FwmarkMatch {
+                protocol: Some(Protocol::Udp),
+                addr_first: ip("192.168.2.0"),
+                addr_last: ip("192.168.2.255"),
+                port_first: 53,
+                port_last: 53,
+            },
+        ],
+        dests: vec![
+            dest("10.0.0.6", 8000, ForwardMethod::Dr, 1),
+            dest("10.0.0.7", 0, ForwardMethod::Dr, 1),
+        ],
+        ..addr_service(Protocol::Tcp, "192.0.2.1", 1)
+    };
+    let fwmark_v6 = ServiceConfig {
+        key: ServiceKey::Fwmark {
+            mark: 6,
+            family: Family::V6,
+        },
+        persistence: Some(Persistence {
+            timeout: 30,
+            netmask_prefix: 128,
+        }),
+        fwmark_match: vec![FwmarkMatch {
+            protocol: Some(Protocol::Tcp),
+            addr_first: ip("2001:db8:1::"),
+            addr_last: ip("2001:db8:1::ffff:ffff:ffff:ffff"),
+            port_first: 0,
+            port_last: 65535,
+        }],
+        dests: vec![dest("2001:db8::9", 80, ForwardMethod::Nat, 1)],
+        ..addr_service(Protocol::Tcp, "192.0.2.1", 1)
+    };
+    Config {
+        engine,
+        timeouts,
+        fullnat_pool,
+        services: vec![web, dns, v6_all_ports, full_nat, fwmark_v4, fwmark_v6],
+    }
+}
+
+#[test]
+fn full_example_parses_to_the_exact_config() {
+    let config = load_config(&example("full.toml")).expect("full.toml is valid");
+    assert_eq!(config, expected_full_config());
+}
+
+#[test]
+fn dr_example_matches_the_seed_walkthrough() {
+    let config = load_config(&example("dr.toml")).expect("dr.toml is valid");
+    let expected = Config {
+        engine: EngineSettings {
+            interfaces: vec!["ens33".to_string()],
+            ..EngineSettings::default()
+        },
+        services: vec![ServiceConfig {
+            scheduler: SchedulerName::Rr,
+            dests: vec![
+                dest("192.168.79.129", 80, ForwardMethod::Dr, 1),
+                dest("192.168.79.131", 80, ForwardMethod::Dr, 1),
+            ],
+            ..addr_service(Protocol::Tcp, "192.168.79.180", 80)
+        }],
+        ..Config::default()
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn nat_example_matches_the_seed_walkthrough() {
+    let config = load_config(&example("nat.toml")).expect("nat.toml is valid");
+    let expected = Config {
+        engine: EngineSettings {
+            interfaces: vec!["ens37".to_string(), "ens33".to_string()],
+            ..EngineSettings::default()
+        },
+        services: vec![ServiceConfig {
+            scheduler: SchedulerName::Rr,
+            dests: vec![
+                dest("192.168.79.129", 80, ForwardMethod::Nat, 1),
+                dest("192.168.79.131", 80, ForwardMethod::Nat, 1),
+            ],
+            ..addr_service(Protocol::Tcp, "10.133.146.47", 80)
+        }],
+        ..Config::default()
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn empty_file_gives_the_defaults() {
+    assert_eq!(parse_config("empty.toml", ""), Ok(Config::default()));
+}
+
+#[test]
+fn defaults_written_out_give_the_defaults() {
+    let text = r#"
+[engine]
+conn_table_size = 1048576
+conn_tab_bits = 12
+interfaces = []
+expire_nodest_conn = false
+expire_quiescent_template = false
+conn_reuse_mode = 1
+
+[timeouts]
+tcp = 900
+tcpfin = 120
+udp = 300
+
+[fullnat]
+addrs = []
+port_range = "1024-65535"
+"#;
+    assert_eq!(parse_config("defaults.toml", text), Ok(Config::default()));
+}
+
+#[test]
+fn zero_timeouts_keep_the_defaults() {
+    let text = "[timeouts]\ntcp = 0\ntcpfin = 0\nudp = 0\n";
+    assert_eq!(parse_config("zero.toml", text), Ok(Config::default()));
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let error = load_config(&example("no-such-file.toml")).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(error
+        .to_string()
+        .contains("no-such-file.toml: cannot read: "));
+}
+
+#[test]
+fn display_is_file_line_column_message() {
+    let text = "[timeouts]\ntcp = -5\n";
+    let error = parse_config("uvs.toml", text).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "uvs.toml:2:7: tcp must be 0 to 2678400 seconds (0 = the default), not -5"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_in_file_order() {
+    let text = r#"
+[[service]]
+protocol = "tcp"
+address = "192.168.1.100:0"
+  [[service.real_server]]
+  address = "10.0.0.2"
+  weight = 70000
+
+[timeouts]
+udp = 9999999
+"#;
+    let error = parse_config("uvs.toml", text).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "uvs.toml:4:11: Zero port specified for non-persistent service\n\
+         uvs.toml:7:12: illegal weight specified: 70000 is above 65535\n\
+         uvs.toml:10:7: invalid timeout value `9999999' specified: the udp timeout is 1 to 2678400 seconds"
+    );
+}
