@@ -232,6 +232,189 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Write `config` in the config file format, every setting spelled out,
+/// so that [`parse_config`] gives `config` back (for a config that
+/// [`Config::validate`] accepts).
+pub fn to_toml(config: &Config) -> String {
+    let mut out = String::new();
+    render_engine(&mut out, &config.engine);
+    let timeouts = &config.timeouts;
+    out.push_str(&format!(
+        "\n[timeouts]\ntcp = {}\ntcpfin = {}\nudp = {}\n",
+        timeouts.tcp, timeouts.tcp_fin, timeouts.udp
+    ));
+    let pool = &config.fullnat_pool;
+    out.push_str(&format!(
+        "\n[fullnat]\naddrs = [{}]\nport_range = \"{}-{}\"\n",
+        quoted_list(pool.addrs.iter().map(IpAddr::to_string)),
+        pool.port_first,
+        pool.port_last
+    ));
+    for service in &config.services {
+        render_service(&mut out, service);
+    }
+    out
+}
+
+/// `value` as a TOML basic string, quoted and escaped.
+fn quoted(value: &str) -> String {
+    toml::Value::String(value.to_string()).to_string()
+}
+
+fn quoted_list(values: impl Iterator<Item = String>) -> String {
+    values
+        .map(|value| quoted(&value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `addr:port`, or `[addr]:port` for IPv6.
+fn addr_port(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}
+
+fn render_engine(out: &mut String, engine: &EngineSettings) {
+    out.push_str(&format!(
+        "[engine]\nconn_table_size = {}\nconn_tab_bits = {}\ninterfaces = [{}]\n",
+        engine.conn_table_size,
+        engine.conn_tab_bits,
+        quoted_list(engine.interfaces.iter().cloned())
+    ));
+    if let Some(addr) = engine.tunnel_source_v4 {
+        out.push_str(&format!("tunnel_source_v4 = \"{addr}\"\n"));
+    }
+    if let Some(addr) = engine.tunnel_source_v6 {
+        out.push_str(&format!("tunnel_source_v6 = \"{addr}\"\n"));
+    }
+    out.push_str(&format!(
+        "expire_nodest_conn = {}\nexpire_quiescent_template = {}\nconn_reuse_mode = {}\n",
+        engine.expire_nodest_conn, engine.expire_quiescent_template, engine.conn_reuse_mode
+    ));
+}
+
+fn render_service(out: &mut String, service: &ServiceConfig) {
+    out.push_str("\n[[service]]\n");
+    let family = match service.key {
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => {
+            let protocol = match protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            };
+            out.push_str(&format!(
+                "protocol = \"{protocol}\"\naddress = \"{}\"\n",
+                addr_port(addr, port)
+            ));
+            crate::validate::family_of(addr)
+        }
+        ServiceKey::Fwmark { mark, family } => {
+            let name = match family {
+                Family::V4 => "ipv4",
+                Family::V6 => "ipv6",
+            };
+            out.push_str(&format!("fwmark = {mark}\nfamily = \"{name}\"\n"));
+            family
+        }
+    };
+    out.push_str(&format!("scheduler = \"{}\"\n", service.scheduler.as_str()));
+    let flags = sched_flag_names(service.flags, service.scheduler);
+    if !flags.is_empty() {
+        out.push_str(&format!(
+            "flags = [{}]\n",
+            quoted_list(flags.iter().map(|flag| flag.to_string()))
+        ));
+    }
+    if let Some(persistence) = service.persistence {
+        let prefix = persistence.netmask_prefix;
+        let netmask = match family {
+            Family::V4 if prefix <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                format!("\"{}\"", Ipv4Addr::from(mask))
+            }
+            _ => prefix.to_string(),
+        };
+        out.push_str(&format!(
+            "persistent = {}\nnetmask = {netmask}\n",
+            persistence.timeout
+        ));
+    }
+    out.push_str(&format!("one_packet = {}\n", service.one_packet));
+    for range in &service.fwmark_match {
+        out.push_str("  [[service.match]]\n");
+        if let Some(protocol) = range.protocol {
+            let protocol = match protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            };
+            out.push_str(&format!("  protocol = \"{protocol}\"\n"));
+        }
+        out.push_str(&format!(
+            "  address = \"{}-{}\"\n  port = \"{}-{}\"\n",
+            range.addr_first, range.addr_last, range.port_first, range.port_last
+        ));
+    }
+    for dest in &service.dests {
+        render_dest(out, dest);
+    }
+}
+
+/// ipvsadm's names for the flags that are set, in `-b` order.
+fn sched_flag_names(flags: SchedFlags, scheduler: SchedulerName) -> Vec<&'static str> {
+    let (fallback, port) = match scheduler {
+        SchedulerName::Sh => ("sh-fallback", "sh-port"),
+        SchedulerName::Mh => ("mh-fallback", "mh-port"),
+        _ => ("flag-1", "flag-2"),
+    };
+    [
+        (flags.flag1, fallback),
+        (flags.flag2, port),
+        (flags.flag3, "flag-3"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect()
+}
+
+fn render_dest(out: &mut String, dest: &DestConfig) {
+    out.push_str(&format!(
+        "  [[service.real_server]]\n  address = \"{}\"\n",
+        addr_port(dest.addr, dest.port)
+    ));
+    match dest.method {
+        ForwardMethod::Dr => out.push_str("  method = \"dr\"\n"),
+        ForwardMethod::Nat => out.push_str("  method = \"nat\"\n"),
+        ForwardMethod::FullNat => out.push_str("  method = \"fullnat\"\n"),
+        ForwardMethod::Tunnel { kind, csum } => {
+            out.push_str("  method = \"tun\"\n");
+            match kind {
+                TunnelType::Ipip => out.push_str("  tun_type = \"ipip\"\n"),
+                TunnelType::Gre => out.push_str("  tun_type = \"gre\"\n"),
+                TunnelType::Gue { port } => {
+                    out.push_str(&format!("  tun_type = \"gue\"\n  tun_port = {port}\n"))
+                }
+            }
+            if kind != TunnelType::Ipip {
+                let csum = match csum {
+                    TunnelCsum::NoCsum => "nocsum",
+                    TunnelCsum::Csum => "csum",
+                    TunnelCsum::RemCsum => "remcsum",
+                };
+                out.push_str(&format!("  tun_csum = \"{csum}\"\n"));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "  weight = {}\n  u_threshold = {}\n  l_threshold = {}\n",
+        dest.weight, dest.u_threshold, dest.l_threshold
+    ));
+}
+
 // ---------------------------------------------------------------------
 // The file as written.
 

@@ -16,6 +16,6 @@ pub mod file;
 pub mod model;
 pub mod validate;
 
-pub use file::{load_config, parse_config, ConfigError, Problem};
+pub use file::{load_config, parse_config, to_toml, ConfigError, Problem};
 pub use model::*;
 pub use validate::{ModelError, ModelErrorKind, Place};

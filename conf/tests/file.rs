@@ -317,3 +317,42 @@ udp = 9999999
          uvs.toml:10:7: invalid timeout value `9999999' specified: the udp timeout is 1 to 2678400 seconds"
     );
 }
+
+fn assert_round_trips(config: &Config) {
+    let text = uvs_conf::to_toml(config);
+    assert_eq!(
+        parse_config("rendered.toml", &text).as_ref(),
+        Ok(config),
+        "rendered text:\n{text}"
+    );
+}
+
+#[test]
+fn defaults_round_trip_through_to_toml() {
+    assert_round_trips(&Config::default());
+}
+
+#[test]
+fn full_example_round_trips_through_to_toml() {
+    assert_round_trips(&expected_full_config());
+}
+
+#[test]
+fn to_toml_spells_out_every_setting() {
+    let text = uvs_conf::to_toml(&expected_full_config());
+    for line in [
+        "conn_tab_bits = 16",
+        "tcpfin = 120",
+        "port_range = \"20000-29999\"",
+        "flags = [\"sh-fallback\", \"sh-port\"]",
+        "flags = [\"mh-fallback\", \"mh-port\"]",
+        "netmask = \"255.255.255.0\"",
+        "netmask = 64",
+        "address = \"[2001:db8::2]:0\"",
+        "tun_port = 6080",
+        "tun_csum = \"remcsum\"",
+        "address = \"192.168.2.0-192.168.2.255\"",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+}
