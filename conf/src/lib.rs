@@ -7,7 +7,7 @@
 //! timeouts, the full-NAT local address pool and engine settings.
 //!
 //! It does no I/O (but [`load_config`] reading the file) and starts no
-//! threads. [`file`] turns TOML text into a validated [`Config`], reporting
+//! threads. [`file`](mod@file) turns TOML text into a validated [`Config`], reporting
 //! errors as `file:line:column: message`; [`validate`] holds the rules,
 //! usable on a [`Config`] built any other way.
 #![warn(missing_docs)]

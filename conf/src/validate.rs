@@ -373,8 +373,10 @@ impl ModelError {
 impl SchedFlags {
     /// Parse ipvsadm's `-b` flag names (`flag-1`..`flag-3`, `sh-fallback`,
     /// `sh-port`, `mh-fallback`, `mh-port`) for a service using
-    /// `scheduler`, as ipvsadm's `parse_sched_flags` does. The error's
-    /// place is `ServiceField::Flags` of service 0; callers set their own.
+    /// `scheduler`, as ipvsadm's `parse_sched_flags` does: the first bad
+    /// name gives "invalid scheduler flag `x'" or, for a flag of another
+    /// scheduler, "incompatible scheduler flag `x'". The caller knows the
+    /// [`Place`] (service and [`ServiceField::Flags`]).
     pub fn from_names<'a>(
         names: impl IntoIterator<Item = &'a str>,
         scheduler: SchedulerName,
