@@ -34,13 +34,16 @@
 //! one_packet = false             # UDP and fwmark services only
 //!   [[service.real_server]]
 //!   address = "10.0.0.2:80"      # no port = the service's port
-//!   method = "dr"                # dr | tun | nat | fullnat (default dr)
+//!   method = "tun"               # dr | tun | nat | fullnat (default dr)
 //!   tun_type = "gue"             # ipip | gue | gre (tun only; default ipip)
 //!   tun_port = 6080              # gue only, required there
 //!   tun_csum = "csum"            # nocsum | csum | remcsum (gue, gre)
 //!   weight = 3                   # 0..65535, default 1
 //!   u_threshold = 0              # 0 = no limit
-//!   l_threshold = 0
+//!   l_threshold = 0              # <= u_threshold
+//!   [[service.real_server]]
+//!   address = "10.0.0.3"
+//!   method = "fullnat"           # needs an address of its family in [fullnat]
 //!
 //! [[service]]
 //! fwmark = 5                     # instead of protocol + address

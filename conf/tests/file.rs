@@ -356,3 +356,58 @@ fn to_toml_spells_out_every_setting() {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
 }
+
+/// The format reference at the top of src/file.rs, without its `//! `.
+fn format_reference() -> String {
+    let source = include_str!("../src/file.rs");
+    let block: Vec<&str> = source
+        .lines()
+        .map_while(|line| line.strip_prefix("//!"))
+        .skip_while(|line| line.trim() != "```toml")
+        .skip(1)
+        .take_while(|line| line.trim() != "```")
+        .map(|line| line.strip_prefix(' ').unwrap_or(line))
+        .collect();
+    block.join("\n")
+}
+
+#[test]
+fn format_reference_in_the_docs_is_a_valid_config() {
+    let text = format_reference();
+    assert!(text.contains("[[service.real_server]]"), "{text}");
+    let config = parse_config("src/file.rs", &text).expect("the documented example is valid");
+    assert_eq!(config.services.len(), 2);
+    assert_eq!(
+        config.services[0].dests[0].method,
+        ForwardMethod::Tunnel {
+            kind: TunnelType::Gue { port: 6080 },
+            csum: TunnelCsum::Csum
+        }
+    );
+}
+
+#[test]
+fn mangled_files_never_panic_and_point_inside_the_text() {
+    let full = std::fs::read_to_string(example("full.toml")).expect("full.toml");
+    let lines = full.lines().count() + 1;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..2000 {
+        // xorshift64: a repeatable sequence of cut points and junk.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut text = full.clone().into_bytes();
+        let at = (seed % text.len() as u64) as usize;
+        let junk = [b'"', b'[', b']', b'=', b'\n', b'0', b'-', b':', b'x', 0xc3];
+        text[at] = junk[(seed >> 32) as usize % junk.len()];
+        let text = String::from_utf8_lossy(&text).into_owned();
+        if let Err(error) = parse_config("mangled.toml", &text) {
+            assert!(!error.problems().is_empty());
+            for problem in error.problems() {
+                assert!(problem.line >= 1 && problem.line <= lines, "{problem:?}");
+                assert!(problem.column >= 1, "{problem:?}");
+                assert!(!problem.message.is_empty());
+            }
+        }
+    }
+}
