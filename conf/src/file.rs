@@ -685,21 +685,29 @@ impl Reader {
         let raw = spanned.get_ref();
         let key = self.service_key(spanned);
         let scheduler = match &raw.scheduler {
-            None => SchedulerName::Wlc,
-            Some(name) => SchedulerName::from_name(name.get_ref()).unwrap_or_else(|| {
-                let known: Vec<&str> = SchedulerName::ALL.iter().map(|s| s.as_str()).collect();
-                self.error(
-                    name.span(),
-                    format!(
-                        "unknown scheduler `{}`: use one of {}",
-                        name.get_ref(),
-                        known.join(", ")
-                    ),
-                );
-                SchedulerName::Wlc
-            }),
+            None => Some(SchedulerName::Wlc),
+            Some(name) => {
+                let found = SchedulerName::from_name(name.get_ref());
+                if found.is_none() {
+                    let known: Vec<&str> = SchedulerName::ALL.iter().map(|s| s.as_str()).collect();
+                    self.error(
+                        name.span(),
+                        format!(
+                            "unknown scheduler `{}`: use one of {}",
+                            name.get_ref(),
+                            known.join(", ")
+                        ),
+                    );
+                }
+                found
+            }
         };
-        let flags = self.sched_flags(raw, scheduler);
+        // Flags are checked against a known scheduler only, so that an
+        // unknown one is reported once, not once more per flag.
+        let flags = scheduler.map_or_else(SchedFlags::default, |scheduler| {
+            self.sched_flags(raw, scheduler)
+        });
+        let scheduler = scheduler.unwrap_or(SchedulerName::Wlc);
         let persistence = self.persistence(raw, key.family());
         let one_packet = raw.one_packet.as_ref().is_some_and(|flag| *flag.get_ref());
         let fwmark_match = raw

@@ -83,6 +83,12 @@ fn cases() -> Vec<Case> {
         case("invalid scheduler flag", web("flags = [\"sh-port\", \"turbo\"]\nscheduler = \"sh\"\n"), (4, 21), "invalid scheduler flag `turbo': use flag-1, flag-2, flag-3, sh-fallback, sh-port, mh-fallback or mh-port"),
         case("incompatible scheduler flag", web("flags = [\"sh-port\"]\n"), (4, 10), "incompatible scheduler flag `sh-port': it needs scheduler = \"sh\", this service uses \"wlc\""),
         case("mh flag with sh", web("scheduler = \"sh\"\nflags = [\"mh-fallback\"]\n"), (5, 10), "incompatible scheduler flag `mh-fallback': it needs scheduler = \"mh\", this service uses \"sh\""),
+        case(
+            "unknown scheduler with a flag",
+            web("scheduler = \"maglev\"\nflags = [\"mh-port\"]\n"),
+            (4, 13),
+            "unknown scheduler `maglev`: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos",
+        ),
         // persistence
         case("persistent 0", web("persistent = 0\n"), (4, 14), "invalid timeout value `0' specified: persistence lasts 1 to 2678400 seconds"),
         case("persistent too long", web("persistent = 2678401\n"), (4, 14), "invalid timeout value `2678401' specified: persistence lasts 1 to 2678400 seconds"),
