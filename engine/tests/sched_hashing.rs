@@ -92,7 +92,7 @@ fn dh_unusable_dest_gives_no_choice() {
     set_overloaded(&d[2], true);
     let s = DhScheduler::new(&d);
     for daddr in clients() {
-        let expected = (dh_bucket(&daddr) % 3 == 0).then_some(0);
+        let expected = matches!(dh_bucket(&daddr) % 3, 0).then_some(0);
         assert_eq!(s.schedule(&d, &flow_to(daddr), Millis(0)), expected);
     }
     let empty = DhScheduler::new(&[]);
