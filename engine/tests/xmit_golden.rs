@@ -19,7 +19,10 @@ fn with_l4(b: PacketBuilder, udp: bool, sport: u16, dport: u16) -> PacketBuilder
     if udp {
         b.udp(sport, dport)
     } else {
-        b.tcp(sport, dport).flags(tcp::ACK | tcp::PSH).seq(1000).ack_num(2000)
+        b.tcp(sport, dport)
+            .flags(tcp::ACK | tcp::PSH)
+            .seq(1000)
+            .ack_num(2000)
     }
 }
 
@@ -47,14 +50,25 @@ fn families() -> Vec<(bool, bool, String)> {
     let mut out = Vec::new();
     for v6 in [false, true] {
         for udp in [false, true] {
-            let name = format!("{}/{}", if v6 { "IPv6" } else { "IPv4" }, if udp { "UDP" } else { "TCP" });
+            let name = format!(
+                "{}/{}",
+                if v6 { "IPv6" } else { "IPv4" },
+                if udp { "UDP" } else { "TCP" }
+            );
             out.push((v6, udp, name));
         }
     }
     out
 }
 
-fn check(method: Method, input: &[u8], p: &xmit::XmitParams, want: &[u8], verdict: XmitOutcome, case: &str) {
+fn check(
+    method: Method,
+    input: &[u8],
+    p: &xmit::XmitParams,
+    want: &[u8],
+    verdict: XmitOutcome,
+    case: &str,
+) {
     let (got_verdict, got) = run(method, input, p);
     assert_eq!(got_verdict, Ok(verdict), "{case}: verdict");
     assert_frames_eq(&got, want, case);
@@ -68,7 +82,14 @@ fn dr_rewrites_macs_and_decrements_ttl_only() {
         let p = params(v6, Direction::Inbound);
         let input = packet(IN_MACS, (n.client, CPORT), (n.vip, VPORT), 64, udp).build();
         let want = packet(OUT_MACS, (n.client, CPORT), (n.vip, VPORT), 63, udp).build();
-        check(xmit::dr::xmit, &input, &p, &want, XmitOutcome::Forward, &format!("DR {name}"));
+        check(
+            xmit::dr::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("DR {name}"),
+        );
     }
 }
 
@@ -92,7 +113,14 @@ fn dr_strips_ethernet_padding_and_keeps_vlan() {
         .tcp(CPORT, VPORT)
         .flags(tcp::SYN)
         .build();
-    check(xmit::dr::xmit, &input, &p, &want, XmitOutcome::Forward, "DR VLAN padded");
+    check(
+        xmit::dr::xmit,
+        &input,
+        &p,
+        &want,
+        XmitOutcome::Forward,
+        "DR VLAN padded",
+    );
 }
 
 #[test]
@@ -102,7 +130,14 @@ fn nat_inbound_rewrites_destination_to_real_server() {
         let p = params(v6, Direction::Inbound);
         let input = packet(IN_MACS, (n.client, CPORT), (n.vip, VPORT), 64, udp).build();
         let want = packet(OUT_MACS, (n.client, CPORT), (n.rs, RPORT), 63, udp).build();
-        check(xmit::nat::xmit, &input, &p, &want, XmitOutcome::Forward, &format!("NAT in {name}"));
+        check(
+            xmit::nat::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("NAT in {name}"),
+        );
     }
 }
 
@@ -111,9 +146,23 @@ fn nat_reply_restores_vip() {
     for (v6, udp, name) in families() {
         let n = net(v6);
         let p = params(v6, Direction::Outbound);
-        let input = packet((NEXT_HOP_MAC, DIRECTOR_MAC), (n.rs, RPORT), (n.client, CPORT), 64, udp).build();
+        let input = packet(
+            (NEXT_HOP_MAC, DIRECTOR_MAC),
+            (n.rs, RPORT),
+            (n.client, CPORT),
+            64,
+            udp,
+        )
+        .build();
         let want = packet(OUT_MACS, (n.vip, VPORT), (n.client, CPORT), 63, udp).build();
-        check(xmit::nat::xmit, &input, &p, &want, XmitOutcome::Forward, &format!("NAT out {name}"));
+        check(
+            xmit::nat::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("NAT out {name}"),
+        );
     }
 }
 
@@ -136,7 +185,14 @@ fn nat_keeps_ipv4_udp_zero_checksum() {
         .udp_zero_checksum()
         .payload(PAYLOAD)
         .build();
-    check(xmit::nat::xmit, &input, &p, &want, XmitOutcome::Forward, "NAT UDP csum 0");
+    check(
+        xmit::nat::xmit,
+        &input,
+        &p,
+        &want,
+        XmitOutcome::Forward,
+        "NAT UDP csum 0",
+    );
 }
 
 #[test]
@@ -161,7 +217,14 @@ fn fullnat_inbound_rewrites_both_ends() {
         let p = params(v6, Direction::Inbound);
         let input = packet(IN_MACS, (n.client, CPORT), (n.vip, VPORT), 64, udp).build();
         let want = packet(OUT_MACS, (n.local, LPORT), (n.rs, RPORT), 63, udp).build();
-        check(xmit::fullnat::xmit, &input, &p, &want, XmitOutcome::Forward, &format!("FNAT in {name}"));
+        check(
+            xmit::fullnat::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("FNAT in {name}"),
+        );
     }
 }
 
@@ -170,9 +233,23 @@ fn fullnat_reply_restores_vip_and_client() {
     for (v6, udp, name) in families() {
         let n = net(v6);
         let p = params(v6, Direction::Outbound);
-        let input = packet((NEXT_HOP_MAC, DIRECTOR_MAC), (n.rs, RPORT), (n.local, LPORT), 64, udp).build();
+        let input = packet(
+            (NEXT_HOP_MAC, DIRECTOR_MAC),
+            (n.rs, RPORT),
+            (n.local, LPORT),
+            64,
+            udp,
+        )
+        .build();
         let want = packet(OUT_MACS, (n.vip, VPORT), (n.client, CPORT), 63, udp).build();
-        check(xmit::fullnat::xmit, &input, &p, &want, XmitOutcome::Forward, &format!("FNAT out {name}"));
+        check(
+            xmit::fullnat::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("FNAT out {name}"),
+        );
     }
 }
 
@@ -189,7 +266,13 @@ fn toa_option(client: SocketAddr) -> Vec<u8> {
 
 const MSS_OPTION: [u8; 4] = [2, 4, 0x05, 0xb4];
 
-fn syn(macs: ([u8; 6], [u8; 6]), src: (IpAddr, u16), dst: (IpAddr, u16), ttl: u8, options: &[u8]) -> PacketBuilder {
+fn syn(
+    macs: ([u8; 6], [u8; 6]),
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    ttl: u8,
+    options: &[u8],
+) -> PacketBuilder {
     PacketBuilder::new()
         .eth(macs.0, macs.1)
         .ip(src.0, dst.0)
@@ -211,7 +294,14 @@ fn fullnat_syn_gets_toa_option_first() {
         let mut options = toa_option(SocketAddr::new(n.client, CPORT));
         options.extend_from_slice(&MSS_OPTION);
         let want = syn(OUT_MACS, (n.local, LPORT), (n.rs, RPORT), 63, &options).build();
-        check(xmit::fullnat::xmit, &input, &p, &want, XmitOutcome::Forward, &format!("TOA v6={v6}"));
+        check(
+            xmit::fullnat::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("TOA v6={v6}"),
+        );
         // Without headroom the payload side moves into the tailroom instead.
         let (verdict, got) = run_with_room(xmit::fullnat::xmit, &input, &p, 0, 64);
         assert_eq!(verdict, Ok(XmitOutcome::Forward));
@@ -228,7 +318,14 @@ fn fullnat_first_ack_with_data_gets_toa() {
     let want = packet(OUT_MACS, (n.local, LPORT), (n.rs, RPORT), 63, false)
         .tcp_options(&toa_option(SocketAddr::new(n.client, CPORT)))
         .build();
-    check(xmit::fullnat::xmit, &input, &p, &want, XmitOutcome::Forward, "TOA on data");
+    check(
+        xmit::fullnat::xmit,
+        &input,
+        &p,
+        &want,
+        XmitOutcome::Forward,
+        "TOA on data",
+    );
 }
 
 #[test]
@@ -239,16 +336,32 @@ fn fullnat_skips_toa_without_option_room() {
     let options = [1u8; 36]; // 20 + 36 = 56 bytes: no room for 8 more
     let input = syn(IN_MACS, (n.client, CPORT), (n.vip, VPORT), 64, &options).build();
     let want = syn(OUT_MACS, (n.local, LPORT), (n.rs, RPORT), 63, &options).build();
-    check(xmit::fullnat::xmit, &input, &p, &want, XmitOutcome::Forward, "TOA no room");
+    check(
+        xmit::fullnat::xmit,
+        &input,
+        &p,
+        &want,
+        XmitOutcome::Forward,
+        "TOA no room",
+    );
 }
 
-fn tunnel_case(v6: bool, udp: bool, kind: TunnelType, csum: TunnelCsum) -> (Vec<u8>, Vec<u8>, xmit::XmitParams) {
+fn tunnel_case(
+    v6: bool,
+    udp: bool,
+    kind: TunnelType,
+    csum: TunnelCsum,
+) -> (Vec<u8>, Vec<u8>, xmit::XmitParams) {
     let n = net(v6);
     let mut p = params(v6, Direction::Inbound);
     p.tunnel.kind = kind;
     p.tunnel.csum = csum;
-    let input = packet(IN_MACS, (n.client, CPORT), (n.vip, VPORT), 64, udp).tos(0xbb).build();
-    let inner = packet(IN_MACS, (n.client, CPORT), (n.vip, VPORT), 63, udp).tos(0xbb).build_ip();
+    let input = packet(IN_MACS, (n.client, CPORT), (n.vip, VPORT), 64, udp)
+        .tos(0xbb)
+        .build();
+    let inner = packet(IN_MACS, (n.client, CPORT), (n.vip, VPORT), 63, udp)
+        .tos(0xbb)
+        .build_ip();
     let inner_proto = if v6 { 41 } else { 4 };
     let ethertype = if v6 { 0x86dd } else { 0x0800 };
     // Outer TOS: DSCP copied, inner CE (0b11) becomes ECT(0) (0b10).
@@ -287,7 +400,14 @@ fn tunnel_encapsulates_every_kind() {
     for (v6, udp, name) in families() {
         for (kind, csum) in kinds {
             let (input, want, p) = tunnel_case(v6, udp, kind, csum);
-            check(xmit::tunnel::xmit, &input, &p, &want, XmitOutcome::Forward, &format!("TUN {kind:?} {csum:?} {name}"));
+            check(
+                xmit::tunnel::xmit,
+                &input,
+                &p,
+                &want,
+                XmitOutcome::Forward,
+                &format!("TUN {kind:?} {csum:?} {name}"),
+            );
         }
     }
 }
@@ -303,13 +423,23 @@ fn tunnel_without_headroom_is_refused() {
 fn gue_source_port_stays_in_local_port_range() {
     assert_eq!(xmit::tunnel::gue_source_port(0), 32768);
     assert_eq!(xmit::tunnel::gue_source_port(u32::MAX), 60998);
-    assert_eq!(xmit::tunnel::gue_source_port(1 << 31), 32768 + (60999 - 32768) / 2);
+    assert_eq!(
+        xmit::tunnel::gue_source_port(1 << 31),
+        32768 + (60999 - 32768) / 2
+    );
 }
 
 /// The ICMP error the director sends back for `original` (an IP packet
 /// as it would leave, i.e. with its TTL already decremented when the
 /// kernel decrements before the check).
-fn icmp_error(v6: bool, from: IpAddr, to: IpAddr, msg: (u8, u8), rest: u32, original: &[u8]) -> Vec<u8> {
+fn icmp_error(
+    v6: bool,
+    from: IpAddr,
+    to: IpAddr,
+    msg: (u8, u8),
+    rest: u32,
+    original: &[u8],
+) -> Vec<u8> {
     let max = if v6 { 1280 - 48 } else { 576 - 28 };
     let quote = &original[..original.len().min(max)];
     PacketBuilder::new()
@@ -341,16 +471,33 @@ fn oversized_df_packet_becomes_frag_needed_or_packet_too_big() {
         let input = make(64).build();
         let quoted = make(63).build_ip();
         let msg = if v6 { (2, 0) } else { (3, 4) };
-        let methods: [(Method, &str); 3] =
-            [(xmit::dr::xmit, "DR"), (xmit::nat::xmit, "NAT"), (xmit::fullnat::xmit, "FNAT")];
+        let methods: [(Method, &str); 3] = [
+            (xmit::dr::xmit, "DR"),
+            (xmit::nat::xmit, "NAT"),
+            (xmit::fullnat::xmit, "FNAT"),
+        ];
         for (method, name) in methods {
             let want = icmp_error(v6, n.vip, n.client, msg, 1500, &quoted);
-            check(method, &input, &p, &want, XmitOutcome::IcmpToClient, &format!("{name} MTU v6={v6}"));
+            check(
+                method,
+                &input,
+                &p,
+                &want,
+                XmitOutcome::IcmpToClient,
+                &format!("{name} MTU v6={v6}"),
+            );
         }
         // Tunnel: MTU minus the 20/40-byte outer header.
         let overhead = if v6 { 40 } else { 20 };
         let want = icmp_error(v6, n.vip, n.client, msg, 1500 - overhead, &quoted);
-        check(xmit::tunnel::xmit, &input, &p, &want, XmitOutcome::IcmpToClient, &format!("TUN MTU v6={v6}"));
+        check(
+            xmit::tunnel::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::IcmpToClient,
+            &format!("TUN MTU v6={v6}"),
+        );
     }
 }
 
@@ -370,7 +517,11 @@ fn tunnel_mtu_accounts_for_gue_overhead() {
             .payload(&payload)
             .build();
         let (verdict, _) = run(xmit::tunnel::xmit, &input, &p);
-        let want = if fits { XmitOutcome::Forward } else { XmitOutcome::IcmpToClient };
+        let want = if fits {
+            XmitOutcome::Forward
+        } else {
+            XmitOutcome::IcmpToClient
+        };
         assert_eq!(verdict, Ok(want), "inner length {len}");
     }
 }
@@ -398,7 +549,14 @@ fn ttl_expiry_answers_time_exceeded() {
         let input = original.build();
         let msg = if v6 { (3, 0) } else { (11, 0) };
         let want = icmp_error(v6, n.vip, n.client, msg, 0, &original.build_ip());
-        check(xmit::nat::xmit, &input, &p, &want, XmitOutcome::IcmpToClient, &format!("TTL {name}"));
+        check(
+            xmit::nat::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::IcmpToClient,
+            &format!("TTL {name}"),
+        );
         // Without headroom, the quote moves into the tailroom.
         let (verdict, got) = run_with_room(xmit::dr::xmit, &input, &p, 0, 64);
         assert_eq!(verdict, Ok(XmitOutcome::IcmpToClient));
@@ -417,7 +575,13 @@ fn icmp_about(
     qsrc: (IpAddr, u16),
     qdst: (IpAddr, u16),
 ) -> Vec<u8> {
-    let quoted = PacketBuilder::new().ip(qsrc.0, qdst.0).ttl(50).tcp(qsrc.1, qdst.1).seq(99).payload(PAYLOAD).build_ip();
+    let quoted = PacketBuilder::new()
+        .ip(qsrc.0, qdst.0)
+        .ttl(50)
+        .tcp(qsrc.1, qdst.1)
+        .seq(99)
+        .payload(PAYLOAD)
+        .build_ip();
     let hdr = if v6 { 40 } else { 20 };
     let msg = if v6 { (1, 4) } else { (3, 3) };
     PacketBuilder::new()
@@ -434,9 +598,32 @@ fn nat_icmp_from_client_side_is_translated_to_real_server() {
     for v6 in [false, true] {
         let n = net(v6);
         let p = params(v6, Direction::Inbound);
-        let input = icmp_about(IN_MACS, v6, n.router, n.vip, 64, (n.vip, VPORT), (n.client, CPORT));
-        let want = icmp_about(OUT_MACS, v6, n.router, n.rs, 63, (n.rs, RPORT), (n.client, CPORT));
-        check(xmit::icmp::nat_xmit, &input, &p, &want, XmitOutcome::Forward, &format!("NAT ICMP in v6={v6}"));
+        let input = icmp_about(
+            IN_MACS,
+            v6,
+            n.router,
+            n.vip,
+            64,
+            (n.vip, VPORT),
+            (n.client, CPORT),
+        );
+        let want = icmp_about(
+            OUT_MACS,
+            v6,
+            n.router,
+            n.rs,
+            63,
+            (n.rs, RPORT),
+            (n.client, CPORT),
+        );
+        check(
+            xmit::icmp::nat_xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("NAT ICMP in v6={v6}"),
+        );
     }
 }
 
@@ -445,9 +632,32 @@ fn nat_icmp_from_real_server_side_is_translated_to_vip() {
     for v6 in [false, true] {
         let n = net(v6);
         let p = params(v6, Direction::Outbound);
-        let input = icmp_about((NEXT_HOP_MAC, DIRECTOR_MAC), v6, n.rs, n.client, 64, (n.client, CPORT), (n.rs, RPORT));
-        let want = icmp_about(OUT_MACS, v6, n.vip, n.client, 63, (n.client, CPORT), (n.vip, VPORT));
-        check(xmit::icmp::nat_xmit, &input, &p, &want, XmitOutcome::Forward, &format!("NAT ICMP out v6={v6}"));
+        let input = icmp_about(
+            (NEXT_HOP_MAC, DIRECTOR_MAC),
+            v6,
+            n.rs,
+            n.client,
+            64,
+            (n.client, CPORT),
+            (n.rs, RPORT),
+        );
+        let want = icmp_about(
+            OUT_MACS,
+            v6,
+            n.vip,
+            n.client,
+            63,
+            (n.client, CPORT),
+            (n.vip, VPORT),
+        );
+        check(
+            xmit::icmp::nat_xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("NAT ICMP out v6={v6}"),
+        );
     }
 }
 
@@ -456,13 +666,59 @@ fn fullnat_icmp_is_translated_both_ways() {
     for v6 in [false, true] {
         let n = net(v6);
         let p = params(v6, Direction::Inbound);
-        let input = icmp_about(IN_MACS, v6, n.router, n.vip, 64, (n.vip, VPORT), (n.client, CPORT));
-        let want = icmp_about(OUT_MACS, v6, n.local, n.rs, 63, (n.rs, RPORT), (n.local, LPORT));
-        check(xmit::icmp::fullnat_xmit, &input, &p, &want, XmitOutcome::Forward, &format!("FNAT ICMP in v6={v6}"));
+        let input = icmp_about(
+            IN_MACS,
+            v6,
+            n.router,
+            n.vip,
+            64,
+            (n.vip, VPORT),
+            (n.client, CPORT),
+        );
+        let want = icmp_about(
+            OUT_MACS,
+            v6,
+            n.local,
+            n.rs,
+            63,
+            (n.rs, RPORT),
+            (n.local, LPORT),
+        );
+        check(
+            xmit::icmp::fullnat_xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("FNAT ICMP in v6={v6}"),
+        );
         let p = params(v6, Direction::Outbound);
-        let input = icmp_about((NEXT_HOP_MAC, DIRECTOR_MAC), v6, n.rs, n.local, 64, (n.local, LPORT), (n.rs, RPORT));
-        let want = icmp_about(OUT_MACS, v6, n.vip, n.client, 63, (n.client, CPORT), (n.vip, VPORT));
-        check(xmit::icmp::fullnat_xmit, &input, &p, &want, XmitOutcome::Forward, &format!("FNAT ICMP out v6={v6}"));
+        let input = icmp_about(
+            (NEXT_HOP_MAC, DIRECTOR_MAC),
+            v6,
+            n.rs,
+            n.local,
+            64,
+            (n.local, LPORT),
+            (n.rs, RPORT),
+        );
+        let want = icmp_about(
+            OUT_MACS,
+            v6,
+            n.vip,
+            n.client,
+            63,
+            (n.client, CPORT),
+            (n.vip, VPORT),
+        );
+        check(
+            xmit::icmp::fullnat_xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("FNAT ICMP out v6={v6}"),
+        );
     }
 }
 
@@ -470,7 +726,15 @@ fn fullnat_icmp_is_translated_both_ways() {
 fn icmp_error_is_never_answered_with_icmp() {
     let n = net(false);
     let p = params(false, Direction::Inbound);
-    let input = icmp_about(IN_MACS, false, n.router, n.vip, 1, (n.vip, VPORT), (n.client, CPORT));
+    let input = icmp_about(
+        IN_MACS,
+        false,
+        n.router,
+        n.vip,
+        1,
+        (n.vip, VPORT),
+        (n.client, CPORT),
+    );
     let (verdict, _) = run(xmit::icmp::nat_xmit, &input, &p);
     assert_eq!(verdict, Err(XmitError::TtlExpired));
     let (verdict, _) = run(xmit::dr::xmit, &input, &p);

@@ -90,7 +90,8 @@ pub fn params(v6: bool, direction: Direction) -> XmitParams {
 }
 
 /// A forwarding method's entry point.
-pub type Method = fn(&mut FrameBuf, &wire::ParsedFrame, &XmitParams) -> Result<XmitOutcome, XmitError>;
+pub type Method =
+    fn(&mut FrameBuf, &wire::ParsedFrame, &XmitParams) -> Result<XmitOutcome, XmitError>;
 
 /// Parse `input`, copy it into a buffer with `headroom` and `tailroom`
 /// bytes of junk around it, run `method`, return the verdict and the
@@ -111,14 +112,22 @@ pub fn run_with_room(
 }
 
 /// [`run_with_room`] with 128 bytes of headroom and tailroom.
-pub fn run(method: Method, input: &[u8], p: &XmitParams) -> (Result<XmitOutcome, XmitError>, Vec<u8>) {
+pub fn run(
+    method: Method,
+    input: &[u8],
+    p: &XmitParams,
+) -> (Result<XmitOutcome, XmitError>, Vec<u8>) {
     run_with_room(method, input, p, 128, 128)
 }
 
 /// Compare two frames, printing a hex diff on mismatch.
 pub fn assert_frames_eq(got: &[u8], want: &[u8], case: &str) {
     if got != want {
-        let first = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
         panic!(
             "{case}: frames differ (got {} bytes, want {}), first difference at byte {first}\n got: {:02x?}\nwant: {:02x?}",
             got.len(),
@@ -145,10 +154,18 @@ fn verify_headers(headers: &PacketHeaders, whole: &[u8]) {
     let payload = ip_payload_of(headers);
     match &headers.net {
         Some(NetHeaders::Ipv4(ip, _)) => {
-            assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 header checksum");
+            assert_eq!(
+                ip.header_checksum,
+                ip.calc_header_checksum(),
+                "IPv4 header checksum"
+            );
             match &headers.transport {
                 Some(TransportHeader::Tcp(tcp)) => {
-                    assert_eq!(tcp.checksum, tcp.calc_checksum_ipv4(ip, payload).unwrap(), "TCP/IPv4 checksum");
+                    assert_eq!(
+                        tcp.checksum,
+                        tcp.calc_checksum_ipv4(ip, payload).unwrap(),
+                        "TCP/IPv4 checksum"
+                    );
                 }
                 Some(TransportHeader::Udp(udp)) => {
                     if udp.checksum != 0 {
@@ -158,7 +175,11 @@ fn verify_headers(headers: &PacketHeaders, whole: &[u8]) {
                     verify_gue(udp.destination_port, payload);
                 }
                 Some(TransportHeader::Icmpv4(icmp)) => {
-                    assert_eq!(icmp.checksum, icmp.icmp_type.calc_checksum(payload), "ICMPv4 checksum");
+                    assert_eq!(
+                        icmp.checksum,
+                        icmp.icmp_type.calc_checksum(payload),
+                        "ICMPv4 checksum"
+                    );
                 }
                 Some(_) => panic!("unexpected transport"),
                 None => verify_tunnel_payload(ip.protocol.0, payload),
@@ -166,15 +187,26 @@ fn verify_headers(headers: &PacketHeaders, whole: &[u8]) {
         }
         Some(NetHeaders::Ipv6(ip, _)) => match &headers.transport {
             Some(TransportHeader::Tcp(tcp)) => {
-                assert_eq!(tcp.checksum, tcp.calc_checksum_ipv6(ip, payload).unwrap(), "TCP/IPv6 checksum");
+                assert_eq!(
+                    tcp.checksum,
+                    tcp.calc_checksum_ipv6(ip, payload).unwrap(),
+                    "TCP/IPv6 checksum"
+                );
             }
             Some(TransportHeader::Udp(udp)) => {
                 assert_ne!(udp.checksum, 0, "UDP/IPv6 checksum is mandatory");
-                assert_eq!(udp.checksum, udp.calc_checksum_ipv6(ip, payload).unwrap(), "UDP/IPv6 checksum");
+                assert_eq!(
+                    udp.checksum,
+                    udp.calc_checksum_ipv6(ip, payload).unwrap(),
+                    "UDP/IPv6 checksum"
+                );
                 verify_gue(udp.destination_port, payload);
             }
             Some(TransportHeader::Icmpv6(icmp)) => {
-                let want = icmp.icmp_type.calc_checksum(ip.source, ip.destination, payload).unwrap();
+                let want = icmp
+                    .icmp_type
+                    .calc_checksum(ip.source, ip.destination, payload)
+                    .unwrap();
                 assert_eq!(icmp.checksum, want, "ICMPv6 checksum");
             }
             Some(_) => panic!("unexpected transport"),
@@ -200,7 +232,10 @@ fn verify_tunnel_payload(protocol: u8, payload: &[u8]) {
         47 => {
             let flags = u16::from_be_bytes([payload[0], payload[1]]);
             let header_len = if flags & 0x8000 != 0 {
-                assert!(checksum::verifies(checksum::add(0, payload)), "GRE checksum");
+                assert!(
+                    checksum::verifies(checksum::add(0, payload)),
+                    "GRE checksum"
+                );
                 8
             } else {
                 4
