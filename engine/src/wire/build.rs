@@ -140,7 +140,11 @@ impl PacketBuilder {
         self
     }
 
-    /// IPv4 or IPv6 header, by the family of `src` (`dst` must match).
+    /// IPv4 or IPv6 header, by the family of `src`.
+    ///
+    /// # Panics
+    ///
+    /// If `src` and `dst` are of different families (a test's mistake).
     pub fn ip(self, src: IpAddr, dst: IpAddr) -> Self {
         match (src, dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => self.ipv4(s, d),
