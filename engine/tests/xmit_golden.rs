@@ -751,3 +751,99 @@ fn icmp_method_refuses_non_errors() {
     let parsed = wire::parse_frame(&input).unwrap();
     assert!(parsed.icmp_error.is_none());
 }
+
+#[test]
+fn tunnel_carries_ipv4_over_ipv6_outer() {
+    let n4 = net(false);
+    let n6 = net(true);
+    let mut p = params(false, Direction::Inbound);
+    p.real_server = SocketAddr::new(n6.rs, RPORT);
+    p.tunnel.source = n6.tunsrc;
+    let input = packet(IN_MACS, (n4.client, CPORT), (n4.vip, VPORT), 64, false).build();
+    let inner = packet(IN_MACS, (n4.client, CPORT), (n4.vip, VPORT), 63, false).build_ip();
+    let want = PacketBuilder::new()
+        .eth(DIRECTOR_MAC, NEXT_HOP_MAC)
+        .ip(n6.tunsrc, n6.rs)
+        .ttl(63)
+        .raw_l4(4)
+        .payload(&inner)
+        .build();
+    // The builder names the ethertype from the outer family already.
+    assert_eq!(&want[12..14], &[0x86, 0xdd]);
+    check(
+        xmit::tunnel::xmit,
+        &input,
+        &p,
+        &want,
+        XmitOutcome::Forward,
+        "IPv4 in IPv6",
+    );
+}
+
+#[test]
+fn tunnel_without_df_uses_flow_hash_ident_and_clear_df() {
+    let n = net(false);
+    let p = params(false, Direction::Inbound);
+    let input = PacketBuilder::new()
+        .eth(CLIENT_MAC, DIRECTOR_MAC)
+        .ip(n.client, n.vip)
+        .udp(CPORT, VPORT)
+        .payload(PAYLOAD)
+        .build();
+    let inner = PacketBuilder::new()
+        .ip(n.client, n.vip)
+        .ttl(63)
+        .udp(CPORT, VPORT)
+        .payload(PAYLOAD)
+        .build_ip();
+    let want = PacketBuilder::new()
+        .eth(DIRECTOR_MAC, NEXT_HOP_MAC)
+        .ip(n.tunsrc, n.rs)
+        .ttl(63)
+        .ident(FLOW_HASH as u16)
+        .raw_l4(4)
+        .payload(&inner)
+        .build();
+    check(
+        xmit::tunnel::xmit,
+        &input,
+        &p,
+        &want,
+        XmitOutcome::Forward,
+        "IPIP no DF",
+    );
+}
+
+#[test]
+fn dr_forwards_icmp_error_of_its_connection_unchanged() {
+    for v6 in [false, true] {
+        let n = net(v6);
+        let p = params(v6, Direction::Inbound);
+        let input = icmp_about(
+            IN_MACS,
+            v6,
+            n.router,
+            n.vip,
+            64,
+            (n.vip, VPORT),
+            (n.client, CPORT),
+        );
+        let want = icmp_about(
+            OUT_MACS,
+            v6,
+            n.router,
+            n.vip,
+            63,
+            (n.vip, VPORT),
+            (n.client, CPORT),
+        );
+        check(
+            xmit::dr::xmit,
+            &input,
+            &p,
+            &want,
+            XmitOutcome::Forward,
+            &format!("DR ICMP v6={v6}"),
+        );
+    }
+}
