@@ -376,7 +376,7 @@ fn tunnel_case(
         TunnelType::Ipip => outer.raw_l4(inner_proto),
         TunnelType::Gue { port } => {
             let b = outer.gue(xmit::tunnel::gue_source_port(FLOW_HASH), port, inner_proto);
-            if csum == TunnelCsum::Csum || v6 {
+            if csum != TunnelCsum::NoCsum || v6 {
                 b
             } else {
                 b.udp_zero_checksum()

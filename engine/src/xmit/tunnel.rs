@@ -15,11 +15,14 @@
 //! - GUE: UDP source port from the flow hash mapped into 32768..=60999
 //!   (the kernel's `udp_flow_src_port` over the default local port
 //!   range), destination the tunnel port, a 4-byte GUE header (version
-//!   0, no options, proto_ctype = 4 or 41). The UDP checksum is filled
-//!   with `csum` and always over IPv6, else 0. `remcsum` only applies to
-//!   packets whose inner checksum is left to offload (CHECKSUM_PARTIAL);
-//!   ours are always complete, so, as the kernel does then, no remcsum
-//!   option is emitted.
+//!   0, no options, proto_ctype = 4 or 41). With `csum` or `remcsum`
+//!   the UDP checksum is filled, as the kernel does; without, it is 0
+//!   over IPv4. Over IPv6 we always fill it: the kernel leaves it 0 there
+//!   (RFC 6935 allows that for tunnels), but receivers must opt in to
+//!   zero-checksum IPv6 UDP, and a valid checksum is accepted by all.
+//!   `remcsum` only adds its option to packets whose inner checksum is
+//!   left to offload (CHECKSUM_PARTIAL); ours are always complete, so, as
+//!   the kernel does then, no remcsum option is emitted.
 //! - GRE: 4 bytes (flags 0, protocol = inner ethertype), 8 with `csum`
 //!   (checksum over the GRE header and payload).
 //!
@@ -166,7 +169,7 @@ pub fn xmit(
                 out.get_mut(tun_start + udp::HEADER_LEN..)
                     .ok_or(XmitError::Truncated)?,
             )?;
-            if tun.csum == TunnelCsum::Csum || outer_v6 {
+            if tun.csum != TunnelCsum::NoCsum || outer_v6 {
                 let seg = out
                     .get(tun_start..tun_start + outer_payload_len)
                     .ok_or(XmitError::Truncated)?;
