@@ -847,3 +847,30 @@ fn dr_forwards_icmp_error_of_its_connection_unchanged() {
         );
     }
 }
+
+#[test]
+fn tunnel_carries_ipv6_over_ipv4_outer_without_df() {
+    let n4 = net(false);
+    let n6 = net(true);
+    let mut p = params(true, Direction::Inbound);
+    p.real_server = SocketAddr::new(n4.rs, RPORT);
+    p.tunnel.source = n4.tunsrc;
+    let input = packet(IN_MACS, (n6.client, CPORT), (n6.vip, VPORT), 64, true).build();
+    let inner = packet(IN_MACS, (n6.client, CPORT), (n6.vip, VPORT), 63, true).build_ip();
+    let want = PacketBuilder::new()
+        .eth(DIRECTOR_MAC, NEXT_HOP_MAC)
+        .ip(n4.tunsrc, n4.rs)
+        .ttl(63)
+        .ident(FLOW_HASH as u16)
+        .raw_l4(41)
+        .payload(&inner)
+        .build();
+    check(
+        xmit::tunnel::xmit,
+        &input,
+        &p,
+        &want,
+        XmitOutcome::Forward,
+        "IPv6 in IPv4",
+    );
+}

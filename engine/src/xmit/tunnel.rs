@@ -8,9 +8,10 @@
 //! for GRE. Outer TTL / hop limit = the inner one (after decrement);
 //! outer TOS / traffic class = the inner DSCP and ECN, except that an
 //! inner CE mark becomes ECT(0) (`INET_ECN_encapsulate`); outer DF =
-//! the inner DF (pmtu_disc = 1; set for an IPv6 inner packet, which may
-//! never be fragmented on the way); outer IPv4 identification 0 when DF
-//! is set, else the low 16 bits of the flow hash; IPv6 flow label 0.
+//! the inner DF (pmtu_disc = 1; clear for an IPv6 inner packet, as in
+//! `ip_vs_prepare_tunneled_skb`); outer IPv4 identification 0 when DF
+//! is set, else the low 16 bits of the flow hash (the kernel's
+//! `ip_select_ident` is a hash too); IPv6 flow label 0.
 //!
 //! - GUE: UDP source port from the flow hash mapped into 32768..=60999
 //!   (the kernel's `udp_flow_src_port` over the default local port
@@ -125,7 +126,7 @@ pub fn xmit(
             }
             Network::Ipv6 => {
                 let ip = ipv6::Packet::new_checked(ip)?;
-                (proto::IPV6, ethertype::IPV6, ip.traffic_class(), true)
+                (proto::IPV6, ethertype::IPV6, ip.traffic_class(), false)
             }
             Network::Arp => return Err(XmitError::NotIp),
         }
