@@ -174,3 +174,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn stale_or_foreign_parse_never_panics(
+        method in 0usize..6,
+        donor_len in 0usize..300,
+        bytes in proptest::collection::vec(any::<u8>(), 0..300),
+        headroom in 0usize..64,
+        v6 in any::<bool>(),
+        toa in any::<bool>(),
+    ) {
+        // Parse one valid frame, then run the method on unrelated bytes.
+        let n = net(v6);
+        let donor = PacketBuilder::new()
+            .eth(CLIENT_MAC, DIRECTOR_MAC)
+            .ip(n.client, n.vip)
+            .tcp(CPORT, VPORT)
+            .flags(tcp::SYN)
+            .payload(&vec![7u8; donor_len])
+            .build();
+        let parsed = parse_frame(&donor).unwrap();
+        let mut p = params(v6, Direction::Inbound);
+        p.insert_toa = toa;
+        let methods: [Method; 6] = [
+            xmit::dr::xmit,
+            xmit::nat::xmit,
+            xmit::fullnat::xmit,
+            xmit::tunnel::xmit,
+            xmit::icmp::nat_xmit,
+            xmit::icmp::fullnat_xmit,
+        ];
+        let mut buf = vec![0u8; headroom + bytes.len() + 32];
+        buf[headroom..headroom + bytes.len()].copy_from_slice(&bytes);
+        let mut frame = xmit::FrameBuf::new(&mut buf, headroom, bytes.len()).unwrap();
+        let _ = methods[method](&mut frame, &parsed, &p);
+    }
+}

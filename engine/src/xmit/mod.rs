@@ -231,14 +231,23 @@ impl From<WireError> for XmitError {
     }
 }
 
-/// The frame's IP packet bounds, checked against the buffer; drops
-/// Ethernet padding so the frame ends where the IP packet does.
+/// Check that `parsed` describes `frame` (offsets ordered and inside
+/// it, so the methods' slicing cannot fail even if the engine passes a
+/// stale parse) and drop Ethernet padding so the frame ends where the
+/// IP packet does.
 pub(crate) fn trim_padding(frame: &mut FrameBuf, parsed: &ParsedFrame) -> Result<(), XmitError> {
     if parsed.network == Network::Arp {
         return Err(XmitError::NotIp);
     }
+    let l3 = usize::from(parsed.l3);
+    let l4 = usize::from(parsed.l4);
+    let payload = usize::from(parsed.payload);
     let end = parsed.ip_end();
-    if end > frame.len() {
+    let ordered = (wire::ethernet::HEADER_LEN..=18).contains(&l3)
+        && l3 <= l4
+        && l4 <= payload
+        && payload <= end;
+    if !ordered || end > frame.len() {
         return Err(XmitError::Truncated);
     }
     frame.truncate(end);
