@@ -1,0 +1,130 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! Sums are carried as `u32` accumulators of 16-bit big-endian words and
+//! folded at the end; [`finish`] turns an accumulator into the value
+//! written on the wire. [`update`] applies RFC 1624's equation 3,
+//! `HC' = ~(~HC + ~m + m')`, for any even-length field that changed
+//! (addresses, ports, a TTL word), so a rewrite costs a few additions
+//! instead of a pass over the payload.
+
+use std::net::IpAddr;
+
+/// Add `data` (big-endian 16-bit words; an odd last byte is padded with
+/// zero) to the accumulator `acc`.
+pub fn add(mut acc: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for pair in &mut chunks {
+        if let &[a, b] = pair {
+            acc = acc.wrapping_add(u32::from(u16::from_be_bytes([a, b])));
+            // Keep the accumulator far from overflow on long buffers.
+            if acc >= 0x8000_0000 {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+        }
+    }
+    if let &[last] = chunks.remainder() {
+        acc = acc.wrapping_add(u32::from(last) << 8);
+    }
+    acc
+}
+
+/// Fold the accumulator's carries into 16 bits (one's-complement sum).
+pub fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The checksum to write on the wire for accumulator `acc`.
+pub fn finish(acc: u32) -> u16 {
+    !fold(acc)
+}
+
+/// The full checksum of `data` (e.g. an IPv4 header with its checksum
+/// field zeroed).
+pub fn of(data: &[u8]) -> u16 {
+    finish(add(0, data))
+}
+
+/// The pseudo-header accumulator for TCP/UDP/ICMPv6 over IPv4 or IPv6.
+/// Mixed address families give the IPv4 rule with the IPv6 addresses'
+/// bytes, which callers never ask for.
+pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, l4_len: u32) -> u32 {
+    let mut acc = match src {
+        IpAddr::V4(a) => add(0, &a.octets()),
+        IpAddr::V6(a) => add(0, &a.octets()),
+    };
+    acc = match dst {
+        IpAddr::V4(a) => add(acc, &a.octets()),
+        IpAddr::V6(a) => add(acc, &a.octets()),
+    };
+    acc = acc.wrapping_add(u32::from(protocol));
+    acc.wrapping_add(l4_len >> 16).wrapping_add(l4_len & 0xffff)
+}
+
+/// RFC 1624 eqn. 3: the checksum `check` after the bytes `old` of the
+/// covered data became `new`. Both must have the same even length and
+/// start at an even offset of the covered data.
+pub fn update(check: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut acc = u32::from(!check);
+    let mut olds = old.chunks_exact(2);
+    for pair in &mut olds {
+        if let &[a, b] = pair {
+            acc += u32::from(!u16::from_be_bytes([a, b]));
+        }
+    }
+    acc = u32::from(fold(acc));
+    acc = add(acc, new);
+    !fold(acc)
+}
+
+/// [`update`] for one 16-bit word.
+pub fn update_u16(check: u16, old: u16, new: u16) -> u16 {
+    update(check, &old.to_be_bytes(), &new.to_be_bytes())
+}
+
+/// [`update`] for an address change (both of the same family; a family
+/// change is not an in-place rewrite and leaves `check` as it is).
+pub fn update_addr(check: u16, old: IpAddr, new: IpAddr) -> u16 {
+    match (old, new) {
+        (IpAddr::V4(o), IpAddr::V4(n)) => update(check, &o.octets(), &n.octets()),
+        (IpAddr::V6(o), IpAddr::V6(n)) => update(check, &o.octets(), &n.octets()),
+        _ => check,
+    }
+}
+
+/// Does `data` (checksum field included) sum to all ones, i.e. verify?
+pub fn verifies(acc_with_data: u32) -> bool {
+    fold(acc_with_data) == 0xffff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example_sum() {
+        // RFC 1071 §3 example: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(add(0, &data)), 0xddf2);
+        assert_eq!(of(&data), !0xddf2);
+    }
+
+    #[test]
+    fn incremental_update_matches_full_recompute() {
+        let mut data = [
+            0x45u8, 0, 0, 60, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let check = of(&data);
+        let old = [10u8, 0, 0, 2];
+        let new = [192u8, 168, 200, 77];
+        data[16..20].copy_from_slice(&new);
+        assert_eq!(update(check, &old, &new), of(&data));
+    }
+
+    #[test]
+    fn odd_length_pads_last_byte() {
+        assert_eq!(fold(add(0, &[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+    }
+}

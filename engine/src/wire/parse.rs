@@ -1,0 +1,312 @@
+//! `parse_frame`: one pass over a received frame, yielding a small `Copy`
+//! summary with the offsets the rewrites need.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{arp, ethernet, ethertype, icmp, ipv4, ipv6, proto, read_u16, tcp, udp, WireError};
+
+/// The network layer of a parsed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Network {
+    /// IPv4.
+    Ipv4,
+    /// IPv6.
+    Ipv6,
+    /// ARP (addresses are the sender and target protocol addresses).
+    Arp,
+}
+
+/// The ICMP errors that relate to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IcmpErrorKind {
+    /// Destination unreachable (IPv4 frag-needed included).
+    DestUnreachable,
+    /// IPv6 packet too big.
+    PacketTooBig,
+    /// Time (TTL / hop limit / reassembly) exceeded.
+    TimeExceeded,
+    /// IPv4 source quench.
+    SourceQuench,
+    /// Parameter problem.
+    ParameterProblem,
+}
+
+/// The packet quoted by an ICMP error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InnerPacket {
+    /// Offset of the quoted IP header from the start of the frame.
+    pub l3: u16,
+    /// Offset of the quoted transport header from the start of the frame.
+    pub l4: u16,
+    /// Transport protocol of the quoted packet.
+    pub protocol: u8,
+    /// Quoted source address.
+    pub saddr: IpAddr,
+    /// Quoted destination address.
+    pub daddr: IpAddr,
+    /// Quoted source port (0 if none or not quoted).
+    pub sport: u16,
+    /// Quoted destination port (0 if none or not quoted).
+    pub dport: u16,
+}
+
+/// An ICMP or ICMPv6 error and the packet it quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IcmpError {
+    /// What kind of error.
+    pub kind: IcmpErrorKind,
+    /// The raw type.
+    pub icmp_type: u8,
+    /// The raw code.
+    pub code: u8,
+    /// The quoted packet.
+    pub inner: InnerPacket,
+}
+
+/// What the engine needs to know about a received frame. All offsets
+/// are from the start of the frame; all of them are within the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ParsedFrame {
+    /// Offset of the network header.
+    pub l3: u16,
+    /// Offset of the transport header (for a non-first fragment or an
+    /// unknown protocol: where it would be, i.e. after the IP headers).
+    pub l4: u16,
+    /// Offset of the transport payload (after TCP/UDP/ICMP headers).
+    pub payload: u16,
+    /// The 802.1Q VLAN id, if tagged.
+    pub vlan: Option<u16>,
+    /// The payload's ethertype (after the tag).
+    pub ethertype: u16,
+    /// IPv4, IPv6 or ARP.
+    pub network: Network,
+    /// Transport protocol (after IPv6 extension headers).
+    pub protocol: u8,
+    /// Source address.
+    pub saddr: IpAddr,
+    /// Destination address.
+    pub daddr: IpAddr,
+    /// Source port (TCP/UDP; 0 otherwise).
+    pub sport: u16,
+    /// Destination port (TCP/UDP; 0 otherwise).
+    pub dport: u16,
+    /// TCP flags (0 otherwise).
+    pub tcp_flags: u8,
+    /// Length of the IP packet, header included (bytes after `l3` that
+    /// belong to it; Ethernet padding excluded).
+    pub ip_len: u16,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// IPv4 DF flag; always true for IPv6 (routers never fragment it).
+    pub dont_fragment: bool,
+    /// The packet is a fragment.
+    pub is_fragment: bool,
+    /// It is the first fragment (its transport header is present).
+    pub is_first_fragment: bool,
+    /// For an ICMP/ICMPv6 error: the error and the packet it quotes.
+    pub icmp_error: Option<IcmpError>,
+}
+
+impl ParsedFrame {
+    /// Does the frame carry a transport header we parsed (TCP or UDP
+    /// ports present)?
+    pub fn has_ports(&self) -> bool {
+        matches!(self.protocol, proto::TCP | proto::UDP) && self.payload > self.l4
+    }
+
+    /// Offset of the end of the IP packet (start of Ethernet padding).
+    pub fn ip_end(&self) -> usize {
+        usize::from(self.l3) + usize::from(self.ip_len)
+    }
+}
+
+fn off16(value: usize) -> Result<u16, WireError> {
+    u16::try_from(value).map_err(|_| WireError::BadLength)
+}
+
+/// Parse an Ethernet frame (at most one 802.1Q tag) carrying IPv4, IPv6
+/// or ARP. Never panics, whatever `frame` holds; every error is one drop
+/// reason.
+pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, WireError> {
+    let eth = ethernet::Packet::new_checked(frame)?;
+    let l3 = eth.header_len();
+    let ether = eth.ethertype();
+    let rest = frame.get(l3..).ok_or(WireError::Truncated)?;
+    let mut parsed = ParsedFrame {
+        l3: off16(l3)?,
+        l4: off16(l3)?,
+        payload: off16(l3)?,
+        vlan: eth.vlan(),
+        ethertype: ether,
+        network: Network::Ipv4,
+        protocol: 0,
+        saddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        daddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        ip_len: 0,
+        ttl: 0,
+        dont_fragment: false,
+        is_fragment: false,
+        is_first_fragment: false,
+        icmp_error: None,
+    };
+    let (l4_rel, ip_len) = match ether {
+        ethertype::IPV4 => {
+            let ip = ipv4::Packet::new_checked(rest)?;
+            let total = usize::from(ip.total_len());
+            if total < ip.header_len() {
+                return Err(WireError::BadLength);
+            }
+            if total > rest.len() {
+                return Err(WireError::Truncated);
+            }
+            if !ip.verify_checksum() {
+                return Err(WireError::BadChecksum);
+            }
+            parsed.protocol = ip.protocol();
+            parsed.saddr = IpAddr::V4(ip.src());
+            parsed.daddr = IpAddr::V4(ip.dst());
+            parsed.ttl = ip.ttl();
+            parsed.dont_fragment = ip.dont_frag();
+            parsed.is_fragment = ip.is_fragment();
+            parsed.is_first_fragment = ip.is_fragment() && ip.frag_offset() == 0;
+            (ip.header_len(), total)
+        }
+        ethertype::IPV6 => {
+            parsed.network = Network::Ipv6;
+            let ip = ipv6::Packet::new_checked(rest)?;
+            let total = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+            let packet = rest.get(..total).ok_or(WireError::Truncated)?;
+            let walk = ipv6::walk_ext_headers(packet)?;
+            parsed.protocol = walk.protocol;
+            parsed.saddr = IpAddr::V6(ip.src());
+            parsed.daddr = IpAddr::V6(ip.dst());
+            parsed.ttl = ip.hop_limit();
+            parsed.dont_fragment = true;
+            parsed.is_fragment = walk.is_fragment;
+            parsed.is_first_fragment = walk.is_fragment && walk.is_first_fragment;
+            (walk.offset, total)
+        }
+        ethertype::ARP => {
+            let packet = arp::Packet::new_checked(rest)?;
+            parsed.network = Network::Arp;
+            parsed.saddr = IpAddr::V4(packet.sender_ip());
+            parsed.daddr = IpAddr::V4(packet.target_ip());
+            parsed.ip_len = off16(arp::PACKET_LEN)?;
+            return Ok(parsed);
+        }
+        _ => return Err(WireError::UnsupportedEthertype),
+    };
+    parsed.ip_len = off16(ip_len)?;
+    parsed.l4 = off16(l3 + l4_rel)?;
+    parsed.payload = parsed.l4;
+    if parsed.is_fragment && !parsed.is_first_fragment {
+        return Ok(parsed);
+    }
+    // The transport segment: from l4 to the end of the IP packet.
+    let segment = rest.get(l4_rel..ip_len).ok_or(WireError::Truncated)?;
+    let header_len = match (parsed.network, parsed.protocol) {
+        (_, proto::TCP) => {
+            let seg = tcp::Packet::new_checked(segment)?;
+            parsed.sport = seg.src_port();
+            parsed.dport = seg.dst_port();
+            parsed.tcp_flags = seg.flags();
+            seg.header_len()
+        }
+        (_, proto::UDP) => {
+            let seg = udp::Packet::new_checked(segment)?;
+            parsed.sport = seg.src_port();
+            parsed.dport = seg.dst_port();
+            udp::HEADER_LEN
+        }
+        (Network::Ipv4, proto::ICMP) | (Network::Ipv6, proto::ICMPV6) => {
+            let msg = icmp::Packet::new_checked(segment)?;
+            let base = l3 + l4_rel + icmp::HEADER_LEN;
+            parsed.icmp_error = parse_icmp_error(parsed.network, &msg, base)?;
+            icmp::HEADER_LEN
+        }
+        _ => 0,
+    };
+    parsed.payload = off16(l3 + l4_rel + header_len)?;
+    Ok(parsed)
+}
+
+fn icmp_kind(network: Network, msg_type: u8) -> Option<IcmpErrorKind> {
+    match network {
+        Network::Ipv4 => match msg_type {
+            icmp::v4::DEST_UNREACH => Some(IcmpErrorKind::DestUnreachable),
+            icmp::v4::SOURCE_QUENCH => Some(IcmpErrorKind::SourceQuench),
+            icmp::v4::TIME_EXCEEDED => Some(IcmpErrorKind::TimeExceeded),
+            icmp::v4::PARAM_PROBLEM => Some(IcmpErrorKind::ParameterProblem),
+            _ => None,
+        },
+        Network::Ipv6 => match msg_type {
+            icmp::v6::DEST_UNREACH => Some(IcmpErrorKind::DestUnreachable),
+            icmp::v6::PACKET_TOO_BIG => Some(IcmpErrorKind::PacketTooBig),
+            icmp::v6::TIME_EXCEEDED => Some(IcmpErrorKind::TimeExceeded),
+            icmp::v6::PARAM_PROBLEM => Some(IcmpErrorKind::ParameterProblem),
+            _ => None,
+        },
+        Network::Arp => None,
+    }
+}
+
+/// For an ICMP error, parse the quoted packet (which is usually cut
+/// short: only its IP header and 8 bytes of transport are promised).
+fn parse_icmp_error(
+    network: Network,
+    msg: &icmp::Packet<&[u8]>,
+    base: usize,
+) -> Result<Option<IcmpError>, WireError> {
+    let Some(kind) = icmp_kind(network, msg.msg_type()) else {
+        return Ok(None);
+    };
+    let quoted = msg.payload();
+    let (protocol, saddr, daddr, l4_rel, has_l4) = match network {
+        Network::Ipv4 => {
+            let ip = ipv4::Packet::new_checked(quoted)?;
+            let first = ip.frag_offset() == 0;
+            (
+                ip.protocol(),
+                IpAddr::V4(ip.src()),
+                IpAddr::V4(ip.dst()),
+                ip.header_len(),
+                first,
+            )
+        }
+        _ => {
+            let ip = ipv6::Packet::new_checked(quoted)?;
+            let walk = ipv6::walk_ext_headers(quoted)?;
+            let first = !walk.is_fragment || walk.is_first_fragment;
+            (
+                walk.protocol,
+                IpAddr::V6(ip.src()),
+                IpAddr::V6(ip.dst()),
+                walk.offset,
+                first,
+            )
+        }
+    };
+    let mut inner = InnerPacket {
+        l3: off16(base)?,
+        l4: off16(base + l4_rel)?,
+        protocol,
+        saddr,
+        daddr,
+        sport: 0,
+        dport: 0,
+    };
+    if has_l4 && matches!(protocol, proto::TCP | proto::UDP) {
+        // Ports are the first 4 bytes of both; the quote must hold them.
+        inner.sport = read_u16(quoted, l4_rel)?;
+        inner.dport = read_u16(quoted, l4_rel + 2)?;
+    }
+    Ok(Some(IcmpError {
+        kind,
+        icmp_type: msg.msg_type(),
+        code: msg.code(),
+        inner,
+    }))
+}

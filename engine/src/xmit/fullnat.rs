@@ -1,0 +1,162 @@
+//! Full NAT: both ends rewritten, so the real server needs no route
+//! back through the director for the client's address.
+//!
+//! Inbound: source → the director's local address and port, destination
+//! → the real server's. Outbound (reply): source → the virtual service,
+//! destination → the client. Checksums fixed incrementally; TTL
+//! decremented both ways, as for NAT.
+//!
+//! TOA (DPVS's "TCP option address"): so that the real server can learn
+//! the client's address, an inbound TCP packet flagged by the engine
+//! ([`XmitParams::insert_toa`]: the SYN and the first ACK) gets an
+//! option `kind 254, len 8, port(2), IPv4(4)` (IPv6 client: `len 20,
+//! port(2), IPv6(16)`) when the TCP header stays within 60 bytes and the
+//! packet within the MTU; otherwise the packet goes on without it. DPVS
+//! appends the option after the existing ones; we insert it first, right
+//! after the fixed header, so that an end-of-list option in the original
+//! cannot hide it. The headers move into the headroom (or, without
+//! headroom, the rest moves into the tailroom); data offset, IP length and
+//! both checksums are fixed (the TCP checksum is recomputed whole: these
+//! are a connection's first packets, with little or no payload).
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::{
+    check_mtu, decrement_ttl, rewrite_endpoint, same_family, set_macs, trim_padding, Direction,
+    Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
+};
+use crate::wire::{self, checksum, ipv4, ipv6, proto, tcp, Network, ParsedFrame};
+
+/// Length of the IPv4 TOA option.
+pub const TOA_V4_LEN: usize = 8;
+/// Length of the IPv6 TOA option.
+pub const TOA_V6_LEN: usize = 20;
+
+/// Rewrite `frame` for its direction and forward it.
+pub fn xmit(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    params: &XmitParams,
+) -> Result<XmitOutcome, XmitError> {
+    trim_padding(frame, parsed)?;
+    if parsed.is_fragment && !parsed.is_first_fragment {
+        return Err(XmitError::Fragment);
+    }
+    for addr in [
+        params.real_server,
+        params.local,
+        params.client,
+        params.virtual_service,
+    ] {
+        same_family(parsed.daddr, addr.ip())?;
+    }
+    if let Some(outcome) = decrement_ttl(frame, parsed, params)? {
+        return Ok(outcome);
+    }
+    let mtu = usize::from(params.mtu);
+    let ip_len = usize::from(parsed.ip_len);
+    if let Some(outcome) = check_mtu(frame, parsed, params, ip_len, mtu, u32::from(params.mtu))? {
+        return Ok(outcome);
+    }
+    let (src, dst) = match params.direction {
+        Direction::Inbound => (params.local, params.real_server),
+        Direction::Outbound => (params.virtual_service, params.client),
+    };
+    let l3 = usize::from(parsed.l3);
+    let l4 = usize::from(parsed.l4);
+    let has_ports = parsed.has_ports();
+    for (which, target) in [(Endpoint::Source, src), (Endpoint::Destination, dst)] {
+        let port = has_ports.then_some(target.port());
+        rewrite_endpoint(
+            frame.frame_mut(),
+            l3,
+            l4,
+            parsed.protocol,
+            which,
+            target.ip(),
+            port,
+            true,
+        )?;
+    }
+    if params.insert_toa
+        && params.direction == Direction::Inbound
+        && parsed.protocol == proto::TCP
+        && has_ports
+        && !parsed.is_fragment
+    {
+        insert_toa(frame, parsed, params.client, mtu, src.ip(), dst.ip())?;
+    }
+    set_macs(frame.frame_mut(), params.director_mac, params.next_hop_mac)?;
+    Ok(XmitOutcome::Forward)
+}
+
+/// Insert the TOA option for `client` if it fits; `src`/`dst` are the
+/// packet's (already rewritten) addresses. Returns whether it was inserted.
+fn insert_toa(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    client: SocketAddr,
+    mtu: usize,
+    src: IpAddr,
+    dst: IpAddr,
+) -> Result<bool, XmitError> {
+    let mut option = [0u8; TOA_V6_LEN];
+    option[0] = tcp::OPT_TOA;
+    option[2..4].copy_from_slice(&client.port().to_be_bytes());
+    let toa_len = match client.ip() {
+        IpAddr::V4(a) => {
+            option[4..8].copy_from_slice(&a.octets());
+            TOA_V4_LEN
+        }
+        IpAddr::V6(a) => {
+            option[4..20].copy_from_slice(&a.octets());
+            TOA_V6_LEN
+        }
+    };
+    option[1] = toa_len as u8;
+    let l3 = usize::from(parsed.l3);
+    let l4 = usize::from(parsed.l4);
+    let tcp_hdr_len = usize::from(parsed.payload).saturating_sub(l4);
+    let ip_len = usize::from(parsed.ip_len);
+    if tcp_hdr_len + toa_len > tcp::MAX_HEADER_LEN || ip_len + toa_len > mtu {
+        return Ok(false);
+    }
+    let at = l4 + tcp::MIN_HEADER_LEN;
+    let len = frame.len();
+    if frame.headroom() >= toa_len {
+        frame.push_front(toa_len)?;
+        frame.frame_mut().copy_within(toa_len..toa_len + at, 0);
+    } else if frame.tailroom() >= toa_len {
+        let (buf, start) = frame.raw();
+        buf.copy_within(start + at..start + len, start + at + toa_len);
+        frame.set(start, len + toa_len);
+    } else {
+        return Ok(false);
+    }
+    let out = frame.frame_mut();
+    wire::write_bytes(out, at, &option[..toa_len])?;
+    let new_ip_len = ip_len + toa_len;
+    match parsed.network {
+        Network::Ipv4 => {
+            let ip = out.get_mut(l3..).ok_or(XmitError::Truncated)?;
+            ipv4::Packet::new_checked(ip)?.rewrite_total_len(new_ip_len as u16);
+        }
+        _ => {
+            let ip = out.get_mut(l3..).ok_or(XmitError::Truncated)?;
+            let mut ip = ipv6::Packet::new_checked(ip)?;
+            let payload_len = ip.payload_len() + toa_len as u16;
+            ip.set_payload_len(payload_len);
+        }
+    }
+    let segment = out
+        .get_mut(l4..l3 + new_ip_len)
+        .ok_or(XmitError::Truncated)?;
+    let seg_len = segment.len();
+    let mut seg = tcp::Packet::new_unchecked(&mut *segment);
+    seg.set_header_len(tcp_hdr_len + toa_len);
+    seg.set_checksum(0);
+    let acc = checksum::pseudo_header(src, dst, proto::TCP, seg_len as u32);
+    let check = checksum::finish(checksum::add(acc, segment));
+    tcp::Packet::new_unchecked(segment).set_checksum(check);
+    Ok(true)
+}
