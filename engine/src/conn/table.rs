@@ -163,6 +163,14 @@ impl ConnTable {
         self.slots.len()
     }
 
+    /// Bytes of one entry (connection or template, IPv4 or IPv6).
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Slot>();
+
+    /// Bytes of both hash indexes.
+    pub fn index_bytes(&self) -> usize {
+        (self.in_index.len() + self.out_index.len()) * std::mem::size_of::<AtomicU64>()
+    }
+
     /// Bytes of storage allocated for entries and both indexes.
     pub fn memory_bytes(&self) -> usize {
         self.slots.len() * std::mem::size_of::<Slot>()
