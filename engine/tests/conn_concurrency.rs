@@ -135,6 +135,48 @@ fn lookups_never_lose_or_invent_entries_while_others_churn() {
 }
 
 #[test]
+fn lookups_in_a_tiny_table_survive_immediate_slot_reuse() {
+    // 64 stable entries and 32 churning ones in 128 slots and 128 buckets
+    // per index: a freed slot is reused at once (the free list is LIFO),
+    // usually in another bucket, while readers may stand on it.
+    const STABLE: u16 = 64;
+    let (_registry, table, dest) = setup(128);
+    for cport in 0..STABLE {
+        table
+            .insert(&new_conn(cport, dest), Millis(0))
+            .expect("stable");
+    }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for round in 0..20_000u32 {
+                let cport = 1000 + (round % 32) as u16;
+                let conn = table
+                    .insert(&new_conn(cport, dest), Millis(0))
+                    .expect("churn");
+                let stale = 1000 + ((round + 16) % 32) as u16;
+                if let Some(old) = table.lookup_in(&key(stale), Millis(0)) {
+                    assert!(old.expire_now(Millis(0)));
+                }
+                let _ = conn;
+            }
+            done.store(true, Ordering::Release);
+        });
+        scope.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                for cport in 0..STABLE {
+                    let found = table
+                        .lookup_in(&key(cport), Millis(0))
+                        .expect("no lost entry");
+                    assert_eq!(found.info().key, key(cport));
+                }
+            }
+        });
+    });
+    assert_eq!(table.stats().lookup_retries_exhausted, 0);
+}
+
+#[test]
 fn racing_inserts_of_one_key_leave_exactly_one_entry() {
     let (registry, table, dest) = setup(4096);
     for cport in 0..200u16 {
