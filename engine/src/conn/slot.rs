@@ -1,0 +1,532 @@
+//! The layout of one table entry (112 bytes) and of the hash buckets.
+//!
+//! Every field is an atomic so that lock-free readers may race writers
+//! without undefined behaviour; consistency comes from the sequence
+//! counter `seq` (odd while an entry is written or free; readers check it
+//! before and after reading) and from the compare-and-swap of the state
+//! word.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+use uvs_conf::{ForwardMethod, TunnelCsum, TunnelType};
+
+// ---- state word -------------------------------------------------------
+
+/// Lifecycle: free.
+pub(crate) const LIFE_FREE: u32 = 0;
+/// Lifecycle: visible and alive.
+pub(crate) const LIFE_LIVE: u32 = 1;
+/// Lifecycle: claimed by the thread that expires it.
+pub(crate) const LIFE_DYING: u32 = 2;
+/// Lifecycle: being inserted, not yet visible as alive.
+pub(crate) const LIFE_PENDING: u32 = 3;
+const LIFE_MASK: u32 = 0b11;
+const TCP_SHIFT: u32 = 2;
+const TCP_MASK: u32 = 0b1111 << TCP_SHIFT;
+/// Counted in InActConn rather than ActiveConn.
+pub(crate) const ST_INACTIVE: u32 = 1 << 6;
+/// No output packet seen yet (DR, TUN).
+pub(crate) const ST_NOOUTPUT: u32 = 1 << 7;
+/// Template invalidated (its real server went away): skipped by lookups.
+pub(crate) const ST_INVALID: u32 = 1 << 8;
+/// Template assured.
+pub(crate) const ST_ASSURED: u32 = 1 << 9;
+const TOUCH_SHIFT: u32 = 10;
+const TOUCH_MASK: u32 = 0xff << TOUCH_SHIFT;
+const GEN_SHIFT: u32 = 18;
+
+/// The lifecycle bits.
+pub(crate) fn life(state: u32) -> u32 {
+    state & LIFE_MASK
+}
+
+/// Replace the lifecycle bits.
+pub(crate) fn with_life(state: u32, life: u32) -> u32 {
+    (state & !LIFE_MASK) | life
+}
+
+/// The TCP state number.
+pub(crate) fn tcp_index(state: u32) -> u32 {
+    (state & TCP_MASK) >> TCP_SHIFT
+}
+
+/// Replace the TCP state number.
+pub(crate) fn with_tcp_index(state: u32, index: u32) -> u32 {
+    (state & !TCP_MASK) | ((index << TCP_SHIFT) & TCP_MASK)
+}
+
+/// Bump the touch counter, so that a concurrent compare-and-swap based on
+/// the old word fails even when nothing else changed.
+pub(crate) fn touched(state: u32) -> u32 {
+    let touch = ((state & TOUCH_MASK) >> TOUCH_SHIFT).wrapping_add(1);
+    (state & !TOUCH_MASK) | ((touch << TOUCH_SHIFT) & TOUCH_MASK)
+}
+
+/// The generation bits stored in the state word for sequence `seq`.
+pub(crate) fn gen_bits(seq: u32) -> u32 {
+    (seq >> 1) << GEN_SHIFT
+}
+
+/// Whether the state word belongs to the generation of `seq`.
+pub(crate) fn same_gen(state: u32, seq: u32) -> bool {
+    state >> GEN_SHIFT == gen_bits(seq) >> GEN_SHIFT
+}
+
+// ---- meta word (immutable while the entry lives) ---------------------
+
+const META_PROTOCOL_MASK: u32 = 0xff;
+/// Entry is a persistence template.
+pub(crate) const META_TEMPLATE: u32 = 1 << 8;
+const META_C_V6: u32 = 1 << 9;
+const META_V_V6: u32 = 1 << 10;
+const META_D_V6: u32 = 1 << 11;
+const META_L_V6: u32 = 1 << 12;
+/// Entry has a full-NAT local address.
+pub(crate) const META_LOCAL: u32 = 1 << 13;
+const METHOD_SHIFT: u32 = 14;
+const METHOD_MASK: u32 = 0b11 << METHOD_SHIFT;
+const TUN_SHIFT: u32 = 16;
+const TUN_MASK: u32 = 0b11 << TUN_SHIFT;
+const CSUM_SHIFT: u32 = 18;
+const CSUM_MASK: u32 = 0b11 << CSUM_SHIFT;
+/// Bits of the meta word that belong to the in-index key.
+const IN_KEY_META: u32 = META_PROTOCOL_MASK | META_TEMPLATE | META_C_V6 | META_V_V6;
+
+const METHOD_DR: u32 = 0;
+const METHOD_TUNNEL: u32 = 1;
+const METHOD_NAT: u32 = 2;
+const METHOD_FULLNAT: u32 = 3;
+
+/// Link value meaning "end of chain".
+pub(crate) const NIL: u32 = 0;
+
+/// One entry: a connection or a template. 112 bytes.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct Slot {
+    /// Sequence counter: odd = free or being written.
+    pub seq: AtomicU32,
+    /// Lifecycle, TCP state, flags, touch counter, generation.
+    pub state: AtomicU32,
+    /// Deadline in [`crate::time::Millis`].
+    pub expires: AtomicU64,
+    /// Next entry (index + 1) in the in-index chain, or in the free list.
+    pub next_in: AtomicU32,
+    /// Next entry (index + 1) in the out-index chain.
+    pub next_out: AtomicU32,
+    /// Destination id.
+    pub dest: AtomicU32,
+    /// Connection: controlling template index + 1. Template: number of
+    /// controlled connections.
+    pub control: AtomicU32,
+    /// Connection: fwmark. Template: timeout in seconds.
+    pub aux: AtomicU32,
+    /// Protocol, template bit, address families, method.
+    pub meta: AtomicU32,
+    /// cport | vport << 16 | dport << 32 | lport (or GUE port) << 48.
+    pub ports: AtomicU64,
+    /// client, virtual, real server, local: 128 bits each, high word first.
+    pub addrs: [AtomicU64; 8],
+}
+
+/// A plain copy of an entry's immutable fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Fields {
+    pub meta: u32,
+    pub ports: u64,
+    pub addrs: [u64; 8],
+    pub dest: u32,
+    pub aux: u32,
+}
+
+/// What a hash index compares: 40 bytes taken from an entry or a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct IndexKey {
+    pub meta: u32,
+    pub ports: u32,
+    pub addrs: [u64; 4],
+}
+
+impl Slot {
+    /// Read the immutable fields (inside a sequence-checked section).
+    pub fn read_fields(&self) -> Fields {
+        let mut addrs = [0u64; 8];
+        for (out, word) in addrs.iter_mut().zip(self.addrs.iter()) {
+            *out = word.load(Ordering::Relaxed);
+        }
+        Fields {
+            meta: self.meta.load(Ordering::Relaxed),
+            ports: self.ports.load(Ordering::Relaxed),
+            addrs,
+            dest: self.dest.load(Ordering::Relaxed),
+            aux: self.aux.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Write the fields; the caller holds the entry with an odd `seq`.
+    pub fn write_fields(&self, fields: &Fields) {
+        fence(Ordering::Release);
+        self.meta.store(fields.meta, Ordering::Relaxed);
+        self.ports.store(fields.ports, Ordering::Relaxed);
+        for (word, value) in self.addrs.iter().zip(fields.addrs.iter()) {
+            word.store(*value, Ordering::Relaxed);
+        }
+        self.dest.store(fields.dest, Ordering::Relaxed);
+        self.aux.store(fields.aux, Ordering::Relaxed);
+    }
+}
+
+/// An address as 128 bits and a family flag.
+pub(crate) fn addr_bits(addr: IpAddr) -> (u128, bool) {
+    match addr {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), false),
+        IpAddr::V6(v6) => (u128::from(v6), true),
+    }
+}
+
+fn bits_addr(bits: u128, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(bits))
+    } else {
+        // The low 32 bits hold the IPv4 address; truncation is the point.
+        IpAddr::V4(Ipv4Addr::from(bits as u32))
+    }
+}
+
+fn split(bits: u128) -> [u64; 2] {
+    [(bits >> 64) as u64, bits as u64]
+}
+
+fn join(high: u64, low: u64) -> u128 {
+    (u128::from(high) << 64) | u128::from(low)
+}
+
+impl Fields {
+    /// Build the fields of a new entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        protocol: u8,
+        template: bool,
+        client: (IpAddr, u16),
+        virt: (IpAddr, u16),
+        real: (IpAddr, u16),
+        local: Option<(IpAddr, u16)>,
+        method: ForwardMethod,
+        dest: u32,
+        aux: u32,
+    ) -> Fields {
+        let (c, c6) = addr_bits(client.0);
+        let (v, v6) = addr_bits(virt.0);
+        let (d, d6) = addr_bits(real.0);
+        let (l, l6, lport) = match local {
+            Some((addr, port)) => {
+                let (bits, is_v6) = addr_bits(addr);
+                (bits, is_v6, port)
+            }
+            None => (0, false, 0),
+        };
+        let (method_code, tun_code, csum_code, extra_port) = encode_method(method);
+        let mut meta = u32::from(protocol)
+            | (method_code << METHOD_SHIFT)
+            | (tun_code << TUN_SHIFT)
+            | (csum_code << CSUM_SHIFT);
+        for (flag, on) in [
+            (META_TEMPLATE, template),
+            (META_C_V6, c6),
+            (META_V_V6, v6),
+            (META_D_V6, d6),
+            (META_L_V6, l6),
+            (META_LOCAL, local.is_some()),
+        ] {
+            if on {
+                meta |= flag;
+            }
+        }
+        let fourth_port = if local.is_some() { lport } else { extra_port };
+        let ports = u64::from(client.1)
+            | (u64::from(virt.1) << 16)
+            | (u64::from(real.1) << 32)
+            | (u64::from(fourth_port) << 48);
+        let [c0, c1] = split(c);
+        let [v0, v1] = split(v);
+        let [d0, d1] = split(d);
+        let [l0, l1] = split(l);
+        Fields {
+            meta,
+            ports,
+            addrs: [c0, c1, v0, v1, d0, d1, l0, l1],
+            dest,
+            aux,
+        }
+    }
+
+    pub fn protocol(&self) -> u8 {
+        (self.meta & META_PROTOCOL_MASK) as u8
+    }
+
+    pub fn is_template(&self) -> bool {
+        self.meta & META_TEMPLATE != 0
+    }
+
+    pub fn client(&self) -> (IpAddr, u16) {
+        (
+            bits_addr(
+                join(self.addrs[0], self.addrs[1]),
+                self.meta & META_C_V6 != 0,
+            ),
+            self.ports as u16,
+        )
+    }
+
+    pub fn virt(&self) -> (IpAddr, u16) {
+        (
+            bits_addr(
+                join(self.addrs[2], self.addrs[3]),
+                self.meta & META_V_V6 != 0,
+            ),
+            (self.ports >> 16) as u16,
+        )
+    }
+
+    pub fn real(&self) -> (IpAddr, u16) {
+        (
+            bits_addr(
+                join(self.addrs[4], self.addrs[5]),
+                self.meta & META_D_V6 != 0,
+            ),
+            (self.ports >> 32) as u16,
+        )
+    }
+
+    pub fn local(&self) -> Option<(IpAddr, u16)> {
+        (self.meta & META_LOCAL != 0).then(|| {
+            (
+                bits_addr(
+                    join(self.addrs[6], self.addrs[7]),
+                    self.meta & META_L_V6 != 0,
+                ),
+                (self.ports >> 48) as u16,
+            )
+        })
+    }
+
+    pub fn method(&self) -> ForwardMethod {
+        let tun_kind = match (self.meta & TUN_MASK) >> TUN_SHIFT {
+            1 => TunnelType::Gue {
+                port: (self.ports >> 48) as u16,
+            },
+            2 => TunnelType::Gre,
+            _ => TunnelType::Ipip,
+        };
+        let csum = match (self.meta & CSUM_MASK) >> CSUM_SHIFT {
+            1 => TunnelCsum::Csum,
+            2 => TunnelCsum::RemCsum,
+            _ => TunnelCsum::NoCsum,
+        };
+        match (self.meta & METHOD_MASK) >> METHOD_SHIFT {
+            METHOD_TUNNEL => ForwardMethod::Tunnel {
+                kind: tun_kind,
+                csum,
+            },
+            METHOD_NAT => ForwardMethod::Nat,
+            METHOD_FULLNAT => ForwardMethod::FullNat,
+            _ => ForwardMethod::Dr,
+        }
+    }
+
+    /// Whether replies come back through the director (NAT, full NAT).
+    pub fn has_output(&self) -> bool {
+        matches!(
+            (self.meta & METHOD_MASK) >> METHOD_SHIFT,
+            METHOD_NAT | METHOD_FULLNAT
+        )
+    }
+
+    /// The in-index key of this entry.
+    pub fn in_key(&self) -> IndexKey {
+        IndexKey {
+            meta: self.meta & IN_KEY_META,
+            ports: self.ports as u32,
+            addrs: [self.addrs[0], self.addrs[1], self.addrs[2], self.addrs[3]],
+        }
+    }
+
+    /// The out-index key: <protocol, real server, client or local>.
+    pub fn out_key(&self) -> IndexKey {
+        let real_port = (self.ports >> 32) as u16;
+        let (peer_v6, peer_port, peer) = if self.meta & META_LOCAL != 0 {
+            (
+                self.meta & META_L_V6 != 0,
+                (self.ports >> 48) as u16,
+                [self.addrs[6], self.addrs[7]],
+            )
+        } else {
+            (
+                self.meta & META_C_V6 != 0,
+                self.ports as u16,
+                [self.addrs[0], self.addrs[1]],
+            )
+        };
+        out_index_key(
+            self.protocol(),
+            (
+                join(self.addrs[4], self.addrs[5]),
+                self.meta & META_D_V6 != 0,
+            ),
+            real_port,
+            (join(peer[0], peer[1]), peer_v6),
+            peer_port,
+        )
+    }
+}
+
+/// The in-index key of a connection or template tuple.
+pub(crate) fn in_index_key(
+    protocol: u8,
+    template: bool,
+    client: (IpAddr, u16),
+    virt: (IpAddr, u16),
+) -> IndexKey {
+    let (c, c6) = addr_bits(client.0);
+    let (v, v6) = addr_bits(virt.0);
+    let mut meta = u32::from(protocol);
+    if template {
+        meta |= META_TEMPLATE;
+    }
+    if c6 {
+        meta |= META_C_V6;
+    }
+    if v6 {
+        meta |= META_V_V6;
+    }
+    let [c0, c1] = split(c);
+    let [v0, v1] = split(v);
+    IndexKey {
+        meta,
+        ports: u32::from(client.1) | (u32::from(virt.1) << 16),
+        addrs: [c0, c1, v0, v1],
+    }
+}
+
+/// The out-index key of a reply tuple.
+pub(crate) fn out_index_key(
+    protocol: u8,
+    real: (u128, bool),
+    real_port: u16,
+    peer: (u128, bool),
+    peer_port: u16,
+) -> IndexKey {
+    let mut meta = u32::from(protocol);
+    if real.1 {
+        meta |= META_D_V6;
+    }
+    if peer.1 {
+        meta |= META_L_V6;
+    }
+    let [r0, r1] = split(real.0);
+    let [p0, p1] = split(peer.0);
+    IndexKey {
+        meta,
+        ports: u32::from(real_port) | (u32::from(peer_port) << 16),
+        addrs: [r0, r1, p0, p1],
+    }
+}
+
+fn encode_method(method: ForwardMethod) -> (u32, u32, u32, u16) {
+    match method {
+        ForwardMethod::Dr => (METHOD_DR, 0, 0, 0),
+        ForwardMethod::Nat => (METHOD_NAT, 0, 0, 0),
+        ForwardMethod::FullNat => (METHOD_FULLNAT, 0, 0, 0),
+        ForwardMethod::Tunnel { kind, csum } => {
+            let (tun, port) = match kind {
+                TunnelType::Ipip => (0, 0),
+                TunnelType::Gue { port } => (1, port),
+                TunnelType::Gre => (2, 0),
+            };
+            let csum_code = match csum {
+                TunnelCsum::NoCsum => 0,
+                TunnelCsum::Csum => 1,
+                TunnelCsum::RemCsum => 2,
+            };
+            (METHOD_TUNNEL, tun, csum_code, port)
+        }
+    }
+}
+
+// ---- hash buckets -------------------------------------------------------
+
+const BUCKET_FIRST_MASK: u64 = 0xffff_ffff;
+const BUCKET_LOCK: u64 = 1 << 32;
+const BUCKET_VERSION_SHIFT: u32 = 33;
+const BUCKET_VERSION_MASK: u64 = (1 << 31) - 1;
+
+/// One hash index: a power-of-two array of bucket words. A bucket word is
+/// first entry (index + 1) | lock bit << 32 | version << 33; the version
+/// grows at every unlink so that a lock-free reader can tell that the
+/// chain changed under it.
+#[derive(Debug)]
+pub(crate) struct Index {
+    heads: Box<[AtomicU64]>,
+    mask: u64,
+}
+
+impl Index {
+    /// An index of `buckets` buckets (a power of two, at least 1).
+    pub fn new(buckets: usize) -> Index {
+        let buckets = buckets.max(1).next_power_of_two();
+        Index {
+            heads: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            mask: (buckets - 1) as u64,
+        }
+    }
+
+    /// Number of buckets.
+    pub fn len(&self) -> usize {
+        self.heads.len()
+    }
+
+    /// The bucket of `hash`.
+    pub fn bucket(&self, hash: u64) -> &AtomicU64 {
+        // `mask` is len - 1 of a power-of-two array: always in bounds.
+        &self.heads[(hash & self.mask) as usize]
+    }
+}
+
+/// First entry of a bucket word.
+pub(crate) fn bucket_first(word: u64) -> u32 {
+    (word & BUCKET_FIRST_MASK) as u32
+}
+
+/// Version of a bucket word.
+pub(crate) fn bucket_version(word: u64) -> u64 {
+    (word >> BUCKET_VERSION_SHIFT) & BUCKET_VERSION_MASK
+}
+
+/// Spin until the bucket's lock bit is ours; returns the word before.
+pub(crate) fn lock_bucket(bucket: &AtomicU64) -> u64 {
+    loop {
+        let word = bucket.load(Ordering::Relaxed);
+        if word & BUCKET_LOCK == 0
+            && bucket
+                .compare_exchange_weak(
+                    word,
+                    word | BUCKET_LOCK,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            return word;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Release the bucket with a new first entry and version.
+pub(crate) fn unlock_bucket(bucket: &AtomicU64, first: u32, version: u64) {
+    bucket.store(
+        u64::from(first) | ((version & BUCKET_VERSION_MASK) << BUCKET_VERSION_SHIFT),
+        Ordering::Release,
+    );
+}

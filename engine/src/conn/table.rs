@@ -1,0 +1,1194 @@
+//! [`ConnTable`]: storage, the two hash indexes, insert, lookups, the
+//! state machine driver, expiry and listing. See the module root for
+//! the promises this file keeps.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ahash::RandomState;
+use uvs_conf::{ForwardMethod, Timeouts};
+
+use super::slot::{
+    addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, life, lock_bucket,
+    out_index_key, same_gen, tcp_index, touched, unlock_bucket, with_life, with_tcp_index, Fields,
+    Index, IndexKey, Slot, LIFE_DYING, LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL, ST_ASSURED,
+    ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
+};
+use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
+use super::{
+    ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats, Direction,
+    InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_TCP,
+    TEMPLATE_CONTROL_EXTENSION_SECS,
+};
+use crate::dest::{DestCounters, DestId, DestRegistry};
+use crate::time::Millis;
+
+/// How often a lookup restarts after racing a removal before giving up.
+const MAX_LOOKUP_RESTARTS: usize = 64;
+/// Local address/port candidates tried for one full-NAT connection.
+const FULLNAT_PROBES: u32 = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    In,
+    Out,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    full_drops: AtomicU64,
+    fullnat_port_exhausted: AtomicU64,
+    duplicates: AtomicU64,
+    inserted: AtomicU64,
+    expired: AtomicU64,
+    template_extensions: AtomicU64,
+    lookup_retries_exhausted: AtomicU64,
+}
+
+/// The connection table. `Send + Sync`; share it with `Arc`.
+pub struct ConnTable {
+    slots: Box<[Slot]>,
+    in_index: Index,
+    out_index: Index,
+    hasher: RandomState,
+    /// Free list head: tag << 32 | (index + 1).
+    free_head: AtomicU64,
+    len: AtomicUsize,
+    sweep_cursor: AtomicUsize,
+    tcp_timeout: AtomicU32,
+    tcp_fin_timeout: AtomicU32,
+    udp_timeout: AtomicU32,
+    expire_nodest_conn: bool,
+    expire_quiescent_template: bool,
+    conn_reuse_mode: u8,
+    local_v4: Box<[IpAddr]>,
+    local_v6: Box<[IpAddr]>,
+    local_port_first: u16,
+    local_port_count: u32,
+    dests: Arc<DestRegistry>,
+    counters: Counters,
+}
+
+impl fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle on one entry, valid for the generation it was found in:
+/// once the entry expires and its storage is reused, the handle's
+/// methods see it as gone. Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct ConnRef<'t> {
+    table: &'t ConnTable,
+    index: u32,
+    seq: u32,
+    info: ConnInfo,
+}
+
+impl fmt::Debug for ConnRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnRef")
+            .field("index", &self.index)
+            .field("seq", &self.seq)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl ConnTable {
+    /// A table with every entry and bucket allocated now. The in-index
+    /// and the out-index have the largest power of two ≤ capacity buckets
+    /// each (load factor 1 to 2 when full).
+    pub fn new(config: ConnTableConfig, dests: Arc<DestRegistry>) -> ConnTable {
+        let capacity = (config.capacity.max(1)).min(u32::MAX >> 1) as usize;
+        let slots: Box<[Slot]> = (0..capacity)
+            .map(|i| {
+                let slot = Slot::default();
+                slot.seq.store(1, Ordering::Relaxed);
+                // Free list: slot i links to slot i + 1 (index + 1 encoding).
+                let next = if i + 1 < capacity {
+                    (i + 2) as u32
+                } else {
+                    NIL
+                };
+                slot.next_in.store(next, Ordering::Relaxed);
+                slot
+            })
+            .collect();
+        let buckets = prev_power_of_two(capacity);
+        let pool = &config.fullnat_pool;
+        let (port_first, port_last) = (pool.port_first, pool.port_last.max(pool.port_first));
+        ConnTable {
+            slots,
+            in_index: Index::new(buckets),
+            out_index: Index::new(buckets),
+            hasher: RandomState::new(),
+            free_head: AtomicU64::new(1),
+            len: AtomicUsize::new(0),
+            sweep_cursor: AtomicUsize::new(0),
+            tcp_timeout: AtomicU32::new(config.timeouts.tcp),
+            tcp_fin_timeout: AtomicU32::new(config.timeouts.tcp_fin),
+            udp_timeout: AtomicU32::new(config.timeouts.udp),
+            expire_nodest_conn: config.expire_nodest_conn,
+            expire_quiescent_template: config.expire_quiescent_template,
+            conn_reuse_mode: config.conn_reuse_mode,
+            local_v4: pool.addrs.iter().copied().filter(IpAddr::is_ipv4).collect(),
+            local_v6: pool.addrs.iter().copied().filter(IpAddr::is_ipv6).collect(),
+            local_port_first: port_first,
+            local_port_count: u32::from(port_last - port_first) + 1,
+            dests,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Entries alive now (connections and templates).
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether no entry is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Maximum entries.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes of one entry (connection or template, IPv4 or IPv6).
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Slot>();
+
+    /// Bytes of both hash indexes.
+    pub fn index_bytes(&self) -> usize {
+        (self.in_index.len() + self.out_index.len()) * std::mem::size_of::<AtomicU64>()
+    }
+
+    /// Bytes of storage allocated for entries and both indexes.
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+            + (self.in_index.len() + self.out_index.len()) * std::mem::size_of::<AtomicU64>()
+    }
+
+    /// Bytes per connection at full capacity, entry and index slots
+    /// included (the same for IPv4 and IPv6: addresses take 16 bytes).
+    pub fn bytes_per_conn(&self) -> f64 {
+        self.memory_bytes() as f64 / self.capacity() as f64
+    }
+
+    /// The destination registry the table counts against.
+    pub fn dests(&self) -> &Arc<DestRegistry> {
+        &self.dests
+    }
+
+    /// Change the timeouts (`--set`): TCP ESTABLISHED, TCP FIN_WAIT and
+    /// UDP; 0 leaves a value unchanged. Live connections keep their
+    /// deadline until their next packet, as in IPVS.
+    pub fn set_timeouts(&self, timeouts: Timeouts) {
+        for (cell, value) in [
+            (&self.tcp_timeout, timeouts.tcp),
+            (&self.tcp_fin_timeout, timeouts.tcp_fin),
+            (&self.udp_timeout, timeouts.udp),
+        ] {
+            if value != 0 {
+                cell.store(value, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The current timeouts (`--timeout`).
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            tcp: self.tcp_timeout.load(Ordering::Relaxed),
+            tcp_fin: self.tcp_fin_timeout.load(Ordering::Relaxed),
+            udp: self.udp_timeout.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ConnTableStats {
+        let c = &self.counters;
+        ConnTableStats {
+            entries: self.len() as u64,
+            full_drops: c.full_drops.load(Ordering::Relaxed),
+            fullnat_port_exhausted: c.fullnat_port_exhausted.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            inserted: c.inserted.load(Ordering::Relaxed),
+            expired: c.expired.load(Ordering::Relaxed),
+            template_extensions: c.template_extensions.load(Ordering::Relaxed),
+            lookup_retries_exhausted: c.lookup_retries_exhausted.load(Ordering::Relaxed),
+        }
+    }
+
+    // ---- lookups --------------------------------------------------------
+
+    /// The connection a client → virtual packet belongs to. Lock-free; an
+    /// entry past its deadline is absent.
+    pub fn lookup_in(&self, key: &ConnKey, now: Millis) -> Option<ConnRef<'_>> {
+        let index_key = in_index_key(
+            key.protocol,
+            false,
+            (key.caddr, key.cport),
+            (key.vaddr, key.vport),
+        );
+        self.find(Link::In, &index_key, now)
+    }
+
+    /// The NAT or full-NAT connection a real server's reply belongs to.
+    /// Lock-free; an entry past its deadline is absent.
+    pub fn lookup_out(&self, key: &ReplyKey, now: Millis) -> Option<ConnRef<'_>> {
+        let index_key = out_index_key(
+            key.protocol,
+            addr_bits(key.raddr),
+            key.rport,
+            addr_bits(key.daddr),
+            key.dport,
+        );
+        self.find(Link::Out, &index_key, now)
+    }
+
+    /// A valid persistence template. A template whose real server was
+    /// deleted, or has weight 0 with `expire_quiescent_template`, is
+    /// invalidated (never returned again; it lives on until its timer for
+    /// the connections it controls). A template past its deadline that
+    /// still controls connections is extended by 60 s and returned.
+    pub fn lookup_template(&self, key: &TemplateKey, now: Millis) -> Option<ConnRef<'_>> {
+        let index_key = in_index_key(
+            key.protocol,
+            true,
+            (key.caddr_masked, 0),
+            (key.vaddr, key.vport),
+        );
+        self.find(Link::In, &index_key, now)
+    }
+
+    fn hash(&self, key: &IndexKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn index(&self, link: Link) -> &Index {
+        match link {
+            Link::In => &self.in_index,
+            Link::Out => &self.out_index,
+        }
+    }
+
+    fn slot(&self, index: u32) -> Option<&Slot> {
+        self.slots.get(index as usize)
+    }
+
+    fn find(&self, link: Link, key: &IndexKey, now: Millis) -> Option<ConnRef<'_>> {
+        let bucket = self.index(link).bucket(self.hash(key));
+        'restart: for _ in 0..MAX_LOOKUP_RESTARTS {
+            let head = bucket.load(Ordering::Acquire);
+            let version = bucket_version(head);
+            let mut cursor = bucket_first(head);
+            let mut steps = 0usize;
+            while cursor != NIL {
+                let index = cursor - 1;
+                let Some(slot) = self.slot(index) else {
+                    continue 'restart;
+                };
+                let seq = slot.seq.load(Ordering::Acquire);
+                if seq & 1 != 0 {
+                    continue 'restart;
+                }
+                let fields = slot.read_fields();
+                let next = next_link(slot, link).load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if slot.seq.load(Ordering::Relaxed) != seq {
+                    continue 'restart;
+                }
+                let candidate = match link {
+                    Link::In => fields.in_key(),
+                    Link::Out => fields.out_key(),
+                };
+                if candidate == *key {
+                    if let Some(found) = self.accept(index, seq, &fields, now) {
+                        return Some(found);
+                    }
+                }
+                cursor = next;
+                steps += 1;
+                if steps > self.slots.len() {
+                    continue 'restart;
+                }
+            }
+            if bucket_version(bucket.load(Ordering::Acquire)) == version {
+                return None;
+            }
+        }
+        self.counters
+            .lookup_retries_exhausted
+            .fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// A matching entry is returned if it is live, of the generation that
+    /// was read, not past its deadline (templates: still controlling) and,
+    /// for templates, valid.
+    fn accept(&self, index: u32, seq: u32, fields: &Fields, now: Millis) -> Option<ConnRef<'_>> {
+        let slot = self.slot(index)?;
+        let state = slot.state.load(Ordering::Acquire);
+        if life(state) != LIFE_LIVE || !same_gen(state, seq) {
+            return None;
+        }
+        if fields.is_template() {
+            if state & ST_INVALID != 0 || !self.template_valid(fields) {
+                self.invalidate_template(slot, seq);
+                return None;
+            }
+            if slot.expires.load(Ordering::Acquire) <= now.0 {
+                self.extend_controlling_template(slot, seq, now)?;
+            }
+        } else if slot.expires.load(Ordering::Acquire) <= now.0 {
+            return None;
+        }
+        let mut found = self.make_ref(index, seq, fields, slot.state.load(Ordering::Acquire));
+        found.info.controlled =
+            !fields.is_template() && slot.control.load(Ordering::Relaxed) != NIL;
+        Some(found)
+    }
+
+    fn template_valid(&self, fields: &Fields) -> bool {
+        match self.dests.counters(DestId(fields.dest)) {
+            Some(counters) => {
+                counters.is_available_flag()
+                    && !(self.expire_quiescent_template && counters.weight() == 0)
+            }
+            None => false,
+        }
+    }
+
+    fn invalidate_template(&self, slot: &Slot, seq: u32) {
+        let _ = slot
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                (life(state) == LIFE_LIVE && same_gen(state, seq) && state & ST_INVALID == 0)
+                    .then_some(state | ST_INVALID)
+            });
+    }
+
+    /// IPVS's `expire_later`: a template at its deadline that still
+    /// controls connections lives 60 s more. `None` if it controls none.
+    fn extend_controlling_template(&self, slot: &Slot, seq: u32, now: Millis) -> Option<()> {
+        let state = slot.state.load(Ordering::SeqCst);
+        if life(state) != LIFE_LIVE || !same_gen(state, seq) {
+            return None;
+        }
+        if slot.control.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        slot.expires.store(
+            now.plus_secs(TEMPLATE_CONTROL_EXTENSION_SECS).0,
+            Ordering::Release,
+        );
+        if slot
+            .state
+            .compare_exchange(state, touched(state), Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.counters
+                .template_extensions
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Some(())
+    }
+
+    fn make_ref(&self, index: u32, seq: u32, fields: &Fields, state: u32) -> ConnRef<'_> {
+        ConnRef {
+            table: self,
+            index,
+            seq,
+            info: self.info_of(fields, state),
+        }
+    }
+
+    fn info_of(&self, fields: &Fields, state: u32) -> ConnInfo {
+        let (caddr, cport) = fields.client();
+        let (vaddr, vport) = fields.virt();
+        let (daddr, dport) = fields.real();
+        let template = fields.is_template();
+        ConnInfo {
+            key: ConnKey {
+                protocol: fields.protocol(),
+                caddr,
+                cport,
+                vaddr,
+                vport,
+            },
+            fwmark: if template { 0 } else { fields.aux },
+            daddr,
+            dport,
+            local: fields.local(),
+            method: fields.method(),
+            dest: DestId(fields.dest),
+            state: conn_state(fields, state),
+            template,
+            controlled: false,
+            no_output: state & ST_NOOUTPUT != 0,
+        }
+    }
+
+    // ---- insert ---------------------------------------------------------
+
+    /// Record a new connection bound to `new.dest`: counted inactive until
+    /// its first active TCP state, the upper threshold checked, a
+    /// reference taken on the destination, the controlling template (if
+    /// still alive) re-armed to its full timeout. Full NAT: a local
+    /// address of the real server's family and a port are chosen so that
+    /// the reply tuple is unique. The new entry expires after the NONE
+    /// timeout (TCP) or the UDP timeout unless a packet re-arms it.
+    pub fn insert(&self, new: &NewConn<'_>, now: Millis) -> Result<ConnRef<'_>, InsertError> {
+        let counters = self
+            .dests
+            .counters(new.dest)
+            .ok_or(InsertError::UnknownDest)?;
+        let is_tcp = new.key.protocol == IPPROTO_TCP;
+        let timeout = if is_tcp {
+            TcpState::None.timeout_secs(0, 0)
+        } else {
+            self.udp_timeout.load(Ordering::Relaxed)
+        };
+        let mut state_bits = ST_INACTIVE;
+        if !matches!(new.method, ForwardMethod::Nat | ForwardMethod::FullNat) {
+            state_bits |= ST_NOOUTPUT;
+        }
+        let control = new.controlled_by.filter(|t| t.info.template);
+        let build = |local: Option<(IpAddr, u16)>| {
+            Fields::new(
+                new.key.protocol,
+                false,
+                (new.key.caddr, new.key.cport),
+                (new.key.vaddr, new.key.vport),
+                (new.daddr, new.dport),
+                local,
+                new.method,
+                new.dest.0,
+                new.fwmark,
+            )
+        };
+        let inserted = self.insert_entry(
+            now,
+            build,
+            new.method == ForwardMethod::FullNat,
+            matches!(new.method, ForwardMethod::Nat | ForwardMethod::FullNat),
+            state_bits,
+            now.plus_secs(timeout),
+            |slot| {
+                let template_link = control
+                    .and_then(|t| self.bind_to_template(t, now))
+                    .map_or(NIL, |t| t + 1);
+                slot.control.store(template_link, Ordering::Relaxed);
+                self.bind_dest(new.dest, counters, false);
+            },
+        )?;
+        Ok(inserted)
+    }
+
+    /// Record a persistence template for `key` pointing at `dest`
+    /// (`daddr`:`dport`), expiring `timeout_secs` from `now` unless a
+    /// new controlled connection re-arms it. Counts in PersistConn only.
+    pub fn insert_template(
+        &self,
+        key: &TemplateKey,
+        dest: DestId,
+        daddr: IpAddr,
+        dport: u16,
+        timeout_secs: u32,
+        now: Millis,
+    ) -> Result<ConnRef<'_>, InsertError> {
+        let counters = self.dests.counters(dest).ok_or(InsertError::UnknownDest)?;
+        let build = |_local: Option<(IpAddr, u16)>| {
+            Fields::new(
+                key.protocol,
+                true,
+                (key.caddr_masked, 0),
+                (key.vaddr, key.vport),
+                (daddr, dport),
+                None,
+                ForwardMethod::Dr,
+                dest.0,
+                timeout_secs,
+            )
+        };
+        self.insert_entry(
+            now,
+            build,
+            false,
+            false,
+            0,
+            now.plus_secs(timeout_secs),
+            |slot| {
+                slot.control.store(0, Ordering::Relaxed);
+                self.bind_dest(dest, counters, true);
+            },
+        )
+    }
+
+    /// The common insert path. `bind` runs once the entry is certain to
+    /// be published, before it becomes live.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_entry(
+        &self,
+        now: Millis,
+        build: impl Fn(Option<(IpAddr, u16)>) -> Fields,
+        full_nat: bool,
+        out_indexed: bool,
+        state_bits: u32,
+        expires: Millis,
+        bind: impl FnOnce(&Slot),
+    ) -> Result<ConnRef<'_>, InsertError> {
+        let Some(index) = self.pop_free() else {
+            self.counters.full_drops.fetch_add(1, Ordering::Relaxed);
+            return Err(InsertError::TableFull);
+        };
+        let Some(slot) = self.slot(index) else {
+            return Err(InsertError::TableFull);
+        };
+        let seq = slot.seq.load(Ordering::Relaxed).wrapping_add(1);
+        let pending = gen_bits(seq) | state_bits | LIFE_PENDING;
+        let publish = |fields: &Fields| {
+            slot.state.store(pending, Ordering::Relaxed);
+            slot.expires.store(expires.0, Ordering::Relaxed);
+            slot.write_fields(fields);
+            slot.seq.store(seq, Ordering::Release);
+        };
+
+        let fields = if full_nat {
+            match self.link_fullnat(index, slot, &build, &publish) {
+                Ok(fields) => fields,
+                Err(error) => {
+                    self.push_free(index);
+                    return Err(error);
+                }
+            }
+        } else {
+            let fields = build(None);
+            publish(&fields);
+            if out_indexed {
+                let bucket = self.out_index.bucket(self.hash(&fields.out_key()));
+                let head = lock_bucket(bucket);
+                slot.next_out.store(bucket_first(head), Ordering::Relaxed);
+                unlock_bucket(bucket, index + 1, bucket_version(head));
+            }
+            fields
+        };
+
+        // Link into the in-index unless a live entry has the key.
+        let in_key = fields.in_key();
+        let bucket = self.in_index.bucket(self.hash(&in_key));
+        let head = lock_bucket(bucket);
+        if self.chain_has_live(Link::In, bucket_first(head), &in_key, None, now) {
+            unlock_bucket(bucket, bucket_first(head), bucket_version(head));
+            if out_indexed {
+                self.unlink(Link::Out, index, &fields.out_key());
+            }
+            self.retire_slot(index, slot);
+            self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Err(InsertError::Exists);
+        }
+        bind(slot);
+        slot.next_in.store(bucket_first(head), Ordering::Relaxed);
+        slot.state
+            .store(with_life(pending, LIFE_LIVE), Ordering::Release);
+        unlock_bucket(bucket, index + 1, bucket_version(head));
+        self.len.fetch_add(1, Ordering::Relaxed);
+        self.counters.inserted.fetch_add(1, Ordering::Relaxed);
+        let state = slot.state.load(Ordering::Acquire);
+        let mut conn = self.make_ref(index, seq, &fields, state);
+        conn.info.controlled = slot.control.load(Ordering::Relaxed) != NIL && !fields.is_template();
+        Ok(conn)
+    }
+
+    /// Whether the chain from `first` holds a live entry with `key` whose
+    /// deadline is after `now` (or a valid template still controlling
+    /// connections). Caller holds the bucket lock.
+    fn chain_has_live(
+        &self,
+        link: Link,
+        first: u32,
+        key: &IndexKey,
+        skip: Option<u32>,
+        now: Millis,
+    ) -> bool {
+        let mut cursor = first;
+        let mut steps = 0usize;
+        while cursor != NIL && steps <= self.slots.len() {
+            let index = cursor - 1;
+            let Some(slot) = self.slot(index) else {
+                return false;
+            };
+            cursor = next_link(slot, link).load(Ordering::Relaxed);
+            steps += 1;
+            if Some(index) == skip {
+                continue;
+            }
+            let fields = slot.read_fields();
+            let candidate = match link {
+                Link::In => fields.in_key(),
+                Link::Out => fields.out_key(),
+            };
+            if candidate != *key {
+                continue;
+            }
+            let state = slot.state.load(Ordering::Acquire);
+            match life(state) {
+                LIFE_PENDING => return true,
+                LIFE_LIVE => {}
+                _ => continue,
+            }
+            if fields.is_template() && (state & ST_INVALID != 0 || !self.template_valid(&fields)) {
+                continue;
+            }
+            let unexpired = slot.expires.load(Ordering::Acquire) > now.0;
+            let controlling = fields.is_template() && slot.control.load(Ordering::SeqCst) != 0;
+            if unexpired || controlling {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Full NAT: find a local address/port whose reply tuple is free in
+    /// the out-index and link the entry there, atomically per bucket.
+    fn link_fullnat(
+        &self,
+        index: u32,
+        slot: &Slot,
+        build: &impl Fn(Option<(IpAddr, u16)>) -> Fields,
+        publish: &impl Fn(&Fields),
+    ) -> Result<Fields, InsertError> {
+        let probe = build(None);
+        let (real, _) = probe.real();
+        let locals: &[IpAddr] = if real.is_ipv4() {
+            &self.local_v4
+        } else {
+            &self.local_v6
+        };
+        if locals.is_empty() {
+            return Err(InsertError::NoLocalAddress);
+        }
+        let start = self.hash(&probe.in_key());
+        let probes = FULLNAT_PROBES.min(self.local_port_count.saturating_mul(locals.len() as u32));
+        let now = Millis(0);
+        for attempt in 0..probes {
+            let mixed = start.wrapping_add(u64::from(attempt));
+            let addr_pick = (mixed % locals.len() as u64) as usize;
+            let port_offset = ((start >> 32).wrapping_add(u64::from(attempt))
+                % u64::from(self.local_port_count)) as u32;
+            let Some(&laddr) = locals.get(addr_pick) else {
+                continue;
+            };
+            let lport = u32::from(self.local_port_first) + port_offset;
+            let Ok(lport) = u16::try_from(lport) else {
+                continue;
+            };
+            let fields = build(Some((laddr, lport)));
+            let out_key = fields.out_key();
+            let bucket = self.out_index.bucket(self.hash(&out_key));
+            let head = lock_bucket(bucket);
+            // Any live holder of the tuple, even past its deadline, keeps it.
+            if self.chain_has_live(Link::Out, bucket_first(head), &out_key, None, now) {
+                unlock_bucket(bucket, bucket_first(head), bucket_version(head));
+                continue;
+            }
+            publish(&fields);
+            slot.next_out.store(bucket_first(head), Ordering::Relaxed);
+            unlock_bucket(bucket, index + 1, bucket_version(head));
+            return Ok(fields);
+        }
+        self.counters
+            .fullnat_port_exhausted
+            .fetch_add(1, Ordering::Relaxed);
+        Err(InsertError::FullNatPortsExhausted)
+    }
+
+    /// Count a new connection (inactive) or template (persistent) against
+    /// its destination and apply the upper threshold.
+    fn bind_dest(&self, dest: DestId, counters: &DestCounters, template: bool) {
+        self.dests.acquire(dest);
+        if template {
+            counters.persist.fetch_add(1, Ordering::AcqRel);
+        } else {
+            counters.inactive.fetch_add(1, Ordering::AcqRel);
+        }
+        counters.check_overload_on_bind();
+    }
+
+    /// Add a controlled connection to a template and re-arm it to its
+    /// full timeout; `None` if the template is no longer alive.
+    fn bind_to_template(&self, template: ConnRef<'_>, now: Millis) -> Option<u32> {
+        if !std::ptr::eq(template.table, self) {
+            return None;
+        }
+        let slot = self.slot(template.index)?;
+        slot.control.fetch_add(1, Ordering::SeqCst);
+        let bound = slot
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |state| {
+                (life(state) == LIFE_LIVE && same_gen(state, template.seq)).then(|| touched(state))
+            })
+            .is_ok();
+        if !bound || slot.seq.load(Ordering::SeqCst) != template.seq {
+            slot.control.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let timeout = slot.aux.load(Ordering::Relaxed);
+        slot.expires
+            .store(now.plus_secs(timeout).0, Ordering::Release);
+        Some(template.index)
+    }
+
+    /// Give back an entry that never became live.
+    fn retire_slot(&self, index: u32, slot: &Slot) {
+        let seq = slot.seq.load(Ordering::Relaxed);
+        slot.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        slot.state.store(LIFE_FREE, Ordering::Release);
+        self.push_free(index);
+    }
+
+    // ---- free list ------------------------------------------------------
+
+    fn pop_free(&self) -> Option<u32> {
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            let first = (head & 0xffff_ffff) as u32;
+            if first == NIL {
+                return None;
+            }
+            let next = self.slot(first - 1)?.next_in.load(Ordering::Relaxed);
+            let tag = (head >> 32).wrapping_add(1);
+            match self.free_head.compare_exchange_weak(
+                head,
+                (tag << 32) | u64::from(next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(first - 1),
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// Push an entry whose `seq` is odd onto the free list.
+    fn push_free(&self, index: u32) {
+        let Some(slot) = self.slot(index) else {
+            return;
+        };
+        let mut head = self.free_head.load(Ordering::Acquire);
+        loop {
+            slot.next_in
+                .store((head & 0xffff_ffff) as u32, Ordering::Relaxed);
+            let tag = (head >> 32).wrapping_add(1);
+            match self.free_head.compare_exchange_weak(
+                head,
+                (tag << 32) | u64::from(index + 1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    // ---- expiry ---------------------------------------------------------
+
+    /// Visit at most `budget` entries from the sweep cursor and expire
+    /// those past their deadline. Returns how many were expired. Several
+    /// threads may sweep at once: each takes its own range.
+    pub fn expire_step(&self, now: Millis, budget: usize) -> usize {
+        let capacity = self.slots.len();
+        let budget = budget.min(capacity);
+        let start = self.sweep_cursor.fetch_add(budget, Ordering::Relaxed) % capacity;
+        let mut expired = 0;
+        for step in 0..budget {
+            let index = ((start + step) % capacity) as u32;
+            if self.expire_if_due(index, now, false) {
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// Expire entry `index` if it is due (or now, with `force`). Returns
+    /// whether this call expired it.
+    fn expire_if_due(&self, index: u32, now: Millis, force: bool) -> bool {
+        let Some(slot) = self.slot(index) else {
+            return false;
+        };
+        loop {
+            let state = slot.state.load(Ordering::SeqCst);
+            if life(state) != LIFE_LIVE {
+                return false;
+            }
+            let seq = slot.seq.load(Ordering::Acquire);
+            let template = slot.meta.load(Ordering::Relaxed) & super::slot::META_TEMPLATE != 0;
+            if !force {
+                if slot.expires.load(Ordering::Acquire) > now.0 {
+                    return false;
+                }
+                if template && self.extend_controlling_template(slot, seq, now).is_some() {
+                    return false;
+                }
+            } else if template && slot.control.load(Ordering::SeqCst) != 0 {
+                return false;
+            }
+            if slot
+                .state
+                .compare_exchange(
+                    state,
+                    with_life(state, LIFE_DYING),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_ok()
+            {
+                self.finish_expiry(index, slot, with_life(state, LIFE_DYING));
+                return true;
+            }
+        }
+    }
+
+    /// Side effects of an expiry, run once by the thread whose CAS moved
+    /// the entry to DYING: unlink from both indexes (this frees a full-NAT
+    /// local port), uncount from the destination, apply the lower
+    /// threshold rule, release the controlling template and the
+    /// destination reference, free the storage.
+    fn finish_expiry(&self, index: u32, slot: &Slot, state: u32) {
+        let fields = slot.read_fields();
+        self.unlink(Link::In, index, &fields.in_key());
+        if fields.has_output() {
+            self.unlink(Link::Out, index, &fields.out_key());
+        }
+        let dest = DestId(fields.dest);
+        if let Some(counters) = self.dests.counters(dest) {
+            let counter = if fields.is_template() {
+                &counters.persist
+            } else if state & ST_INACTIVE != 0 {
+                &counters.inactive
+            } else {
+                &counters.active
+            };
+            counter.fetch_sub(1, Ordering::AcqRel);
+            counters.check_overload_on_unbind();
+        }
+        if !fields.is_template() {
+            let control = slot.control.swap(NIL, Ordering::SeqCst);
+            if let Some(template) = control.checked_sub(1).and_then(|t| self.slot(t)) {
+                template.control.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.dests.release(dest);
+        self.retire_slot(index, slot);
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.counters.expired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Remove entry `index` from the chain of `key`, if it is there.
+    fn unlink(&self, link: Link, index: u32, key: &IndexKey) {
+        let bucket = self.index(link).bucket(self.hash(key));
+        let head = lock_bucket(bucket);
+        let first = bucket_first(head);
+        let version = bucket_version(head);
+        let Some(slot) = self.slot(index) else {
+            unlock_bucket(bucket, first, version);
+            return;
+        };
+        let successor = next_link(slot, link).load(Ordering::Relaxed);
+        if first == index + 1 {
+            unlock_bucket(bucket, successor, version + 1);
+            return;
+        }
+        let mut cursor = first;
+        let mut steps = 0usize;
+        while cursor != NIL && steps <= self.slots.len() {
+            let Some(current) = self.slot(cursor - 1) else {
+                break;
+            };
+            let next = next_link(current, link).load(Ordering::Relaxed);
+            if next == index + 1 {
+                next_link(current, link).store(successor, Ordering::Release);
+                unlock_bucket(bucket, first, version + 1);
+                return;
+            }
+            cursor = next;
+            steps += 1;
+        }
+        unlock_bucket(bucket, first, version);
+    }
+
+    // ---- listing --------------------------------------------------------
+
+    /// Call `f` for every live entry (connections and templates), for
+    /// `ipvsadm -c`. Reads each entry under its sequence counter; workers
+    /// are never paused. Entries past their deadline are skipped.
+    pub fn for_each(&self, now: Millis, mut f: impl FnMut(&ConnListing)) {
+        for slot in self.slots.iter() {
+            let seq = slot.seq.load(Ordering::Acquire);
+            if seq & 1 != 0 {
+                continue;
+            }
+            let fields = slot.read_fields();
+            let state = slot.state.load(Ordering::Relaxed);
+            let expires = slot.expires.load(Ordering::Relaxed);
+            let control = slot.control.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if slot.seq.load(Ordering::Relaxed) != seq
+                || life(state) != LIFE_LIVE
+                || !same_gen(state, seq)
+                || (expires <= now.0 && !(fields.is_template() && control != 0))
+            {
+                continue;
+            }
+            let mut info = self.info_of(&fields, state);
+            info.controlled = !info.template && control != NIL;
+            f(&ConnListing {
+                info,
+                state_name: info.state.name(),
+                remaining_ms: expires.saturating_sub(now.0),
+            });
+        }
+    }
+}
+
+impl<'t> ConnRef<'t> {
+    /// The connection's addresses, method, destination and state (the
+    /// state read now; the rest is fixed for the connection's life).
+    pub fn info(&self) -> ConnInfo {
+        let mut info = self.info;
+        if let Some(slot) = self.table.slot(self.index) {
+            let state = slot.state.load(Ordering::Acquire);
+            if same_gen(state, self.seq) && life(state) == LIFE_LIVE {
+                info.no_output = state & ST_NOOUTPUT != 0;
+                info.state = state_from_bits(info.template, info.key.protocol, state);
+                if !info.template {
+                    info.controlled = slot.control.load(Ordering::Relaxed) != NIL;
+                }
+            }
+        }
+        info
+    }
+
+    /// Whether the real server is still part of its service. When not,
+    /// the engine drops the connection's packets.
+    pub fn dest_available(&self) -> bool {
+        self.table
+            .dests
+            .counters(self.info.dest)
+            .is_some_and(DestCounters::is_available_flag)
+    }
+
+    /// Milliseconds until this entry expires (0 if gone or due).
+    pub fn remaining_ms(&self, now: Millis) -> u64 {
+        self.live_slot().map_or(0, |slot| {
+            slot.expires.load(Ordering::Acquire).saturating_sub(now.0)
+        })
+    }
+
+    /// Connections a template controls (0 for a connection).
+    pub fn controlled_count(&self) -> u32 {
+        if !self.info.template {
+            return 0;
+        }
+        self.live_slot()
+            .map_or(0, |slot| slot.control.load(Ordering::SeqCst))
+    }
+
+    fn live_slot(&self) -> Option<&'t Slot> {
+        let slot = self.table.slot(self.index)?;
+        let state = slot.state.load(Ordering::Acquire);
+        (life(state) == LIFE_LIVE && same_gen(state, self.seq)).then_some(slot)
+    }
+
+    /// Account a packet of this connection: drop it if the real server is
+    /// gone (expiring the connection with `expire_nodest_conn`); else run
+    /// the TCP state machine (INPUT, OUTPUT, or INPUT_ONLY while no output
+    /// was seen) or the UDP rule, move the connection between InActConn
+    /// and ActiveConn when its state's class changes, assure the
+    /// controlling template when the connection becomes established (TCP)
+    /// or sees a reply (UDP), and re-arm the timer with the new state's
+    /// timeout. `tcp_flags` is `None` for non-TCP packets.
+    pub fn on_packet(
+        &self,
+        dir: Direction,
+        tcp_flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> PacketOutcome {
+        let table = self.table;
+        let Some(slot) = self.live_slot() else {
+            return PacketOutcome::Gone;
+        };
+        if self.info.template {
+            return PacketOutcome::Gone;
+        }
+        if !self.dest_available() {
+            let expired = table.expire_nodest_conn && table.expire_if_due(self.index, now, true);
+            return PacketOutcome::DropNoDest { expired };
+        }
+        let is_tcp = self.info.key.protocol == IPPROTO_TCP;
+        let (old, new, timeout) = loop {
+            let old = slot.state.load(Ordering::SeqCst);
+            if life(old) != LIFE_LIVE || !same_gen(old, self.seq) {
+                return PacketOutcome::Gone;
+            }
+            let (new, timeout) = if is_tcp {
+                let mut new = old;
+                let table_kind = if old & ST_NOOUTPUT != 0 {
+                    if dir == Direction::Output {
+                        new &= !ST_NOOUTPUT;
+                        TcpTable::Output
+                    } else {
+                        TcpTable::InputOnly
+                    }
+                } else if dir == Direction::Output {
+                    TcpTable::Output
+                } else {
+                    TcpTable::Input
+                };
+                let current = TcpState::from_index(tcp_index(old));
+                let next = next_state(table_kind, current, tcp_flags.unwrap_or_default());
+                new = with_tcp_index(new, next as u32);
+                if next.is_active() {
+                    new &= !ST_INACTIVE;
+                } else {
+                    new |= ST_INACTIVE;
+                }
+                let timeouts = table.timeouts();
+                (new, next.timeout_secs(timeouts.tcp, timeouts.tcp_fin))
+            } else {
+                let mut new = old;
+                if dir == Direction::Output {
+                    new &= !ST_NOOUTPUT;
+                }
+                (new, table.udp_timeout.load(Ordering::Relaxed))
+            };
+            slot.expires
+                .store(now.plus_secs(timeout).0, Ordering::Release);
+            if slot
+                .state
+                .compare_exchange(old, touched(new), Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                break (old, new, timeout);
+            }
+        };
+        if let Some(counters) = table.dests.counters(self.info.dest) {
+            let was_inactive = old & ST_INACTIVE != 0;
+            let is_inactive = new & ST_INACTIVE != 0;
+            if was_inactive && !is_inactive {
+                counters.active.fetch_add(1, Ordering::AcqRel);
+                counters.inactive.fetch_sub(1, Ordering::AcqRel);
+            } else if !was_inactive && is_inactive {
+                counters.inactive.fetch_add(1, Ordering::AcqRel);
+                counters.active.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let assure = if is_tcp {
+            tcp_index(new) == TcpState::Established as u32
+                && tcp_index(old) != TcpState::Established as u32
+        } else {
+            dir == Direction::Output
+        };
+        if assure {
+            self.assure_template(slot);
+        }
+        PacketOutcome::Forward {
+            state: state_from_bits(false, self.info.key.protocol, new),
+            timeout_secs: timeout,
+        }
+    }
+
+    fn assure_template(&self, slot: &Slot) {
+        let control = slot.control.load(Ordering::Relaxed);
+        if let Some(template) = control.checked_sub(1).and_then(|t| self.table.slot(t)) {
+            let _ = template
+                .state
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                    (life(state) == LIFE_LIVE && state & ST_ASSURED == 0)
+                        .then_some(state | ST_ASSURED)
+                });
+        }
+    }
+
+    /// `conn_reuse_mode` on a SYN that hit this connection: answer whether
+    /// the engine must schedule the SYN afresh, and if so expire this
+    /// connection now. Rescheduled when `expire_nodest_conn` is set and
+    /// the real server has weight 0, or (not for controlled connections)
+    /// when a TCP connection is in TIME_WAIT or CLOSE, or with bit 1 of
+    /// the mode in FIN_WAIT with no output seen.
+    pub fn try_reuse_on_syn(&self, now: Millis) -> bool {
+        let table = self.table;
+        if table.conn_reuse_mode == 0 || self.info.template {
+            return false;
+        }
+        let Some(slot) = self.live_slot() else {
+            return false;
+        };
+        let counters = table.dests.counters(self.info.dest);
+        let quiescent_gone = table.expire_nodest_conn && counters.is_some_and(|c| c.weight() == 0);
+        let resched = quiescent_gone || {
+            let state = slot.state.load(Ordering::Acquire);
+            let controlled = slot.control.load(Ordering::Relaxed) != NIL;
+            let tcp = TcpState::from_index(tcp_index(state));
+            !controlled
+                && self.info.key.protocol == IPPROTO_TCP
+                && (tcp == TcpState::TimeWait
+                    || tcp == TcpState::Close
+                    || (table.conn_reuse_mode & 2 != 0
+                        && tcp == TcpState::FinWait
+                        && state & ST_NOOUTPUT != 0))
+        };
+        if resched {
+            table.expire_if_due(self.index, now, true);
+        }
+        resched
+    }
+
+    /// Expire this entry now (templates only when they control no
+    /// connection). Returns whether this call expired it.
+    pub fn expire_now(&self, now: Millis) -> bool {
+        self.live_slot().is_some() && self.table.expire_if_due(self.index, now, true)
+    }
+}
+
+fn next_link(slot: &Slot, link: Link) -> &AtomicU32 {
+    match link {
+        Link::In => &slot.next_in,
+        Link::Out => &slot.next_out,
+    }
+}
+
+fn state_from_bits(template: bool, protocol: u8, state: u32) -> ConnState {
+    if template {
+        ConnState::Template {
+            assured: state & ST_ASSURED != 0,
+        }
+    } else if protocol == IPPROTO_TCP {
+        ConnState::Tcp(TcpState::from_index(tcp_index(state)))
+    } else {
+        ConnState::Udp
+    }
+}
+
+fn conn_state(fields: &Fields, state: u32) -> ConnState {
+    state_from_bits(fields.is_template(), fields.protocol(), state)
+}
+
+fn prev_power_of_two(n: usize) -> usize {
+    let n = n.max(1);
+    if n.is_power_of_two() {
+        n
+    } else {
+        n.next_power_of_two() >> 1
+    }
+}
