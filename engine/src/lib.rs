@@ -15,6 +15,9 @@
 //!   persistence templates.
 //! - [`sched`]: the 14 IPVS schedulers, one per file.
 //! - [`xmit`]: the forwarding methods, one per file.
+//! - [`snapshot`]: the immutable configuration workers read.
+//! - [`route`]: ports, routes and neighbours: where a frame goes.
+//! - [`engine`]: [`Engine::process`], the batch entry point.
 #![warn(missing_docs)]
 
 pub mod conn;
@@ -23,3 +26,8 @@ pub mod sched;
 pub mod time;
 pub mod wire;
 pub mod xmit;
+pub mod engine;
+pub mod route;
+pub mod snapshot;
+
+pub use engine::{DropReason, Engine, EngineCounters, Packet, Verdict, Worker};

@@ -1,0 +1,833 @@
+//! The engine: one call, [`Engine::process`], takes a batch of frames,
+//! decides for each, rewrites it in place and says where it goes.
+//!
+//! A packet's way (IPVS's `ip_vs_in` / `ip_vs_out` in one place):
+//! parse → ICMP error quoting a tracked connection? → connection lookup by
+//! the client tuple (input) → by the reply tuple (NAT / full-NAT output) →
+//! service lookup → persistence template → scheduler → new connection →
+//! forwarding method. Frames that no service owns are passed to the
+//! kernel untouched.
+//!
+//! Workers share one [`Engine`]; each keeps a [`Worker`] of its own with
+//! plain counters, folded into the shared ones once per batch. The clock
+//! is read by the caller once per batch. The configuration and the
+//! network view are immutable snapshots loaded once per batch and
+//! swapped by the control plane without stopping anyone.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use uvs_conf::{Config, ForwardMethod, Timeouts};
+
+use crate::conn::{
+    tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnTable, ConnTableConfig, Direction,
+    InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TemplateKey,
+};
+use crate::dest::{Dest, DestRegistry};
+use crate::route::{NetView, NextHop, PortId, RouteError};
+use crate::sched::Flow;
+use crate::snapshot::{Service, Snapshot, SnapshotError};
+use crate::time::Millis;
+use crate::wire::{self, proto, Network, ParsedFrame, WireError};
+use crate::xmit::{self, FrameBuf, TunnelParams, XmitError, XmitOutcome, XmitParams};
+
+/// Connection-table slots examined for expiry after each batch.
+pub const SWEEP_BUDGET_PER_BATCH: usize = 64;
+
+/// Most real servers alive at once (including deleted ones that still
+/// have connections).
+pub const DEST_REGISTRY_CAPACITY: u32 = 16_384;
+
+/// What to do with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// Not decided yet.
+    #[default]
+    Pending,
+    /// Send the (rewritten) frame out of this port.
+    Forward(PortId),
+    /// Not ours: hand the frame to the kernel untouched.
+    Pass,
+    /// Drop the frame; the reason was counted.
+    Drop(DropReason),
+}
+
+/// Why the engine dropped a frame: one counter each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The frame failed to parse as IP.
+    Malformed,
+    /// A TCP packet for a service matched no connection and was no SYN.
+    NoConnection,
+    /// The service has no usable real server.
+    NoDest,
+    /// The connection's real server was deleted.
+    DestGone,
+    /// The connection table is full.
+    TableFull,
+    /// Full NAT found no free local port.
+    FullNatPortsExhausted,
+    /// No route to the next hop.
+    NoRoute,
+    /// The next hop's MAC is unknown.
+    NoNeighbour,
+    /// A forwarding method refused the frame.
+    Xmit,
+    /// A non-first fragment of a service's traffic (no ports to match).
+    Fragment,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Malformed,
+        DropReason::NoConnection,
+        DropReason::NoDest,
+        DropReason::DestGone,
+        DropReason::TableFull,
+        DropReason::FullNatPortsExhausted,
+        DropReason::NoRoute,
+        DropReason::NoNeighbour,
+        DropReason::Xmit,
+        DropReason::Fragment,
+    ];
+
+    /// A short snake_case name for logs and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NoConnection => "no_connection",
+            DropReason::NoDest => "no_dest",
+            DropReason::DestGone => "dest_gone",
+            DropReason::TableFull => "table_full",
+            DropReason::FullNatPortsExhausted => "fullnat_ports_exhausted",
+            DropReason::NoRoute => "no_route",
+            DropReason::NoNeighbour => "no_neighbour",
+            DropReason::Xmit => "xmit",
+            DropReason::Fragment => "fragment",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One frame of a batch: the buffer (with headroom for encapsulation),
+/// where the frame sits in it, the port it came in on, and the verdict.
+#[derive(Debug)]
+pub struct Packet<'a> {
+    /// The frame inside its buffer; rewritten in place.
+    pub frame: FrameBuf<'a>,
+    /// Ingress port.
+    pub ingress: PortId,
+    /// The engine's decision.
+    pub verdict: Verdict,
+}
+
+/// Engine-wide counters (sums of every worker's).
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    drops: [AtomicU64; DropReason::ALL.len()],
+    /// Frames passed to the kernel.
+    pub passed: AtomicU64,
+    /// Frames forwarded.
+    pub forwarded: AtomicU64,
+    /// ICMP errors sent back to a sender (frag-needed, time exceeded).
+    pub icmp_sent: AtomicU64,
+    /// New connections.
+    pub new_conns: AtomicU64,
+}
+
+impl EngineCounters {
+    /// Frames dropped for `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// A worker's own counters: plain integers, folded into the engine's
+/// after each batch.
+#[derive(Debug, Default)]
+pub struct Worker {
+    drops: [u64; DropReason::ALL.len()],
+    passed: u64,
+    forwarded: u64,
+    icmp_sent: u64,
+    new_conns: u64,
+}
+
+impl Worker {
+    /// A worker with zeroed counters.
+    pub fn new() -> Worker {
+        Worker::default()
+    }
+
+    fn flush(&mut self, into: &EngineCounters) {
+        for (i, n) in self.drops.iter_mut().enumerate() {
+            if *n != 0 {
+                into.drops[i].fetch_add(*n, Ordering::Relaxed);
+                *n = 0;
+            }
+        }
+        for (local, shared) in [
+            (&mut self.passed, &into.passed),
+            (&mut self.forwarded, &into.forwarded),
+            (&mut self.icmp_sent, &into.icmp_sent),
+            (&mut self.new_conns, &into.new_conns),
+        ] {
+            if *local != 0 {
+                shared.fetch_add(*local, Ordering::Relaxed);
+                *local = 0;
+            }
+        }
+    }
+}
+
+/// Why the engine could not start or take a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] uvs_conf::ModelError),
+    /// A snapshot could not be built.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// The data plane.
+#[derive(Debug)]
+pub struct Engine {
+    snapshot: ArcSwap<Snapshot>,
+    net: ArcSwap<NetView>,
+    conns: ConnTable,
+    dests: Arc<DestRegistry>,
+    counters: EngineCounters,
+    settings: uvs_conf::EngineSettings,
+}
+
+/// The per-packet view of what a connection's packet needs.
+struct Decided<'s> {
+    info: ConnInfo,
+    service: Option<&'s Service>,
+    dest: Option<&'s Dest>,
+}
+
+impl Engine {
+    /// An engine for `config`, sending frames over `net`.
+    pub fn new(config: &Config, net: NetView) -> Result<Engine, EngineError> {
+        config.validate()?;
+        let dests = Arc::new(DestRegistry::new(DEST_REGISTRY_CAPACITY));
+        let snapshot = Snapshot::build(config, None, &dests)?;
+        snapshot.publish(&dests);
+        let conns = ConnTable::new(
+            ConnTableConfig {
+                capacity: config.engine.conn_table_size,
+                timeouts: config.timeouts,
+                expire_nodest_conn: config.engine.expire_nodest_conn,
+                expire_quiescent_template: config.engine.expire_quiescent_template,
+                conn_reuse_mode: config.engine.conn_reuse_mode,
+                fullnat_pool: config.fullnat_pool.clone(),
+            },
+            Arc::clone(&dests),
+        );
+        Ok(Engine {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            net: ArcSwap::from_pointee(net),
+            conns,
+            dests,
+            counters: EngineCounters::default(),
+            settings: config.engine.clone(),
+        })
+    }
+
+    /// Apply a new configuration atomically: build a snapshot that keeps
+    /// every surviving real server's counters, swap it in, then retire the
+    /// real servers it dropped. On error nothing changes.
+    pub fn apply(&self, config: &Config) -> Result<(), EngineError> {
+        config.validate()?;
+        let current = self.snapshot.load_full();
+        let next = Snapshot::build(config, Some(&current), &self.dests)?;
+        self.conns.set_timeouts(config.timeouts);
+        let next = Arc::new(next);
+        self.snapshot.store(Arc::clone(&next));
+        next.publish(&self.dests);
+        Ok(())
+    }
+
+    /// Replace the network view (ports, routes, neighbours).
+    pub fn set_net(&self, net: NetView) {
+        self.net.store(Arc::new(net));
+    }
+
+    /// The current configuration snapshot.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// The connection table.
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// The destination registry.
+    pub fn dests(&self) -> &DestRegistry {
+        &self.dests
+    }
+
+    /// Engine-wide counters.
+    pub fn counters(&self) -> &EngineCounters {
+        &self.counters
+    }
+
+    /// Current timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.snapshot.load().timeouts
+    }
+
+    /// Decide, rewrite and route every frame of `batch`. `now` is read
+    /// once per batch by the caller.
+    pub fn process(&self, worker: &mut Worker, batch: &mut [Packet<'_>], now: Millis) {
+        let snapshot = self.snapshot.load();
+        let net = self.net.load();
+        for packet in batch.iter_mut() {
+            let verdict = self.process_one(worker, &snapshot, &net, packet, now);
+            match verdict {
+                Verdict::Drop(reason) => worker.drops[reason.index()] += 1,
+                Verdict::Pass => worker.passed += 1,
+                Verdict::Forward(_) => worker.forwarded += 1,
+                Verdict::Pending => {}
+            }
+            packet.verdict = verdict;
+        }
+        self.conns.expire_step(now, SWEEP_BUDGET_PER_BATCH);
+        worker.flush(&self.counters);
+    }
+
+    fn process_one(
+        &self,
+        worker: &mut Worker,
+        snapshot: &Snapshot,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        now: Millis,
+    ) -> Verdict {
+        let parsed = match wire::parse_frame(packet.frame.frame()) {
+            Ok(parsed) => parsed,
+            Err(WireError::UnsupportedEthertype) => return Verdict::Pass,
+            Err(_) => return Verdict::Drop(DropReason::Malformed),
+        };
+        if parsed.network == Network::Arp {
+            return Verdict::Pass;
+        }
+        if let Some(error) = parsed.icmp_error {
+            return self.process_icmp_error(worker, snapshot, net, packet, &parsed, &error, now);
+        }
+        if !matches!(parsed.protocol, proto::TCP | proto::UDP) {
+            return Verdict::Pass;
+        }
+        if parsed.is_fragment && !parsed.is_first_fragment {
+            // No ports: IPVS needs reassembly here; we own no such packet
+            // unless it is to a virtual address.
+            return if snapshot.owns_address(parsed.daddr) {
+                Verdict::Drop(DropReason::Fragment)
+            } else {
+                Verdict::Pass
+            };
+        }
+        let flags = tcp_flags(&parsed);
+        let in_key = ConnKey {
+            protocol: parsed.protocol,
+            caddr: parsed.saddr,
+            cport: parsed.sport,
+            vaddr: parsed.daddr,
+            vport: parsed.dport,
+        };
+        if let Some(conn) = self.conns.lookup_in(&in_key, now) {
+            let reuse = flags.is_some_and(|f| f.syn && !f.ack) && conn.try_reuse_on_syn(now);
+            if !reuse {
+                return self.forward_conn(
+                    worker,
+                    snapshot,
+                    net,
+                    packet,
+                    &parsed,
+                    conn,
+                    Direction::Input,
+                    flags,
+                    now,
+                );
+            }
+        }
+        if snapshot.has_reply_traffic() {
+            let reply_key = ReplyKey {
+                protocol: parsed.protocol,
+                raddr: parsed.saddr,
+                rport: parsed.sport,
+                daddr: parsed.daddr,
+                dport: parsed.dport,
+            };
+            if let Some(conn) = self.conns.lookup_out(&reply_key, now) {
+                return self.forward_conn(
+                    worker,
+                    snapshot,
+                    net,
+                    packet,
+                    &parsed,
+                    conn,
+                    Direction::Output,
+                    flags,
+                    now,
+                );
+            }
+        }
+        let Some(service_index) = snapshot.find_service(parsed.protocol, parsed.daddr, parsed.dport)
+        else {
+            return Verdict::Pass;
+        };
+        let Some(service) = snapshot.service(service_index) else {
+            return Verdict::Pass;
+        };
+        if let Some(f) = flags {
+            if !tcp_may_create(f) {
+                return Verdict::Drop(DropReason::NoConnection);
+            }
+        }
+        self.new_connection(worker, service, net, packet, &parsed, in_key, flags, now)
+    }
+
+    /// Schedule a new connection of `service` (with its persistence
+    /// template, if any) and forward its first packet.
+    #[allow(clippy::too_many_arguments)]
+    fn new_connection(
+        &self,
+        worker: &mut Worker,
+        service: &Service,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        key: ConnKey,
+        flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> Verdict {
+        let flow = Flow {
+            protocol: parsed.protocol,
+            saddr: parsed.saddr,
+            sport: parsed.sport,
+            daddr: parsed.daddr,
+            dport: parsed.dport,
+        };
+        let mut template: Option<ConnRef<'_>> = None;
+        let dest = match service.persistence {
+            Some(persistence) => {
+                let template_key = TemplateKey {
+                    protocol: match service.key {
+                        uvs_conf::ServiceKey::Fwmark { .. } => 0,
+                        uvs_conf::ServiceKey::Addr { .. } => parsed.protocol,
+                    },
+                    caddr_masked: mask_addr(parsed.saddr, persistence.netmask_prefix),
+                    vaddr: match service.key {
+                        uvs_conf::ServiceKey::Fwmark { mark, .. } => {
+                            IpAddr::V4(Ipv4Addr::from(mark))
+                        }
+                        uvs_conf::ServiceKey::Addr { addr, .. } => addr,
+                    },
+                    // Port-0 (all ports) and fwmark services key on port 0,
+                    // as do FTP services (control and data share a template).
+                    vport: match service.port() {
+                        0 | 21 => 0,
+                        port => port,
+                    },
+                };
+                let found = self
+                    .conns
+                    .lookup_template(&template_key, now)
+                    .and_then(|t| {
+                        let id = t.info().dest;
+                        service.dest_by_id(id).map(|d| (t, d))
+                    });
+                match found {
+                    Some((t, d)) => {
+                        template = Some(t);
+                        d
+                    }
+                    None => {
+                        let Some(index) = service.scheduler.schedule(&service.dests, &flow, now)
+                        else {
+                            return Verdict::Drop(DropReason::NoDest);
+                        };
+                        let Some(d) = service.dests.get(index) else {
+                            return Verdict::Drop(DropReason::NoDest);
+                        };
+                        match self.conns.insert_template(
+                            &template_key,
+                            d.id,
+                            d.addr,
+                            d.port,
+                            persistence.timeout,
+                            now,
+                        ) {
+                            Ok(t) => template = Some(t),
+                            Err(e) => return Verdict::Drop(insert_drop_reason(e)),
+                        }
+                        d
+                    }
+                }
+            }
+            None => {
+                let Some(index) = service.scheduler.schedule(&service.dests, &flow, now) else {
+                    return Verdict::Drop(DropReason::NoDest);
+                };
+                let Some(d) = service.dests.get(index) else {
+                    return Verdict::Drop(DropReason::NoDest);
+                };
+                d
+            }
+        };
+        // DR and TUN keep the virtual port; NAT and full NAT map to the
+        // real server's port. A port-0 service keeps the client's port.
+        let dport = if dest.port == 0 { parsed.dport } else { dest.port };
+        service.stats.conns.fetch_add(1, Ordering::Relaxed);
+        dest.counters.conns.fetch_add(1, Ordering::Relaxed);
+        worker.new_conns += 1;
+
+        if service.one_packet && parsed.protocol == proto::UDP {
+            // One-packet scheduling: nothing is remembered.
+            let info = ConnInfo {
+                key,
+                fwmark: service.fwmark(),
+                daddr: dest.addr,
+                dport,
+                local: None,
+                method: dest.method,
+                dest: dest.id,
+                state: crate::conn::ConnState::Udp,
+                template: false,
+                controlled: false,
+                no_output: true,
+            };
+            let decided = Decided {
+                info,
+                service: Some(service),
+                dest: Some(dest),
+            };
+            return self.transmit(worker, net, packet, parsed, &decided, Direction::Input, flags, true);
+        }
+        let new = NewConn {
+            key,
+            fwmark: service.fwmark(),
+            dest: dest.id,
+            daddr: dest.addr,
+            dport,
+            method: dest.method,
+            controlled_by: template,
+        };
+        let conn = match self.conns.insert(&new, now) {
+            Ok(conn) => conn,
+            Err(e) => return Verdict::Drop(insert_drop_reason(e)),
+        };
+        match conn.on_packet(Direction::Input, flags, now) {
+            PacketOutcome::Forward { .. } => {}
+            PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
+            PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
+        }
+        let decided = Decided {
+            info: conn.info(),
+            service: Some(service),
+            dest: Some(dest),
+        };
+        self.transmit(worker, net, packet, parsed, &decided, Direction::Input, flags, true)
+    }
+
+    /// Forward a packet of a tracked connection.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_conn(
+        &self,
+        worker: &mut Worker,
+        snapshot: &Snapshot,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        conn: ConnRef<'_>,
+        direction: Direction,
+        flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> Verdict {
+        match conn.on_packet(direction, flags, now) {
+            PacketOutcome::Forward { .. } => {}
+            PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
+            PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
+        }
+        let info = conn.info();
+        let (service, dest) = snapshot.locate_dest(info.dest);
+        let decided = Decided {
+            info,
+            service,
+            dest,
+        };
+        self.transmit(worker, net, packet, parsed, &decided, direction, flags, false)
+    }
+
+    /// Count the packet and run the connection's forwarding method.
+    #[allow(clippy::too_many_arguments)]
+    fn transmit(
+        &self,
+        worker: &mut Worker,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        decided: &Decided<'_>,
+        direction: Direction,
+        flags: Option<TcpFlags>,
+        first_packet: bool,
+    ) -> Verdict {
+        let info = &decided.info;
+        let bytes = usize::from(parsed.ip_len);
+        let counters = self.dests.counters(info.dest);
+        if let Some(c) = counters {
+            match direction {
+                Direction::Input => {
+                    c.in_pkts.fetch_add(1, Ordering::Relaxed);
+                    c.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                }
+                Direction::Output => {
+                    c.out_pkts.fetch_add(1, Ordering::Relaxed);
+                    c.out_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        if let Some(service) = decided.service {
+            match direction {
+                Direction::Input => service.stats.count_in(bytes),
+                Direction::Output => service.stats.count_out(bytes),
+            }
+        }
+        let _ = decided.dest;
+
+        // Where the frame goes: to the real server (or, for DR, its MAC)
+        // inbound; to the client (via its route) outbound.
+        let toward = match (direction, info.method) {
+            (Direction::Input, _) => info.daddr,
+            (Direction::Output, _) => info.key.caddr,
+        };
+        let hop = match net.next_hop(toward) {
+            Ok(hop) => hop,
+            Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
+            Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
+        };
+        let tunnel_source = match info.daddr {
+            IpAddr::V4(_) => self.settings.tunnel_source_v4,
+            IpAddr::V6(_) => self.settings.tunnel_source_v6,
+        }
+        .or_else(|| net.source_for(info.daddr))
+        .unwrap_or(info.key.vaddr);
+        let params = XmitParams {
+            director_mac: hop.src_mac,
+            next_hop_mac: hop.dst_mac,
+            direction: match direction {
+                Direction::Input => xmit::Direction::Inbound,
+                Direction::Output => xmit::Direction::Outbound,
+            },
+            real_server: SocketAddr::new(info.daddr, info.dport),
+            virtual_service: SocketAddr::new(info.key.vaddr, info.key.vport),
+            client: SocketAddr::new(info.key.caddr, info.key.cport),
+            local: match info.local {
+                Some((addr, port)) => SocketAddr::new(addr, port),
+                None => SocketAddr::new(info.key.vaddr, info.key.vport),
+            },
+            tunnel: match info.method {
+                ForwardMethod::Tunnel { kind, csum } => TunnelParams {
+                    kind,
+                    csum,
+                    source: tunnel_source,
+                },
+                _ => TunnelParams {
+                    kind: uvs_conf::TunnelType::Ipip,
+                    csum: uvs_conf::TunnelCsum::NoCsum,
+                    source: tunnel_source,
+                },
+            },
+            mtu: hop.mtu,
+            flow_hash: flow_hash(&info.key),
+            insert_toa: direction == Direction::Input
+                && parsed.protocol == proto::TCP
+                && (first_packet || flags.is_some_and(|f| f.syn)),
+        };
+        let result = match info.method {
+            ForwardMethod::Dr => xmit::dr::xmit(&mut packet.frame, parsed, &params),
+            ForwardMethod::Tunnel { .. } => xmit::tunnel::xmit(&mut packet.frame, parsed, &params),
+            ForwardMethod::Nat => xmit::nat::xmit(&mut packet.frame, parsed, &params),
+            ForwardMethod::FullNat => xmit::fullnat::xmit(&mut packet.frame, parsed, &params),
+        };
+        self.finish(worker, net, packet, hop, result)
+    }
+
+    fn finish(
+        &self,
+        worker: &mut Worker,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        hop: NextHop,
+        result: Result<XmitOutcome, XmitError>,
+    ) -> Verdict {
+        match result {
+            Ok(XmitOutcome::Forward) => Verdict::Forward(hop.port),
+            Ok(XmitOutcome::IcmpToClient) => {
+                worker.icmp_sent += 1;
+                let _ = net;
+                Verdict::Forward(packet.ingress)
+            }
+            Err(_) => Verdict::Drop(DropReason::Xmit),
+        }
+    }
+
+    /// An ICMP error quoting a packet of a tracked connection follows that
+    /// connection, rewritten as IPVS does (`ip_vs_in_icmp`,
+    /// `ip_vs_out_icmp`). Untracked errors go to the kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn process_icmp_error(
+        &self,
+        worker: &mut Worker,
+        snapshot: &Snapshot,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        error: &wire::IcmpError,
+        now: Millis,
+    ) -> Verdict {
+        let inner = &error.inner;
+        if !matches!(inner.protocol, proto::TCP | proto::UDP) {
+            return Verdict::Pass;
+        }
+        // The quoted packet went the other way: a reply from the virtual
+        // service to the client (error from the client side), or a
+        // forwarded packet from the client to the real server (error from
+        // the real server side).
+        let in_key = ConnKey {
+            protocol: inner.protocol,
+            caddr: inner.daddr,
+            cport: inner.dport,
+            vaddr: inner.saddr,
+            vport: inner.sport,
+        };
+        let (conn, direction) = if let Some(conn) = self.conns.lookup_in(&in_key, now) {
+            (conn, Direction::Input)
+        } else {
+            let reply_key = ReplyKey {
+                protocol: inner.protocol,
+                raddr: inner.daddr,
+                rport: inner.dport,
+                daddr: inner.saddr,
+                dport: inner.sport,
+            };
+            match self.conns.lookup_out(&reply_key, now) {
+                Some(conn) => (conn, Direction::Output),
+                None => return Verdict::Pass,
+            }
+        };
+        if !conn.dest_available() {
+            return Verdict::Drop(DropReason::DestGone);
+        }
+        let info = conn.info();
+        let toward = match direction {
+            Direction::Input => info.daddr,
+            Direction::Output => info.key.caddr,
+        };
+        let hop = match net.next_hop(toward) {
+            Ok(hop) => hop,
+            Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
+            Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
+        };
+        let _ = snapshot;
+        let params = XmitParams {
+            director_mac: hop.src_mac,
+            next_hop_mac: hop.dst_mac,
+            direction: match direction {
+                Direction::Input => xmit::Direction::Inbound,
+                Direction::Output => xmit::Direction::Outbound,
+            },
+            real_server: SocketAddr::new(info.daddr, info.dport),
+            virtual_service: SocketAddr::new(info.key.vaddr, info.key.vport),
+            client: SocketAddr::new(info.key.caddr, info.key.cport),
+            local: match info.local {
+                Some((addr, port)) => SocketAddr::new(addr, port),
+                None => SocketAddr::new(info.key.vaddr, info.key.vport),
+            },
+            tunnel: TunnelParams {
+                kind: match info.method {
+                    ForwardMethod::Tunnel { kind, .. } => kind,
+                    _ => uvs_conf::TunnelType::Ipip,
+                },
+                csum: match info.method {
+                    ForwardMethod::Tunnel { csum, .. } => csum,
+                    _ => uvs_conf::TunnelCsum::NoCsum,
+                },
+                source: net.source_for(info.daddr).unwrap_or(info.key.vaddr),
+            },
+            mtu: hop.mtu,
+            flow_hash: flow_hash(&info.key),
+            insert_toa: false,
+        };
+        let result = match info.method {
+            ForwardMethod::Dr => xmit::dr::xmit(&mut packet.frame, parsed, &params),
+            ForwardMethod::Tunnel { .. } => xmit::tunnel::xmit(&mut packet.frame, parsed, &params),
+            ForwardMethod::Nat => xmit::icmp::nat_xmit(&mut packet.frame, parsed, &params),
+            ForwardMethod::FullNat => xmit::icmp::fullnat_xmit(&mut packet.frame, parsed, &params),
+        };
+        self.finish(worker, net, packet, hop, result)
+    }
+}
+
+fn tcp_flags(parsed: &ParsedFrame) -> Option<TcpFlags> {
+    (parsed.protocol == proto::TCP).then_some(TcpFlags {
+        fin: parsed.tcp_flags & 0x01 != 0,
+        syn: parsed.tcp_flags & 0x02 != 0,
+        rst: parsed.tcp_flags & 0x04 != 0,
+        ack: parsed.tcp_flags & 0x10 != 0,
+    })
+}
+
+fn insert_drop_reason(e: InsertError) -> DropReason {
+    match e {
+        InsertError::TableFull => DropReason::TableFull,
+        InsertError::FullNatPortsExhausted | InsertError::NoLocalAddress => {
+            DropReason::FullNatPortsExhausted
+        }
+        InsertError::Exists | InsertError::UnknownDest => DropReason::NoConnection,
+    }
+}
+
+/// The client address with the persistence netmask applied.
+pub fn mask_addr(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let len = u32::from(prefix.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+        }
+        IpAddr::V6(a) => {
+            let len = u32::from(prefix.min(128));
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) & mask))
+        }
+    }
+}
+
+/// A cheap, stable hash of a connection's client tuple (GUE source port).
+fn flow_hash(key: &ConnKey) -> u32 {
+    let fold = |a: IpAddr| -> u32 {
+        match a {
+            IpAddr::V4(v) => u32::from(v),
+            IpAddr::V6(v) => v
+                .octets()
+                .chunks_exact(4)
+                .fold(0u32, |acc, c| acc ^ u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+        }
+    };
+    let mixed = fold(key.caddr) ^ fold(key.vaddr).rotate_left(7)
+        ^ (u32::from(key.cport) << 16 | u32::from(key.vport))
+        ^ u32::from(key.protocol);
+    mixed.wrapping_mul(0x9e37_79b1)
+}

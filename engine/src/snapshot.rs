@@ -1,0 +1,471 @@
+//! Configuration snapshots: the immutable view of services, real servers
+//! and built schedulers that workers read.
+//!
+//! The control plane builds a [`Snapshot`] from a [`uvs_conf::Config`]
+//! (and the snapshot it replaces, so that real servers keep their counters
+//! and schedulers their state across edits, as IPVS's do), then swaps it in
+//! atomically; a worker loads it once per batch and never waits on control.
+//! Building is all-or-nothing: an error leaves the running snapshot alone.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use uvs_conf::{
+    Config, Family, ForwardMethod, FwmarkMatch, Persistence, Protocol, SchedFlags,
+    SchedulerName, ServiceConfig, ServiceKey, Timeouts,
+};
+
+use crate::dest::{Dest, DestId, DestRegistry};
+use crate::sched::{self, SchedError, Scheduler};
+
+/// Per-service traffic counters, shared by every snapshot of the service.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Connections scheduled.
+    pub conns: AtomicU64,
+    /// Packets client → real server.
+    pub in_pkts: AtomicU64,
+    /// Packets real server → client.
+    pub out_pkts: AtomicU64,
+    /// Bytes client → real server.
+    pub in_bytes: AtomicU64,
+    /// Bytes real server → client.
+    pub out_bytes: AtomicU64,
+}
+
+impl ServiceStats {
+    /// Count one inbound packet of `bytes` bytes.
+    #[inline]
+    pub fn count_in(&self, bytes: usize) {
+        self.in_pkts.fetch_add(1, Ordering::Relaxed);
+        self.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Count one outbound packet of `bytes` bytes.
+    #[inline]
+    pub fn count_out(&self, bytes: usize) {
+        self.out_pkts.fetch_add(1, Ordering::Relaxed);
+        self.out_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// One virtual service inside a snapshot.
+#[derive(Debug)]
+pub struct Service {
+    /// What the service listens on.
+    pub key: ServiceKey,
+    /// Scheduler name.
+    pub scheduler_name: SchedulerName,
+    /// Scheduler flags.
+    pub flags: SchedFlags,
+    /// Persistence, if any.
+    pub persistence: Option<Persistence>,
+    /// One-packet scheduling.
+    pub one_packet: bool,
+    /// Real servers in IPVS list order: newest first.
+    pub dests: Vec<Dest>,
+    /// The scheduler built for `dests`.
+    pub scheduler: Box<dyn Scheduler>,
+    /// Counters shared across snapshots.
+    pub stats: Arc<ServiceStats>,
+}
+
+impl Service {
+    /// The service's virtual port (0 for fwmark and all-port services).
+    pub fn port(&self) -> u16 {
+        match self.key {
+            ServiceKey::Addr { port, .. } => port,
+            ServiceKey::Fwmark { .. } => 0,
+        }
+    }
+
+    /// The fwmark, or 0.
+    pub fn fwmark(&self) -> u32 {
+        match self.key {
+            ServiceKey::Fwmark { mark, .. } => mark,
+            ServiceKey::Addr { .. } => 0,
+        }
+    }
+
+    /// Find a real server of this snapshot by its counters' id.
+    pub fn dest_by_id(&self, id: DestId) -> Option<&Dest> {
+        self.dests.iter().find(|d| d.id == id)
+    }
+}
+
+/// Why a configuration could not become a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// A scheduler refused its real servers.
+    #[error("service {service}: {source}")]
+    Scheduler {
+        /// The service, as ipvsadm prints it.
+        service: String,
+        /// What the scheduler said.
+        source: SchedError,
+    },
+    /// The destination registry is full.
+    #[error("too many real servers: the engine tracks at most {capacity}")]
+    TooManyDests {
+        /// Registry capacity.
+        capacity: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct AddrKey {
+    protocol: u8,
+    addr: IpAddr,
+    port: u16,
+}
+
+/// A fwmark service's match range, resolved to the service index.
+#[derive(Debug, Clone)]
+struct FwmarkRule {
+    range: FwmarkMatch,
+    family: Family,
+    service: usize,
+}
+
+/// The immutable configuration workers read.
+#[derive(Debug)]
+pub struct Snapshot {
+    services: Vec<Service>,
+    by_addr: HashMap<AddrKey, usize, ahash::RandomState>,
+    fwmark_rules: Vec<FwmarkRule>,
+    by_dest: HashMap<DestId, (usize, usize), ahash::RandomState>,
+    virtual_addrs: std::collections::HashSet<IpAddr, ahash::RandomState>,
+    reply_traffic: bool,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Real servers that the previous snapshot had and this one dropped;
+    /// [`Snapshot::retire_removed`] marks them unavailable once published.
+    removed: Vec<DestId>,
+}
+
+/// The identity of a real server across snapshots.
+fn dest_identity(service: &ServiceKey, addr: IpAddr, port: u16) -> (ServiceKey, IpAddr, u16) {
+    (*service, addr, port)
+}
+
+impl Snapshot {
+    /// An empty snapshot: no services.
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            services: Vec::new(),
+            by_addr: HashMap::default(),
+            fwmark_rules: Vec::new(),
+            by_dest: HashMap::default(),
+            virtual_addrs: Default::default(),
+            reply_traffic: false,
+            timeouts: Timeouts::default(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// Build a snapshot for `config`. Real servers and services that
+    /// `prev` already had keep their counters, ids and scheduler state.
+    pub fn build(
+        config: &Config,
+        prev: Option<&Snapshot>,
+        registry: &DestRegistry,
+    ) -> Result<Snapshot, SnapshotError> {
+        let mut prev_dests: HashMap<(ServiceKey, IpAddr, u16), &Dest> = HashMap::new();
+        let mut prev_services: HashMap<ServiceKey, &Service> = HashMap::new();
+        if let Some(prev) = prev {
+            for svc in &prev.services {
+                prev_services.insert(svc.key, svc);
+                for d in &svc.dests {
+                    prev_dests.insert(dest_identity(&svc.key, d.addr, d.port), d);
+                }
+            }
+        }
+
+        let mut allocated: Vec<DestId> = Vec::new();
+        let result = Self::build_services(
+            config,
+            &prev_dests,
+            &prev_services,
+            registry,
+            &mut allocated,
+        );
+        let services = match result {
+            Ok(services) => services,
+            Err(e) => {
+                for id in allocated {
+                    registry.retire(id);
+                }
+                return Err(e);
+            }
+        };
+
+        let mut kept: std::collections::HashSet<DestId> = std::collections::HashSet::new();
+        for svc in &services {
+            for d in &svc.dests {
+                kept.insert(d.id);
+            }
+        }
+        let removed = prev_dests
+            .values()
+            .map(|d| d.id)
+            .filter(|id| !kept.contains(id))
+            .collect();
+
+        let mut by_addr = HashMap::default();
+        let mut fwmark_rules = Vec::new();
+        let mut by_dest = HashMap::default();
+        let mut virtual_addrs = std::collections::HashSet::default();
+        let mut reply_traffic = false;
+        for (index, svc) in services.iter().enumerate() {
+            for (dest_index, d) in svc.dests.iter().enumerate() {
+                by_dest.insert(d.id, (index, dest_index));
+                reply_traffic |= matches!(d.method, ForwardMethod::Nat | ForwardMethod::FullNat);
+            }
+            match svc.key {
+                ServiceKey::Addr {
+                    protocol,
+                    addr,
+                    port,
+                } => {
+                    by_addr.insert(
+                        AddrKey {
+                            protocol: protocol.number(),
+                            addr,
+                            port,
+                        },
+                        index,
+                    );
+                    virtual_addrs.insert(addr);
+                }
+                ServiceKey::Fwmark { family, .. } => {
+                    let cfg = config
+                        .services
+                        .iter()
+                        .find(|s| s.key == svc.key)
+                        .map(|s| s.fwmark_match.as_slice())
+                        .unwrap_or(&[]);
+                    for range in cfg {
+                        if range.addr_first == range.addr_last {
+                            virtual_addrs.insert(range.addr_first);
+                        }
+                        fwmark_rules.push(FwmarkRule {
+                            range: range.clone(),
+                            family,
+                            service: index,
+                        });
+                    }
+                }
+            }
+        }
+
+        Ok(Snapshot {
+            services,
+            by_addr,
+            fwmark_rules,
+            by_dest,
+            virtual_addrs,
+            reply_traffic,
+            timeouts: config.timeouts,
+            removed,
+        })
+    }
+
+    fn build_services(
+        config: &Config,
+        prev_dests: &HashMap<(ServiceKey, IpAddr, u16), &Dest>,
+        prev_services: &HashMap<ServiceKey, &Service>,
+        registry: &DestRegistry,
+        allocated: &mut Vec<DestId>,
+    ) -> Result<Vec<Service>, SnapshotError> {
+        let mut services = Vec::with_capacity(config.services.len());
+        for svc_cfg in &config.services {
+            let prev_svc = prev_services.get(&svc_cfg.key).copied();
+            let dests = Self::build_dests(svc_cfg, prev_dests, registry, allocated)?;
+            let prev_sched = prev_svc
+                .filter(|p| p.scheduler_name == svc_cfg.scheduler)
+                .map(|p| p.scheduler.as_ref());
+            let scheduler = sched::build(svc_cfg.scheduler, svc_cfg.flags, &dests, prev_sched)
+                .map_err(|source| SnapshotError::Scheduler {
+                    service: service_name(&svc_cfg.key),
+                    source,
+                })?;
+            services.push(Service {
+                key: svc_cfg.key,
+                scheduler_name: svc_cfg.scheduler,
+                flags: svc_cfg.flags,
+                persistence: svc_cfg.persistence,
+                one_packet: svc_cfg.one_packet,
+                dests,
+                scheduler,
+                stats: prev_svc
+                    .map(|p| Arc::clone(&p.stats))
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(services)
+    }
+
+    fn build_dests(
+        svc_cfg: &ServiceConfig,
+        prev_dests: &HashMap<(ServiceKey, IpAddr, u16), &Dest>,
+        registry: &DestRegistry,
+        allocated: &mut Vec<DestId>,
+    ) -> Result<Vec<Dest>, SnapshotError> {
+        let mut dests = Vec::with_capacity(svc_cfg.dests.len());
+        // IPVS adds a real server at the head of its list: newest first.
+        for d in svc_cfg.dests.iter().rev() {
+            let (id, counters) =
+                match prev_dests.get(&dest_identity(&svc_cfg.key, d.addr, d.port)) {
+                    Some(prev) => (prev.id, Arc::clone(&prev.counters)),
+                    None => {
+                        let (id, counters) = registry
+                            .allocate(d.weight, d.u_threshold, d.l_threshold)
+                            .map_err(|full| SnapshotError::TooManyDests {
+                                capacity: full.capacity as usize,
+                            })?;
+                        allocated.push(id);
+                        (id, counters)
+                    }
+                };
+            dests.push(Dest {
+                id,
+                addr: d.addr,
+                port: d.port,
+                method: d.method,
+                weight: d.weight,
+                u_threshold: d.u_threshold,
+                l_threshold: d.l_threshold,
+                counters,
+            });
+        }
+        Ok(dests)
+    }
+
+    /// Once this snapshot is published: give every real server's shared
+    /// counters its new weight and thresholds, and retire the real servers
+    /// it dropped (unavailable at once; their counters are freed when
+    /// their last connection is gone).
+    pub fn publish(&self, registry: &DestRegistry) {
+        for d in self.services.iter().flat_map(|s| s.dests.iter()) {
+            d.counters.set_limits(d.weight, d.u_threshold, d.l_threshold);
+        }
+        for &id in &self.removed {
+            registry.retire(id);
+        }
+    }
+
+    /// All services.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// A service by index.
+    pub fn service(&self, index: usize) -> Option<&Service> {
+        self.services.get(index)
+    }
+
+    /// The service a new packet to `daddr:dport` belongs to, in IPVS's
+    /// order: fwmark services first, then protocol/address/port, then the
+    /// protocol/address all-port (port 0) service.
+    pub fn find_service(&self, protocol: u8, daddr: IpAddr, dport: u16) -> Option<usize> {
+        if !self.fwmark_rules.is_empty() {
+            if let Some(index) = self.find_fwmark(protocol, daddr, dport) {
+                return Some(index);
+            }
+        }
+        let key = AddrKey {
+            protocol,
+            addr: daddr,
+            port: dport,
+        };
+        if let Some(&index) = self.by_addr.get(&key) {
+            return Some(index);
+        }
+        let any_port = AddrKey { port: 0, ..key };
+        self.by_addr.get(&any_port).copied()
+    }
+
+    fn find_fwmark(&self, protocol: u8, daddr: IpAddr, dport: u16) -> Option<usize> {
+        self.fwmark_rules
+            .iter()
+            .find(|rule| {
+                let family_ok = matches!(
+                    (rule.family, daddr),
+                    (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+                );
+                let proto_ok = match rule.range.protocol {
+                    Some(p) => p.number() == protocol,
+                    None => protocol == Protocol::Tcp.number() || protocol == Protocol::Udp.number(),
+                };
+                family_ok
+                    && proto_ok
+                    && addr_in_range(daddr, rule.range.addr_first, rule.range.addr_last)
+                    && (rule.range.port_first..=rule.range.port_last).contains(&dport)
+            })
+            .map(|rule| rule.service)
+    }
+
+    /// Whether some real server is reached by NAT or full NAT, so that
+    /// replies come back through the director.
+    pub fn has_reply_traffic(&self) -> bool {
+        self.reply_traffic
+    }
+
+    /// Whether `addr` is a virtual address of some service.
+    pub fn owns_address(&self, addr: IpAddr) -> bool {
+        self.virtual_addrs.contains(&addr)
+            || self.fwmark_rules.iter().any(|r| {
+                addr_in_range(addr, r.range.addr_first, r.range.addr_last)
+            })
+    }
+
+    /// The service and real server that `id` belongs to in this snapshot
+    /// (none once the real server was deleted).
+    pub fn locate_dest(&self, id: DestId) -> (Option<&Service>, Option<&Dest>) {
+        match self.by_dest.get(&id) {
+            Some(&(s, d)) => {
+                let service = self.services.get(s);
+                (service, service.and_then(|svc| svc.dests.get(d)))
+            }
+            None => (None, None),
+        }
+    }
+}
+
+fn addr_in_range(addr: IpAddr, first: IpAddr, last: IpAddr) -> bool {
+    match (addr, first, last) {
+        (IpAddr::V4(a), IpAddr::V4(f), IpAddr::V4(l)) => {
+            (u32::from(f)..=u32::from(l)).contains(&u32::from(a))
+        }
+        (IpAddr::V6(a), IpAddr::V6(f), IpAddr::V6(l)) => {
+            (u128::from(f)..=u128::from(l)).contains(&u128::from(a))
+        }
+        _ => false,
+    }
+}
+
+/// A service as ipvsadm names it: `TCP  10.0.0.1:80`, `FWM  5`.
+pub fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => {
+            let proto = match protocol {
+                Protocol::Tcp => "TCP",
+                Protocol::Udp => "UDP",
+            };
+            match addr {
+                IpAddr::V4(a) => format!("{proto}  {a}:{port}"),
+                IpAddr::V6(a) => format!("{proto}  [{a}]:{port}"),
+            }
+        }
+        ServiceKey::Fwmark { mark, family } => match family {
+            Family::V4 => format!("FWM  {mark}"),
+            Family::V6 => format!("FWM  {mark} IPv6"),
+        },
+    }
+}
