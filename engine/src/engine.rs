@@ -22,8 +22,8 @@ use arc_swap::ArcSwap;
 use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
-    tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnTable, ConnTableConfig, Direction,
-    InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TemplateKey,
+    tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnTable, ConnTableConfig, Direction, InsertError,
+    NewConn, PacketOutcome, ReplyKey, TcpFlags, TemplateKey,
 };
 use crate::dest::{Dest, DestRegistry};
 use crate::route::{NetView, NextHop, PortId, RouteError};
@@ -383,7 +383,8 @@ impl Engine {
                 );
             }
         }
-        let Some(service_index) = snapshot.find_service(parsed.protocol, parsed.daddr, parsed.dport)
+        let Some(service_index) =
+            snapshot.find_service(parsed.protocol, parsed.daddr, parsed.dport)
         else {
             return Verdict::Pass;
         };
@@ -488,7 +489,11 @@ impl Engine {
         };
         // DR and TUN keep the virtual port; NAT and full NAT map to the
         // real server's port. A port-0 service keeps the client's port.
-        let dport = if dest.port == 0 { parsed.dport } else { dest.port };
+        let dport = if dest.port == 0 {
+            parsed.dport
+        } else {
+            dest.port
+        };
         service.stats.conns.fetch_add(1, Ordering::Relaxed);
         dest.counters.conns.fetch_add(1, Ordering::Relaxed);
         worker.new_conns += 1;
@@ -513,7 +518,16 @@ impl Engine {
                 service: Some(service),
                 dest: Some(dest),
             };
-            return self.transmit(worker, net, packet, parsed, &decided, Direction::Input, flags, true);
+            return self.transmit(
+                worker,
+                net,
+                packet,
+                parsed,
+                &decided,
+                Direction::Input,
+                flags,
+                true,
+            );
         }
         let new = NewConn {
             key,
@@ -538,7 +552,16 @@ impl Engine {
             service: Some(service),
             dest: Some(dest),
         };
-        self.transmit(worker, net, packet, parsed, &decided, Direction::Input, flags, true)
+        self.transmit(
+            worker,
+            net,
+            packet,
+            parsed,
+            &decided,
+            Direction::Input,
+            flags,
+            true,
+        )
     }
 
     /// Forward a packet of a tracked connection.
@@ -567,7 +590,9 @@ impl Engine {
             service,
             dest,
         };
-        self.transmit(worker, net, packet, parsed, &decided, direction, flags, false)
+        self.transmit(
+            worker, net, packet, parsed, &decided, direction, flags, false,
+        )
     }
 
     /// Count the packet and run the connection's forwarding method.
@@ -809,7 +834,11 @@ pub fn mask_addr(addr: IpAddr, prefix: u8) -> IpAddr {
         }
         IpAddr::V6(a) => {
             let len = u32::from(prefix.min(128));
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) & mask))
         }
     }
@@ -820,13 +849,13 @@ fn flow_hash(key: &ConnKey) -> u32 {
     let fold = |a: IpAddr| -> u32 {
         match a {
             IpAddr::V4(v) => u32::from(v),
-            IpAddr::V6(v) => v
-                .octets()
-                .chunks_exact(4)
-                .fold(0u32, |acc, c| acc ^ u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+            IpAddr::V6(v) => v.octets().chunks_exact(4).fold(0u32, |acc, c| {
+                acc ^ u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+            }),
         }
     };
-    let mixed = fold(key.caddr) ^ fold(key.vaddr).rotate_left(7)
+    let mixed = fold(key.caddr)
+        ^ fold(key.vaddr).rotate_left(7)
         ^ (u32::from(key.cport) << 16 | u32::from(key.vport))
         ^ u32::from(key.protocol);
     mixed.wrapping_mul(0x9e37_79b1)

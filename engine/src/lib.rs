@@ -18,16 +18,18 @@
 //! - [`snapshot`]: the immutable configuration workers read.
 //! - [`route`]: ports, routes and neighbours: where a frame goes.
 //! - [`engine`]: [`Engine::process`], the batch entry point.
+//! - [`lab`]: an in-memory director lab for tests, benches and the demo.
 #![warn(missing_docs)]
 
 pub mod conn;
 pub mod dest;
+pub mod engine;
+pub mod lab;
+pub mod route;
 pub mod sched;
+pub mod snapshot;
 pub mod time;
 pub mod wire;
 pub mod xmit;
-pub mod engine;
-pub mod route;
-pub mod snapshot;
 
 pub use engine::{DropReason, Engine, EngineCounters, Packet, Verdict, Worker};

@@ -88,7 +88,11 @@ fn prefix_matches(prefix: IpAddr, len: u8, addr: IpAddr) -> bool {
         }
         (IpAddr::V6(p), IpAddr::V6(a)) => {
             let len = u32::from(len.min(128));
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             u128::from(p) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -112,10 +116,7 @@ impl NetView {
             .get(usize::from(route.port.0))
             .ok_or(RouteError::NoRoute)?;
         let hop = route.gateway.unwrap_or(dst);
-        let dst_mac = *self
-            .neighbours
-            .get(&hop)
-            .ok_or(RouteError::NoNeighbour)?;
+        let dst_mac = *self.neighbours.get(&hop).ok_or(RouteError::NoNeighbour)?;
         Ok(NextHop {
             port: route.port,
             src_mac: port.mac,

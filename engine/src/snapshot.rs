@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use uvs_conf::{
-    Config, Family, ForwardMethod, FwmarkMatch, Persistence, Protocol, SchedFlags,
-    SchedulerName, ServiceConfig, ServiceKey, Timeouts,
+    Config, Family, ForwardMethod, FwmarkMatch, Persistence, Protocol, SchedFlags, SchedulerName,
+    ServiceConfig, ServiceKey, Timeouts,
 };
 
 use crate::dest::{Dest, DestId, DestRegistry};
@@ -299,9 +299,7 @@ impl Snapshot {
                 one_packet: svc_cfg.one_packet,
                 dests,
                 scheduler,
-                stats: prev_svc
-                    .map(|p| Arc::clone(&p.stats))
-                    .unwrap_or_default(),
+                stats: prev_svc.map(|p| Arc::clone(&p.stats)).unwrap_or_default(),
             });
         }
         Ok(services)
@@ -316,19 +314,19 @@ impl Snapshot {
         let mut dests = Vec::with_capacity(svc_cfg.dests.len());
         // IPVS adds a real server at the head of its list: newest first.
         for d in svc_cfg.dests.iter().rev() {
-            let (id, counters) =
-                match prev_dests.get(&dest_identity(&svc_cfg.key, d.addr, d.port)) {
-                    Some(prev) => (prev.id, Arc::clone(&prev.counters)),
-                    None => {
-                        let (id, counters) = registry
-                            .allocate(d.weight, d.u_threshold, d.l_threshold)
-                            .map_err(|full| SnapshotError::TooManyDests {
-                                capacity: full.capacity as usize,
-                            })?;
-                        allocated.push(id);
-                        (id, counters)
-                    }
-                };
+            let (id, counters) = match prev_dests.get(&dest_identity(&svc_cfg.key, d.addr, d.port))
+            {
+                Some(prev) => (prev.id, Arc::clone(&prev.counters)),
+                None => {
+                    let (id, counters) = registry
+                        .allocate(d.weight, d.u_threshold, d.l_threshold)
+                        .map_err(|full| SnapshotError::TooManyDests {
+                            capacity: full.capacity as usize,
+                        })?;
+                    allocated.push(id);
+                    (id, counters)
+                }
+            };
             dests.push(Dest {
                 id,
                 addr: d.addr,
@@ -349,7 +347,8 @@ impl Snapshot {
     /// their last connection is gone).
     pub fn publish(&self, registry: &DestRegistry) {
         for d in self.services.iter().flat_map(|s| s.dests.iter()) {
-            d.counters.set_limits(d.weight, d.u_threshold, d.l_threshold);
+            d.counters
+                .set_limits(d.weight, d.u_threshold, d.l_threshold);
         }
         for &id in &self.removed {
             registry.retire(id);
@@ -397,7 +396,9 @@ impl Snapshot {
                 );
                 let proto_ok = match rule.range.protocol {
                     Some(p) => p.number() == protocol,
-                    None => protocol == Protocol::Tcp.number() || protocol == Protocol::Udp.number(),
+                    None => {
+                        protocol == Protocol::Tcp.number() || protocol == Protocol::Udp.number()
+                    }
                 };
                 family_ok
                     && proto_ok
@@ -416,9 +417,10 @@ impl Snapshot {
     /// Whether `addr` is a virtual address of some service.
     pub fn owns_address(&self, addr: IpAddr) -> bool {
         self.virtual_addrs.contains(&addr)
-            || self.fwmark_rules.iter().any(|r| {
-                addr_in_range(addr, r.range.addr_first, r.range.addr_last)
-            })
+            || self
+                .fwmark_rules
+                .iter()
+                .any(|r| addr_in_range(addr, r.range.addr_first, r.range.addr_last))
     }
 
     /// The service and real server that `id` belongs to in this snapshot
