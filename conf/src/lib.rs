@@ -12,6 +12,7 @@
 //! usable on a [`Config`] built any other way.
 #![warn(missing_docs)]
 
+pub mod control;
 pub mod file;
 pub mod model;
 pub mod validate;

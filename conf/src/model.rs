@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 /// Transport protocol of an address/port service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
     /// TCP (`-t`).
     Tcp,
@@ -23,7 +23,7 @@ impl Protocol {
 }
 
 /// Address family of a fwmark service (`-f N` or `-f N -6`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
     /// IPv4.
     V4,
@@ -32,7 +32,7 @@ pub enum Family {
 }
 
 /// What identifies a virtual service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceKey {
     /// A TCP or UDP service on one virtual address and port (port 0 only
     /// with persistence: it then matches every port).
@@ -55,7 +55,7 @@ pub enum ServiceKey {
 }
 
 /// A range of packets that carry a fwmark service's mark.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct FwmarkMatch {
     /// Protocol, or `None` for TCP and UDP.
     pub protocol: Option<Protocol>,
@@ -70,7 +70,7 @@ pub struct FwmarkMatch {
 }
 
 /// The 14 IPVS schedulers, by their ipvsadm names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchedulerName {
     /// Round robin.
     Rr,
@@ -148,7 +148,7 @@ impl SchedulerName {
 }
 
 /// Scheduler flags (`-b`): IP_VS_SVC_F_SCHED1..3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SchedFlags {
     /// flag-1: `sh-fallback` with sh, `mh-fallback` with mh.
     pub flag1: bool,
@@ -170,7 +170,7 @@ impl SchedFlags {
 }
 
 /// Persistence (`-p`, `-M`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Persistence {
     /// Template timeout in seconds, 1..=2678400 (bare `-p` = 360).
     pub timeout: u32,
@@ -180,7 +180,7 @@ pub struct Persistence {
 }
 
 /// Tunnel encapsulation (`--tun-type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TunnelType {
     /// IP-in-IP (protocol 4, or 41 for an IPv6 inner packet).
     Ipip,
@@ -194,7 +194,7 @@ pub enum TunnelType {
 }
 
 /// Tunnel checksum option (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TunnelCsum {
     /// No checksum (the default).
     #[default]
@@ -206,7 +206,7 @@ pub enum TunnelCsum {
 }
 
 /// How packets reach a real server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ForwardMethod {
     /// Direct routing (`-g`): rewrite the MACs only.
     Dr,
@@ -224,7 +224,7 @@ pub enum ForwardMethod {
 }
 
 /// A real server of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct DestConfig {
     /// Real server address.
     pub addr: IpAddr,
@@ -241,7 +241,7 @@ pub struct DestConfig {
 }
 
 /// A virtual service and its real servers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
     /// What the service listens on.
     pub key: ServiceKey,
@@ -261,7 +261,7 @@ pub struct ServiceConfig {
 }
 
 /// Connection timeouts in seconds (`--set tcp tcpfin udp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timeouts {
     /// TCP ESTABLISHED.
     pub tcp: u32,
@@ -283,7 +283,7 @@ impl Default for Timeouts {
 
 /// A full-NAT local address pool: the director-owned source addresses and
 /// the port range it takes ports from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct LocalAddrPool {
     /// Local addresses (IPv4 and/or IPv6).
     pub addrs: Vec<IpAddr>,
@@ -304,7 +304,7 @@ impl Default for LocalAddrPool {
 }
 
 /// Engine settings that are not part of the IPVS model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct EngineSettings {
     /// Maximum tracked connections (the table is sized for this many).
     pub conn_table_size: u32,
@@ -344,7 +344,7 @@ impl Default for EngineSettings {
 }
 
 /// A whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
     /// Engine settings.
     pub engine: EngineSettings,

@@ -18,12 +18,14 @@
 //! - [`snapshot`]: the immutable configuration workers read.
 //! - [`route`]: ports, routes and neighbours: where a frame goes.
 //! - [`engine`]: [`Engine::process`], the batch entry point.
+//! - [`io`]: packet I/O backends behind one trait.
 //! - [`lab`]: an in-memory director lab for tests, benches and the demo.
 #![warn(missing_docs)]
 
 pub mod conn;
 pub mod dest;
 pub mod engine;
+pub mod io;
 pub mod lab;
 pub mod route;
 pub mod sched;
