@@ -272,11 +272,19 @@ impl DestRegistry {
         revived
     }
 
-    /// Take a reference (a connection or template binds to `id`).
-    pub fn acquire(&self, id: DestId) {
-        if let Some(counters) = self.counters(id) {
-            counters.refs.fetch_add(1, Ordering::AcqRel);
-        }
+    /// Take a reference (a connection or template binds to `id`) if the
+    /// slot is still referenced; false when it was freed meanwhile (the
+    /// real server was deleted and forgotten), so that nothing counts
+    /// against a slot that may be handed to another real server.
+    pub fn try_acquire(&self, id: DestId) -> bool {
+        self.counters(id).is_some_and(|counters| {
+            counters
+                .refs
+                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |refs| {
+                    (refs != 0).then(|| refs.saturating_add(1))
+                })
+                .is_ok()
+        })
     }
 
     /// Drop a reference; the slot becomes free at zero.

@@ -522,6 +522,9 @@ impl ConnTable {
             .dests
             .counters(new.dest)
             .ok_or(InsertError::UnknownDest)?;
+        if !self.dests.try_acquire(new.dest) {
+            return Err(InsertError::UnknownDest);
+        }
         let is_tcp = new.key.protocol == IPPROTO_TCP;
         let timeout = if is_tcp {
             TcpState::None.timeout_secs(0, 0)
@@ -558,10 +561,13 @@ impl ConnTable {
                     .and_then(|t| self.bind_to_template(t, now))
                     .map_or(NIL, |t| t + 1);
                 slot.control.store(template_link, Ordering::Relaxed);
-                self.bind_dest(new.dest, counters, false);
+                self.bind_dest(counters, false);
             },
-        )?;
-        Ok(inserted)
+        );
+        if inserted.is_err() {
+            self.dests.release(new.dest);
+        }
+        inserted
     }
 
     /// Record a persistence template for `key` pointing at `dest`
@@ -577,6 +583,9 @@ impl ConnTable {
         now: Millis,
     ) -> Result<ConnRef<'_>, InsertError> {
         let counters = self.dests.counters(dest).ok_or(InsertError::UnknownDest)?;
+        if !self.dests.try_acquire(dest) {
+            return Err(InsertError::UnknownDest);
+        }
         let build = |_local: Option<(IpAddr, u16)>| {
             Fields::new(
                 key.protocol,
@@ -590,7 +599,7 @@ impl ConnTable {
                 timeout_secs,
             )
         };
-        self.insert_entry(
+        let inserted = self.insert_entry(
             now,
             build,
             false,
@@ -599,9 +608,13 @@ impl ConnTable {
             now.plus_secs(timeout_secs),
             |slot| {
                 slot.control.store(0, Ordering::Relaxed);
-                self.bind_dest(dest, counters, true);
+                self.bind_dest(counters, true);
             },
-        )
+        );
+        if inserted.is_err() {
+            self.dests.release(dest);
+        }
+        inserted
     }
 
     /// The common insert path. `bind` runs once the entry is certain to
@@ -784,8 +797,7 @@ impl ConnTable {
 
     /// Count a new connection (inactive) or template (persistent) against
     /// its destination and apply the upper threshold.
-    fn bind_dest(&self, dest: DestId, counters: &DestCounters, template: bool) {
-        self.dests.acquire(dest);
+    fn bind_dest(&self, counters: &DestCounters, template: bool) {
         if template {
             counters.persist.fetch_add(1, Ordering::AcqRel);
         } else {
