@@ -919,3 +919,22 @@ fn a_freed_dest_slot_cannot_be_bound() {
     );
     assert!(table.is_empty());
 }
+
+#[test]
+fn the_table_is_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ConnTable>();
+    assert_send_sync::<DestRegistry>();
+    let (_r, table, dest) = table_with(config(8));
+    let table = Arc::new(table);
+    let worker = Arc::clone(&table);
+    std::thread::spawn(move || {
+        worker
+            .insert(&conn(key(17, 1), dest, ForwardMethod::Dr), Millis(0))
+            .map(|_| ())
+    })
+    .join()
+    .expect("thread")
+    .expect("insert");
+    assert!(table.lookup_in(&key(17, 1), Millis(0)).is_some());
+}
