@@ -313,14 +313,20 @@ impl ConnTable {
                 hashes[i] = hash;
                 heads[i] = self.in_index.bucket(hash).load(Ordering::Relaxed);
             }
-            // Touch each chain's first entry: independent loads, in flight together.
+            // Touch each chain's first, then second entry: independent
+            // loads, in flight together.
             let mut touched_words = 0u32;
-            for head in heads.iter().take(keys.len()) {
-                let first = bucket_first(*head);
-                if let Some(slot) = first.checked_sub(1).and_then(|i| self.slot(i)) {
-                    touched_words ^= slot.meta.load(Ordering::Relaxed);
-                    touched_words ^= slot.key_addrs[3].load(Ordering::Relaxed) as u32;
-                    touched_words ^= slot.far_addrs[3].load(Ordering::Relaxed) as u32;
+            let mut links = [NIL; GROUP];
+            for (link, head) in links.iter_mut().zip(heads.iter()).take(keys.len()) {
+                *link = bucket_first(*head);
+            }
+            for _depth in 0..2 {
+                for link in links.iter_mut().take(keys.len()) {
+                    if let Some(slot) = link.checked_sub(1).and_then(|i| self.slot(i)) {
+                        touched_words ^= slot.key_addrs[3].load(Ordering::Relaxed) as u32;
+                        touched_words ^= slot.far_addrs[3].load(Ordering::Relaxed) as u32;
+                        *link = slot.next_in.load(Ordering::Relaxed);
+                    }
                 }
             }
             std::hint::black_box(touched_words);
