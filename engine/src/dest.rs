@@ -153,7 +153,7 @@ pub struct DestRegistryFull {
 /// The control plane [`allocate`](DestRegistry::allocate)s a slot when a
 /// real server is added and [`retire`](DestRegistry::retire)s it when the
 /// real server is deleted; connections and templates hold a reference
-/// ([`acquire`](DestRegistry::acquire) / [`release`](DestRegistry::release))
+/// ([`try_acquire`](DestRegistry::try_acquire) / [`release`](DestRegistry::release))
 /// so the counters outlive the deletion while any connection still
 /// counts against them. A retired destination still referenced can be
 /// [`revive`](DestRegistry::revive)d when it is added again, as IPVS
@@ -161,9 +161,9 @@ pub struct DestRegistryFull {
 /// when its references reach zero (uvs keeps no 120 s grace period: an
 /// unreferenced retired destination has nothing left to remember).
 ///
-/// All counters are preallocated at creation; [`counters`]
-/// (DestRegistry::counters) is a bounds-checked index, safe on the
-/// packet path.
+/// All counters are preallocated at creation;
+/// [`counters`](DestRegistry::counters) is a bounds-checked index, safe
+/// on the packet path.
 #[derive(Debug)]
 pub struct DestRegistry {
     slots: Box<[Arc<DestCounters>]>,
@@ -272,11 +272,19 @@ impl DestRegistry {
         revived
     }
 
-    /// Take a reference (a connection or template binds to `id`).
-    pub fn acquire(&self, id: DestId) {
-        if let Some(counters) = self.counters(id) {
-            counters.refs.fetch_add(1, Ordering::AcqRel);
-        }
+    /// Take a reference (a connection or template binds to `id`) if the
+    /// slot is still referenced; false when it was freed meanwhile (the
+    /// real server was deleted and forgotten), so that nothing counts
+    /// against a slot that may be handed to another real server.
+    pub fn try_acquire(&self, id: DestId) -> bool {
+        self.counters(id).is_some_and(|counters| {
+            counters
+                .refs
+                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |refs| {
+                    (refs != 0).then(|| refs.saturating_add(1))
+                })
+                .is_ok()
+        })
     }
 
     /// Drop a reference; the slot becomes free at zero.

@@ -74,7 +74,7 @@ fn lookups_never_lose_or_invent_entries_while_others_churn() {
                 }
                 for (i, conn) in refs.iter().enumerate() {
                     // Half by handle, half by the sweep path via expire_now on a lookup.
-                    if (i + round as usize) % 2 == 0 {
+                    if (i + round as usize).is_multiple_of(2) {
                         assert!(conn.expire_now(Millis(0)));
                     } else {
                         let found = table

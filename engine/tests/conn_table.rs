@@ -875,3 +875,66 @@ fn registry_keeps_deleted_dest_counters_while_conns_refer_to_them() {
     assert_eq!(registry.in_use(), 2);
     let _ = b;
 }
+
+#[test]
+fn batch_lookup_matches_single_lookups() {
+    let (_r, table, dest) = table_with(config(256));
+    for port in (0..100u16).step_by(2) {
+        table
+            .insert(&conn(key(6, port), dest, ForwardMethod::Nat), Millis(0))
+            .expect("insert");
+    }
+    // More keys than one internal group, hits and misses mixed.
+    let keys: Vec<ConnKey> = (0..70u16).map(|port| key(6, port)).collect();
+    let mut out = vec![None; keys.len()];
+    table.lookup_in_batch(&keys, Millis(1), &mut out);
+    for (k, result) in keys.iter().zip(&out) {
+        let single = table.lookup_in(k, Millis(1)).map(|c| c.info());
+        assert_eq!(result.map(|c| c.info()), single, "{k:?}");
+        assert_eq!(result.is_some(), k.cport % 2 == 0);
+    }
+    // A shorter output slice bounds the work.
+    let mut short = vec![None; 3];
+    table.lookup_in_batch(&keys, Millis(1), &mut short);
+    assert!(short[0].is_some() && short[1].is_none() && short[2].is_some());
+}
+
+#[test]
+fn a_freed_dest_slot_cannot_be_bound() {
+    let registry = Arc::new(DestRegistry::new(2));
+    let table = ConnTable::new(config(8), Arc::clone(&registry));
+    let (dest, counters) = registry.allocate(1, 0, 0).expect("room");
+    registry.retire(dest);
+    let err = table
+        .insert(&conn(key(17, 1), dest, ForwardMethod::Dr), Millis(0))
+        .err();
+    assert_eq!(err, Some(InsertError::UnknownDest));
+    assert_eq!(counters.inactive(), 0);
+    assert_eq!(counters.refs.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        table
+            .insert(&conn(key(17, 1), DestId(99), ForwardMethod::Dr), Millis(0))
+            .err(),
+        Some(InsertError::UnknownDest)
+    );
+    assert!(table.is_empty());
+}
+
+#[test]
+fn the_table_is_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ConnTable>();
+    assert_send_sync::<DestRegistry>();
+    let (_r, table, dest) = table_with(config(8));
+    let table = Arc::new(table);
+    let worker = Arc::clone(&table);
+    std::thread::spawn(move || {
+        worker
+            .insert(&conn(key(17, 1), dest, ForwardMethod::Dr), Millis(0))
+            .map(|_| ())
+    })
+    .join()
+    .expect("thread")
+    .expect("insert");
+    assert!(table.lookup_in(&key(17, 1), Millis(0)).is_some());
+}

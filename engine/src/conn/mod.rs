@@ -33,6 +33,7 @@
 //!   upper and lower thresholds, as `reference/ipvsadm.md` §5 states them.
 
 mod slot;
+mod storage;
 mod table;
 pub mod tcp;
 
@@ -42,7 +43,7 @@ use uvs_conf::{ForwardMethod, LocalAddrPool, Timeouts};
 
 use crate::dest::DestId;
 
-pub use table::{ConnRef, ConnTable};
+pub use table::{ConnRef, ConnTable, MAX_BYTES_PER_CONN};
 pub use tcp::{tcp_may_create, TcpFlags, TcpState};
 
 /// IP protocol number of TCP.

@@ -11,6 +11,8 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use uvs_conf::{ForwardMethod, TunnelCsum, TunnelType};
 
+use super::storage::ZeroedArray;
+
 // ---- state word -------------------------------------------------------
 
 /// Lifecycle: free.
@@ -101,7 +103,9 @@ const METHOD_FULLNAT: u32 = 3;
 /// Link value meaning "end of chain".
 pub(crate) const NIL: u32 = 0;
 
-/// One entry: a connection or a template. 112 bytes.
+/// One entry: a connection or a template. 112 bytes; what a lookup in
+/// the in-index compares (and the chain link, state and deadline) comes
+/// first, in 64 bytes.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct Slot {
@@ -109,10 +113,16 @@ pub(crate) struct Slot {
     pub seq: AtomicU32,
     /// Lifecycle, TCP state, flags, touch counter, generation.
     pub state: AtomicU32,
-    /// Deadline in [`crate::time::Millis`].
-    pub expires: AtomicU64,
+    /// Protocol, template bit, address families, method.
+    pub meta: AtomicU32,
     /// Next entry (index + 1) in the in-index chain, or in the free list.
     pub next_in: AtomicU32,
+    /// cport | vport << 16 | dport << 32 | lport (or GUE port) << 48.
+    pub ports: AtomicU64,
+    /// Client and virtual addresses, 128 bits each, high word first.
+    pub key_addrs: [AtomicU64; 4],
+    /// Deadline in [`crate::time::Millis`].
+    pub expires: AtomicU64,
     /// Next entry (index + 1) in the out-index chain.
     pub next_out: AtomicU32,
     /// Destination id.
@@ -122,13 +132,13 @@ pub(crate) struct Slot {
     pub control: AtomicU32,
     /// Connection: fwmark. Template: timeout in seconds.
     pub aux: AtomicU32,
-    /// Protocol, template bit, address families, method.
-    pub meta: AtomicU32,
-    /// cport | vport << 16 | dport << 32 | lport (or GUE port) << 48.
-    pub ports: AtomicU64,
-    /// client, virtual, real server, local: 128 bits each, high word first.
-    pub addrs: [AtomicU64; 8],
+    /// Real server and local addresses, 128 bits each, high word first.
+    pub far_addrs: [AtomicU64; 4],
 }
+
+// SAFETY: `Slot` is made only of atomics; all-zero is a valid (free)
+// entry and there is no drop glue.
+unsafe impl super::storage::ZeroInit for Slot {}
 
 /// A plain copy of an entry's immutable fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,7 +162,10 @@ impl Slot {
     /// Read the immutable fields (inside a sequence-checked section).
     pub fn read_fields(&self) -> Fields {
         let mut addrs = [0u64; 8];
-        for (out, word) in addrs.iter_mut().zip(self.addrs.iter()) {
+        for (out, word) in addrs
+            .iter_mut()
+            .zip(self.key_addrs.iter().chain(self.far_addrs.iter()))
+        {
             *out = word.load(Ordering::Relaxed);
         }
         Fields {
@@ -164,12 +177,31 @@ impl Slot {
         }
     }
 
+    /// The in-index key, reading only the entry's first 64 bytes (inside
+    /// a sequence-checked section).
+    pub fn read_in_key(&self) -> IndexKey {
+        let mut addrs = [0u64; 4];
+        for (out, word) in addrs.iter_mut().zip(self.key_addrs.iter()) {
+            *out = word.load(Ordering::Relaxed);
+        }
+        IndexKey {
+            meta: self.meta.load(Ordering::Relaxed) & IN_KEY_META,
+            ports: self.ports.load(Ordering::Relaxed) as u32,
+            addrs,
+        }
+    }
+
     /// Write the fields; the caller holds the entry with an odd `seq`.
     pub fn write_fields(&self, fields: &Fields) {
         fence(Ordering::Release);
         self.meta.store(fields.meta, Ordering::Relaxed);
         self.ports.store(fields.ports, Ordering::Relaxed);
-        for (word, value) in self.addrs.iter().zip(fields.addrs.iter()) {
+        for (word, value) in self
+            .key_addrs
+            .iter()
+            .chain(self.far_addrs.iter())
+            .zip(fields.addrs.iter())
+        {
             word.store(*value, Ordering::Relaxed);
         }
         self.dest.store(fields.dest, Ordering::Relaxed);
@@ -467,7 +499,7 @@ const BUCKET_VERSION_MASK: u64 = (1 << 31) - 1;
 /// chain changed under it.
 #[derive(Debug)]
 pub(crate) struct Index {
-    heads: Box<[AtomicU64]>,
+    heads: ZeroedArray<AtomicU64>,
     mask: u64,
 }
 
@@ -476,7 +508,7 @@ impl Index {
     pub fn new(buckets: usize) -> Index {
         let buckets = buckets.max(1).next_power_of_two();
         Index {
-            heads: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            heads: ZeroedArray::new(buckets),
             mask: (buckets - 1) as u64,
         }
     }
