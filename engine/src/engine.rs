@@ -701,7 +701,14 @@ impl Engine {
             Ok(XmitOutcome::Forward) => Verdict::Forward(hop.port),
             Ok(XmitOutcome::IcmpToClient) => {
                 worker.icmp_sent += 1;
-                let _ = net;
+                // The answer leaves by the port the packet came in on, so
+                // it must carry that port's MAC, not the egress port's
+                // that the forwarding method was given.
+                if let Some(port) = net.port(packet.ingress) {
+                    if let Some(src) = packet.frame.frame_mut().get_mut(6..12) {
+                        src.copy_from_slice(&port.mac);
+                    }
+                }
                 Verdict::Forward(packet.ingress)
             }
             Err(_) => Verdict::Drop(DropReason::Xmit),
