@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use engine_support::*;
 use uvs_conf::{Config, ForwardMethod, Protocol, SchedulerName, TunnelCsum, TunnelType};
-use uvs_engine::lab::Output;
+use uvs_engine::lab::{Output, ROUTER6};
 use uvs_engine::wire::build::PacketBuilder;
 use uvs_engine::wire::tcp;
 use uvs_engine::xmit;
@@ -248,7 +248,7 @@ fn first_packet_of_every_method_reaches_the_real_server_byte_for_byte() {
                 &MSS_OPTION,
             )
             .build();
-            let out = lab.from_client(&input);
+            let out = lab.client_sends(&input);
             check(
                 &out,
                 Verdict::Forward(INSIDE),
@@ -293,7 +293,7 @@ fn nat_and_fullnat_replies_return_to_the_client_via_the_router() {
                 &MSS_OPTION,
             )
             .build();
-            assert_eq!(lab.from_client(&input).verdict, Verdict::Forward(INSIDE));
+            assert_eq!(lab.client_sends(&input).verdict, Verdict::Forward(INSIDE));
 
             let to_addr = match method {
                 ForwardMethod::FullNat => (f.director_in, LPORT),
@@ -315,7 +315,7 @@ fn nat_and_fullnat_replies_return_to_the_client_via_the_router() {
                 udp,
             )
             .build();
-            let out = lab.from_inside(&reply);
+            let out = lab.server_sends(&reply);
             check(&out, Verdict::Forward(OUTSIDE), &want, &case);
 
             let snapshot = lab.engine.snapshot();
@@ -366,7 +366,7 @@ fn fullnat_syn_carries_toa_and_later_segments_do_not() {
         )
         .build();
         check(
-            &lab.from_client(&syn),
+            &lab.client_sends(&syn),
             Verdict::Forward(INSIDE),
             &want,
             &format!("TOA SYN v6={v6}"),
@@ -398,7 +398,7 @@ fn fullnat_syn_carries_toa_and_later_segments_do_not() {
         )
         .build();
         check(
-            &lab.from_client(&input),
+            &lab.client_sends(&input),
             Verdict::Forward(INSIDE),
             &want,
             &format!("no TOA on data v6={v6}"),
@@ -440,7 +440,7 @@ fn icmp_about(
 fn lab_with_connection(f: &Fam, method: ForwardMethod) -> Lab {
     let mut lab = Lab::new(&one_server(f, false, method));
     let syn = tcp_in((f.client, CPORT), (f.vip, VPORT), tcp::SYN);
-    assert_eq!(lab.from_client(&syn).verdict, Verdict::Forward(INSIDE));
+    assert_eq!(lab.client_sends(&syn).verdict, Verdict::Forward(INSIDE));
     lab
 }
 
@@ -491,7 +491,7 @@ fn icmp_error_from_the_client_side_follows_the_connection_to_the_real_server() {
             let mut lab = lab_with_connection(&f, method);
             let input = icmp_about(from_router, v6, router(&f), f.vip, 64, vip, client);
             check(
-                &lab.from_client(&input),
+                &lab.client_sends(&input),
                 Verdict::Forward(INSIDE),
                 &want,
                 &case,
@@ -529,7 +529,7 @@ fn icmp_error_from_the_real_server_side_follows_the_connection_to_the_client() {
             let mut lab = lab_with_connection(&f, method);
             let want = icmp_about(to_router, v6, f.vip, f.client, 63, client, (f.vip, VPORT));
             check(
-                &lab.from_inside(&input),
+                &lab.server_sends(&input),
                 Verdict::Forward(OUTSIDE),
                 &want,
                 &case,
@@ -551,7 +551,7 @@ fn icmp_error_quoting_no_connection_is_passed_untouched() {
         (f.vip, VPORT),
         (f.client, CPORT),
     );
-    let out = lab.from_client(&input);
+    let out = lab.client_sends(&input);
     assert_eq!(out.verdict, Verdict::Pass);
     assert_eq!(out.frame, input);
 }
@@ -601,7 +601,7 @@ fn oversized_df_packet_is_answered_with_frag_needed_out_of_the_ingress_port() {
                 }
                 _ => 0,
             };
-            let out = lab.from_client(&input);
+            let out = lab.client_sends(&input);
             let mtu = 1500 - overhead;
             // GRE's overhead depends on its checksum option.
             let mtu = match method {

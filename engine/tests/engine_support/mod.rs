@@ -21,7 +21,7 @@ use uvs_engine::wire::tcp;
 
 pub use uvs_engine::lab::{
     real_server4, real_server6, real_server_mac, real_server_of_mac, DIRECTOR_IN4, DIRECTOR_IN6,
-    DIRECTOR_IN_MAC, DIRECTOR_OUT_MAC, INSIDE, OUTSIDE, ROUTER4, ROUTER6, ROUTER_MAC,
+    DIRECTOR_IN_MAC, DIRECTOR_OUT_MAC, INSIDE, OUTSIDE, ROUTER4, ROUTER_MAC,
 };
 
 /// A client on the Internet, behind the outside router.
@@ -176,12 +176,12 @@ impl Lab {
     }
 
     /// A frame from the Internet (via the router) on the outside port.
-    pub fn from_client(&mut self, frame: &[u8]) -> Output {
+    pub fn client_sends(&mut self, frame: &[u8]) -> Output {
         self.send(OUTSIDE, frame)
     }
 
     /// A frame from a real server on the inside port.
-    pub fn from_inside(&mut self, frame: &[u8]) -> Output {
+    pub fn server_sends(&mut self, frame: &[u8]) -> Output {
         self.send(INSIDE, frame)
     }
 
