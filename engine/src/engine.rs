@@ -494,11 +494,17 @@ impl Engine {
         } else {
             dest.port
         };
-        service.stats.conns.fetch_add(1, Ordering::Relaxed);
-        dest.counters.conns.fetch_add(1, Ordering::Relaxed);
-        worker.new_conns += 1;
+        // Counted once the connection exists (IPVS's ip_vs_conn_stats
+        // after ip_vs_conn_new): a SYN dropped for a full table is no
+        // connection.
+        let count_new = |worker: &mut Worker| {
+            service.stats.conns.fetch_add(1, Ordering::Relaxed);
+            dest.counters.conns.fetch_add(1, Ordering::Relaxed);
+            worker.new_conns += 1;
+        };
 
         if service.one_packet && parsed.protocol == proto::UDP {
+            count_new(worker);
             // One-packet scheduling: nothing is remembered.
             let info = ConnInfo {
                 key,
@@ -542,6 +548,7 @@ impl Engine {
             Ok(conn) => conn,
             Err(e) => return Verdict::Drop(insert_drop_reason(e)),
         };
+        count_new(worker);
         match conn.on_packet(Direction::Input, flags, now) {
             PacketOutcome::Forward { .. } => {}
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),

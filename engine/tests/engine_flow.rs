@@ -824,3 +824,115 @@ fn udp_connection_expires_after_the_udp_timeout() {
     lab.sweep();
     assert!(lab.listing().is_empty());
 }
+
+#[test]
+fn a_connection_dropped_for_a_full_table_is_not_counted_as_scheduled() {
+    let mut cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Dr,
+        &[1],
+    )]);
+    cfg.engine.conn_table_size = 4;
+    let mut lab = Lab::new(&cfg);
+    for i in 0..4 {
+        open(&mut lab, client4(), 1000 + i);
+    }
+    for i in 0..3 {
+        let out = lab.client_sends(&syn_from(client4(), 2000 + i));
+        assert_eq!(out.verdict, Verdict::Drop(DropReason::TableFull));
+    }
+    assert_eq!(lab.engine.counters().drops(DropReason::TableFull), 3);
+    assert_eq!(
+        lab.engine.counters().new_conns.load(Ordering::Relaxed),
+        4,
+        "only inserted connections are new connections"
+    );
+    let snapshot = lab.engine.snapshot();
+    let svc = &snapshot.services()[0];
+    assert_eq!(svc.stats.conns.load(Ordering::Relaxed), 4, "service Conns");
+    assert_eq!(
+        svc.dests[0].counters.conns.load(Ordering::Relaxed),
+        4,
+        "real server Conns"
+    );
+    assert_eq!(
+        svc.stats.in_pkts.load(Ordering::Relaxed),
+        4,
+        "dropped SYNs are not counted as forwarded packets"
+    );
+}
+
+#[test]
+fn a_service_whose_real_servers_all_have_weight_zero_drops_new_connections() {
+    let mut svc = tcp_service(SchedulerName::Wlc, ForwardMethod::Dr, &[1, 2]);
+    for d in &mut svc.dests {
+        d.weight = 0;
+    }
+    let mut lab = Lab::new(&config(vec![svc]));
+    let out = lab.client_sends(&syn_from(client4(), 1000));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::NoDest));
+    assert_eq!(lab.engine.counters().drops(DropReason::NoDest), 1);
+    assert!(lab.listing().is_empty());
+}
+
+#[test]
+fn a_persistent_client_whose_real_server_was_deleted_is_scheduled_afresh() {
+    let mut svc = tcp_service(SchedulerName::Rr, ForwardMethod::Dr, &[1, 2]);
+    svc.persistence = persistence(300, 32);
+    let cfg = config(vec![svc]);
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(open(&mut lab, client4(), 1000), 2);
+    let mut without = cfg.clone();
+    without.services[0].dests.remove(1);
+    lab.engine.apply(&without).expect("reload");
+    // IPVS (ip_vs_check_template) expires a template whose real server is
+    // gone and schedules the client again.
+    let out = lab.client_sends(&syn_from(client4(), 1001));
+    assert_eq!(out.verdict, Verdict::Forward(INSIDE));
+    assert_eq!(rs_of(&out), 1);
+    let out = lab.client_sends(&syn_from(client4(), 1002));
+    assert_eq!(rs_of(&out), 1, "and pinned to the new real server");
+}
+
+#[test]
+fn non_first_fragments_to_a_virtual_address_are_dropped_others_passed() {
+    let mut lab = Lab::new(&config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Dr,
+        &[1],
+    )]));
+    let fragment = |dst: IpAddr| {
+        PacketBuilder::new()
+            .eth(ROUTER_MAC, DIRECTOR_OUT_MAC)
+            .ip(client4(), dst)
+            .fragment(1480, false)
+            .raw_l4(6)
+            .payload(&[0u8; 64])
+            .build()
+    };
+    assert_eq!(
+        lab.client_sends(&fragment(vip4())).verdict,
+        Verdict::Drop(DropReason::Fragment)
+    );
+    let elsewhere = fragment(IpAddr::V4(DIRECTOR_IN4));
+    let out = lab.client_sends(&elsewhere);
+    assert_eq!(out.verdict, Verdict::Pass);
+    assert_eq!(out.frame, elsewhere);
+    assert_eq!(lab.engine.counters().drops(DropReason::Fragment), 1);
+}
+
+#[test]
+fn a_real_server_without_a_known_mac_is_a_neighbour_drop() {
+    // Real server 9 is on the inside link but not in the neighbour table.
+    let svc = service(
+        Protocol::Tcp,
+        vip4(),
+        VPORT,
+        SchedulerName::Rr,
+        vec![dest(v4().rs(9), VPORT, ForwardMethod::Dr, 1)],
+    );
+    let mut lab = Lab::new(&config(vec![svc]));
+    let out = lab.client_sends(&syn_from(client4(), 1000));
+    assert_eq!(out.verdict, Verdict::Drop(DropReason::NoNeighbour));
+    assert_eq!(lab.engine.counters().drops(DropReason::NoNeighbour), 1);
+}
