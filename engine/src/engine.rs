@@ -205,7 +205,6 @@ pub struct Engine {
     conns: ConnTable,
     dests: Arc<DestRegistry>,
     counters: EngineCounters,
-    settings: uvs_conf::EngineSettings,
 }
 
 /// The per-packet view of what a connection's packet needs.
@@ -239,7 +238,6 @@ impl Engine {
             conns,
             dests,
             counters: EngineCounters::default(),
-            settings: config.engine.clone(),
         })
     }
 
@@ -396,7 +394,9 @@ impl Engine {
                 return Verdict::Drop(DropReason::NoConnection);
             }
         }
-        self.new_connection(worker, service, net, packet, &parsed, in_key, flags, now)
+        self.new_connection(
+            worker, snapshot, service, net, packet, &parsed, in_key, flags, now,
+        )
     }
 
     /// Schedule a new connection of `service` (with its persistence
@@ -405,6 +405,7 @@ impl Engine {
     fn new_connection(
         &self,
         worker: &mut Worker,
+        snapshot: &Snapshot,
         service: &Service,
         net: &NetView,
         packet: &mut Packet<'_>,
@@ -526,6 +527,7 @@ impl Engine {
             };
             return self.transmit(
                 worker,
+                snapshot,
                 net,
                 packet,
                 parsed,
@@ -561,6 +563,7 @@ impl Engine {
         };
         self.transmit(
             worker,
+            snapshot,
             net,
             packet,
             parsed,
@@ -598,7 +601,7 @@ impl Engine {
             dest,
         };
         self.transmit(
-            worker, net, packet, parsed, &decided, direction, flags, false,
+            worker, snapshot, net, packet, parsed, &decided, direction, flags, false,
         )
     }
 
@@ -607,6 +610,7 @@ impl Engine {
     fn transmit(
         &self,
         worker: &mut Worker,
+        snapshot: &Snapshot,
         net: &NetView,
         packet: &mut Packet<'_>,
         parsed: &ParsedFrame,
@@ -649,12 +653,7 @@ impl Engine {
             Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
             Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
         };
-        let tunnel_source = match info.daddr {
-            IpAddr::V4(_) => self.settings.tunnel_source_v4,
-            IpAddr::V6(_) => self.settings.tunnel_source_v6,
-        }
-        .or_else(|| net.source_for(info.daddr))
-        .unwrap_or(info.key.vaddr);
+        let tunnel_source = tunnel_source(snapshot, net, info);
         let params = XmitParams {
             director_mac: hop.src_mac,
             next_hop_mac: hop.dst_mac,
@@ -779,7 +778,6 @@ impl Engine {
             Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
             Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
         };
-        let _ = snapshot;
         let params = XmitParams {
             director_mac: hop.src_mac,
             next_hop_mac: hop.dst_mac,
@@ -803,7 +801,7 @@ impl Engine {
                     ForwardMethod::Tunnel { csum, .. } => csum,
                     _ => uvs_conf::TunnelCsum::NoCsum,
                 },
-                source: net.source_for(info.daddr).unwrap_or(info.key.vaddr),
+                source: tunnel_source(snapshot, net, &info),
             },
             mtu: hop.mtu,
             flow_hash: flow_hash(&info.key),
@@ -817,6 +815,16 @@ impl Engine {
         };
         self.finish(worker, net, packet, hop, result)
     }
+}
+
+/// The outer source of a tunnelled packet: the configured tunnel source
+/// of the real server's family, else the address of the port that routes
+/// to it.
+fn tunnel_source(snapshot: &Snapshot, net: &NetView, info: &ConnInfo) -> IpAddr {
+    snapshot
+        .tunnel_source(info.daddr)
+        .or_else(|| net.source_for(info.daddr))
+        .unwrap_or(info.key.vaddr)
 }
 
 fn tcp_flags(parsed: &ParsedFrame) -> Option<TcpFlags> {

@@ -140,6 +140,9 @@ pub struct Snapshot {
     reply_traffic: bool,
     /// Connection timeouts.
     pub timeouts: Timeouts,
+    /// Configured tunnel source addresses (IPv4, IPv6); `None` = the
+    /// address of the port that routes to the real server.
+    pub tunnel_sources: (Option<IpAddr>, Option<IpAddr>),
     /// Real servers that the previous snapshot had and this one dropped;
     /// [`Snapshot::retire_removed`] marks them unavailable once published.
     removed: Vec<DestId>,
@@ -161,6 +164,7 @@ impl Snapshot {
             virtual_addrs: Default::default(),
             reply_traffic: false,
             timeouts: Timeouts::default(),
+            tunnel_sources: (None, None),
             removed: Vec::new(),
         }
     }
@@ -268,6 +272,10 @@ impl Snapshot {
             virtual_addrs,
             reply_traffic,
             timeouts: config.timeouts,
+            tunnel_sources: (
+                config.engine.tunnel_source_v4,
+                config.engine.tunnel_source_v6,
+            ),
             removed,
         })
     }
@@ -406,6 +414,15 @@ impl Snapshot {
                     && (rule.range.port_first..=rule.range.port_last).contains(&dport)
             })
             .map(|rule| rule.service)
+    }
+
+    /// The configured tunnel source for a real server of `real_server`'s
+    /// family, if any.
+    pub fn tunnel_source(&self, real_server: IpAddr) -> Option<IpAddr> {
+        match real_server {
+            IpAddr::V4(_) => self.tunnel_sources.0,
+            IpAddr::V6(_) => self.tunnel_sources.1,
+        }
     }
 
     /// Whether some real server is reached by NAT or full NAT, so that

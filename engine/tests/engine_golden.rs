@@ -91,6 +91,11 @@ fn toa_option(client: SocketAddr) -> Vec<u8> {
 /// engine's documented flow hash, recomputed here, mapped into the local
 /// port range by the (separately tested) `gue_source_port`.
 fn gue_sport(f: &Fam, protocol: u8) -> u16 {
+    xmit::tunnel::gue_source_port(flow_hash(f, protocol))
+}
+
+/// The engine's flow hash of the client tuple `client:CPORT → vip:VPORT`.
+fn flow_hash(f: &Fam, protocol: u8) -> u32 {
     let fold = |a: IpAddr| -> u32 {
         match a {
             IpAddr::V4(v) => u32::from(v),
@@ -103,7 +108,7 @@ fn gue_sport(f: &Fam, protocol: u8) -> u16 {
         ^ fold(f.vip).rotate_left(7)
         ^ ((u32::from(CPORT) << 16) | u32::from(VPORT))
         ^ u32::from(protocol);
-    xmit::tunnel::gue_source_port(mixed.wrapping_mul(0x9e37_79b1))
+    mixed.wrapping_mul(0x9e37_79b1)
 }
 
 fn method_name(m: ForwardMethod) -> String {
@@ -619,5 +624,152 @@ fn oversized_df_packet_is_answered_with_frag_needed_out_of_the_ingress_port() {
                 "{case}: counted as an ICMP sent"
             );
         }
+    }
+}
+
+const TUNNEL_SOURCE4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 51, 100, 200);
+
+fn ipip() -> ForwardMethod {
+    ForwardMethod::Tunnel {
+        kind: TunnelType::Ipip,
+        csum: TunnelCsum::NoCsum,
+    }
+}
+
+/// The client's first TCP packet in an IPIP tunnel from `source`.
+fn ipip_first(f: &Fam, source: IpAddr) -> Vec<u8> {
+    let inner = first_packet(
+        (ROUTER_MAC, DIRECTOR_OUT_MAC),
+        (f.client, CPORT),
+        (f.vip, VPORT),
+        63,
+        false,
+        &MSS_OPTION,
+    )
+    .build_ip();
+    PacketBuilder::new()
+        .eth(DIRECTOR_IN_MAC, real_server_mac(1))
+        .ip(source, f.rs(1))
+        .ttl(63)
+        .df(true)
+        .raw_l4(4)
+        .payload(&inner)
+        .build()
+}
+
+fn client_syn(f: &Fam) -> Vec<u8> {
+    first_packet(
+        (ROUTER_MAC, DIRECTOR_OUT_MAC),
+        (f.client, CPORT),
+        (f.vip, VPORT),
+        64,
+        false,
+        &MSS_OPTION,
+    )
+    .build()
+}
+
+#[test]
+fn configured_tunnel_source_is_the_outer_source_for_packets_and_icmp_errors() {
+    let f = Fam::new(false);
+    let mut cfg = one_server(&f, false, ipip());
+    cfg.engine.tunnel_source_v4 = Some(TUNNEL_SOURCE4.into());
+    let mut lab = Lab::new(&cfg);
+    check(
+        &lab.client_sends(&client_syn(&f)),
+        Verdict::Forward(INSIDE),
+        &ipip_first(&f, TUNNEL_SOURCE4.into()),
+        "IPIP from the configured source",
+    );
+    // An ICMP error about the connection rides the same tunnel.
+    let icmp = icmp_about(
+        (ROUTER_MAC, DIRECTOR_OUT_MAC),
+        false,
+        router(&f),
+        f.vip,
+        64,
+        (f.vip, VPORT),
+        (f.client, CPORT),
+    );
+    let inner = icmp_about(
+        (ROUTER_MAC, DIRECTOR_OUT_MAC),
+        false,
+        router(&f),
+        f.vip,
+        63,
+        (f.vip, VPORT),
+        (f.client, CPORT),
+    );
+    let want = PacketBuilder::new()
+        .eth(DIRECTOR_IN_MAC, real_server_mac(1))
+        .ip(TUNNEL_SOURCE4.into(), f.rs(1))
+        .ttl(63)
+        .ident(flow_hash(&f, 6) as u16)
+        .raw_l4(4)
+        .payload(&inner[14..])
+        .build();
+    check(
+        &lab.client_sends(&icmp),
+        Verdict::Forward(INSIDE),
+        &want,
+        "ICMP error in the tunnel from the configured source",
+    );
+}
+
+#[test]
+fn reload_changes_the_tunnel_source() {
+    let f = Fam::new(false);
+    let cfg = one_server(&f, false, ipip());
+    let mut lab = Lab::new(&cfg);
+    check(
+        &lab.client_sends(&client_syn(&f)),
+        Verdict::Forward(INSIDE),
+        &ipip_first(&f, DIRECTOR_IN4.into()),
+        "IPIP from the inside port's address",
+    );
+    let mut edited = cfg.clone();
+    edited.engine.tunnel_source_v4 = Some(TUNNEL_SOURCE4.into());
+    lab.engine.apply(&edited).expect("reload");
+    check(
+        &lab.client_sends(&client_syn(&f)),
+        Verdict::Forward(INSIDE),
+        &ipip_first(&f, TUNNEL_SOURCE4.into()),
+        "IPIP from the reloaded source",
+    );
+}
+
+#[test]
+fn ttl_expiring_packet_is_answered_with_time_exceeded_out_of_the_ingress_port() {
+    for (f, udp, fam) in families() {
+        let case = format!("TTL {fam}");
+        let mut lab = Lab::new(&one_server(&f, udp, ForwardMethod::Nat));
+        let original = first_packet(
+            (ROUTER_MAC, DIRECTOR_OUT_MAC),
+            (f.client, CPORT),
+            (f.vip, VPORT),
+            1,
+            udp,
+            &MSS_OPTION,
+        );
+        let msg = if f.v6 { (3, 0) } else { (11, 0) };
+        let want = PacketBuilder::new()
+            .eth(DIRECTOR_OUT_MAC, ROUTER_MAC)
+            .ip(f.vip, f.client)
+            .ttl(64)
+            .tos(if f.v6 { 0 } else { 0xc0 })
+            .icmp(msg.0, msg.1, 0)
+            .payload(&original.build_ip())
+            .build();
+        check(
+            &lab.client_sends(&original.build()),
+            Verdict::Forward(OUTSIDE),
+            &want,
+            &case,
+        );
+        assert_eq!(
+            lab.engine.counters().icmp_sent.load(Ordering::Relaxed),
+            1,
+            "{case}"
+        );
     }
 }
