@@ -936,3 +936,135 @@ fn a_real_server_without_a_known_mac_is_a_neighbour_drop() {
     assert_eq!(out.verdict, Verdict::Drop(DropReason::NoNeighbour));
     assert_eq!(lab.engine.counters().drops(DropReason::NoNeighbour), 1);
 }
+
+#[test]
+fn least_connection_follows_connections_as_they_finish() {
+    let mut lab = Lab::new(&config(vec![tcp_service(
+        SchedulerName::Lc,
+        ForwardMethod::Dr,
+        &[1, 2],
+    )]));
+    let establish = |lab: &mut Lab, cport: u16| {
+        let rs = open(lab, client4(), cport);
+        let ack = tcp_in((client4(), cport), (vip4(), VPORT), tcp::ACK);
+        assert_eq!(lab.client_sends(&ack).verdict, Verdict::Forward(INSIDE));
+        rs
+    };
+    assert_eq!(establish(&mut lab, 1000), 2, "a tie goes to the list head");
+    assert_eq!(establish(&mut lab, 1001), 1);
+    // The first connection is reset: its server now has only an inactive one.
+    let rst = tcp_in((client4(), 1000), (vip4(), VPORT), tcp::RST);
+    assert_eq!(lab.client_sends(&rst).verdict, Verdict::Forward(INSIDE));
+    let snapshot = lab.engine.snapshot();
+    let by_rs = |n: u8| {
+        let d = snapshot.services()[0]
+            .dests
+            .iter()
+            .find(|d| d.addr == v4().rs(n))
+            .expect("real server");
+        (d.counters.active(), d.counters.inactive())
+    };
+    assert_eq!((by_rs(1), by_rs(2)), ((1, 0), (0, 1)));
+    drop(snapshot);
+    assert_eq!(establish(&mut lab, 1002), 2, "the less loaded server");
+}
+
+/// A full-NAT service over real server 1 with local ports `ports`.
+fn fullnat_lab(ports: std::ops::RangeInclusive<u16>) -> Lab {
+    let mut cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::FullNat,
+        &[1],
+    )]);
+    cfg.fullnat_pool.port_first = *ports.start();
+    cfg.fullnat_pool.port_last = *ports.end();
+    Lab::new(&cfg)
+}
+
+#[test]
+fn fullnat_gives_each_connection_its_own_local_port_and_routes_replies_back() {
+    let mut lab = fullnat_lab(5001..=5003);
+    let clients: Vec<IpAddr> = (1..=3).map(|n| v4().client_n(50, n)).collect();
+    let mut ports = Vec::new();
+    for &client in &clients {
+        let out = lab.client_sends(&tcp_in((client, 1000), (vip4(), VPORT), tcp::SYN));
+        assert_eq!(out.verdict, Verdict::Forward(INSIDE));
+        // IPv4 source address and TCP source port of the forwarded SYN.
+        assert_eq!(out.frame[26..30], DIRECTOR_IN4.octets());
+        ports.push(u16::from_be_bytes([out.frame[34], out.frame[35]]));
+    }
+    let mut sorted = ports.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![5001, 5002, 5003], "one local port each");
+    for (client, lport) in clients.iter().zip(&ports) {
+        let reply = tcp_from_rs(
+            1,
+            (v4().rs(1), RPORT),
+            (DIRECTOR_IN4.into(), *lport),
+            tcp::SYN | tcp::ACK,
+        );
+        let out = lab.server_sends(&reply);
+        assert_eq!(out.verdict, Verdict::Forward(OUTSIDE));
+        let IpAddr::V4(c) = client else {
+            unreachable!("IPv4 clients")
+        };
+        assert_eq!(out.frame[30..34], c.octets(), "reply to local port {lport}");
+        assert_eq!(out.frame[26..30], VIP4.octets());
+    }
+}
+
+#[test]
+fn fullnat_without_a_free_local_port_drops_the_new_connection() {
+    let mut lab = fullnat_lab(5001..=5001);
+    let first = lab.client_sends(&tcp_in(
+        (v4().client_n(50, 1), 1000),
+        (vip4(), VPORT),
+        tcp::SYN,
+    ));
+    assert_eq!(first.verdict, Verdict::Forward(INSIDE));
+    let second = lab.client_sends(&tcp_in(
+        (v4().client_n(50, 2), 1000),
+        (vip4(), VPORT),
+        tcp::SYN,
+    ));
+    assert_eq!(
+        second.verdict,
+        Verdict::Drop(DropReason::FullNatPortsExhausted)
+    );
+    assert_eq!(
+        lab.engine
+            .counters()
+            .drops(DropReason::FullNatPortsExhausted),
+        1
+    );
+    assert_eq!(lab.connections().len(), 1);
+    assert_eq!(lab.engine.counters().new_conns.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn icmp_error_about_a_connection_of_a_deleted_real_server_is_dropped() {
+    let cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Nat,
+        &[1, 2],
+    )]);
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(open(&mut lab, client4(), 1000), 2);
+    let mut without = cfg.clone();
+    without.services[0].dests.remove(1);
+    lab.engine.apply(&without).expect("reload");
+    let quoted = PacketBuilder::new()
+        .ip(vip4(), client4())
+        .tcp(VPORT, 1000)
+        .build_ip();
+    let icmp = PacketBuilder::new()
+        .eth(ROUTER_MAC, DIRECTOR_OUT_MAC)
+        .ip(ROUTER4.into(), vip4())
+        .icmp(3, 3, 0)
+        .payload(&quoted[..28])
+        .build();
+    assert_eq!(
+        lab.client_sends(&icmp).verdict,
+        Verdict::Drop(DropReason::DestGone)
+    );
+}
