@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 
 use engine_support::*;
-use uvs_conf::{Family, ForwardMethod, FwmarkMatch, Protocol, SchedulerName, ServiceKey, Timeouts};
+use uvs_conf::{
+    Config, Family, ForwardMethod, FwmarkMatch, Protocol, SchedulerName, ServiceKey, Timeouts,
+};
 use uvs_engine::wire::build::PacketBuilder;
 use uvs_engine::wire::tcp;
 use uvs_engine::{DropReason, Verdict};
@@ -1067,4 +1069,65 @@ fn icmp_error_about_a_connection_of_a_deleted_real_server_is_dropped() {
         lab.client_sends(&icmp).verdict,
         Verdict::Drop(DropReason::DestGone)
     );
+}
+
+#[test]
+fn a_rejected_reload_changes_nothing() {
+    let cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Nat,
+        &[1, 2],
+    )]);
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(open(&mut lab, client4(), 1000), 2);
+    // Port 0 without persistence is invalid, as ipvsadm says.
+    let mut invalid = cfg.clone();
+    invalid.services[0].dests.clear();
+    invalid
+        .services
+        .push(service(Protocol::Tcp, vip4(), 0, SchedulerName::Rr, vec![]));
+    assert!(lab.engine.apply(&invalid).is_err());
+    assert_eq!(lab.engine.snapshot().services().len(), 1);
+    assert_eq!(lab.engine.snapshot().services()[0].dests.len(), 2);
+    let ack = tcp_in((client4(), 1000), (vip4(), VPORT), tcp::ACK);
+    assert_eq!(rs_of(&lab.client_sends(&ack)), 2, "still flowing");
+    assert_eq!(open(&mut lab, client4(), 1001), 1, "rr carries on");
+}
+
+fn persistent_pair(expire_quiescent_template: bool) -> (Lab, Config) {
+    let mut svc = tcp_service(SchedulerName::Rr, ForwardMethod::Dr, &[1, 2]);
+    svc.persistence = persistence(300, 32);
+    let mut cfg = config(vec![svc]);
+    cfg.engine.expire_quiescent_template = expire_quiescent_template;
+    (Lab::new(&cfg), cfg)
+}
+
+#[test]
+fn a_persistent_client_stays_on_a_quiesced_real_server_by_default() {
+    let (mut lab, cfg) = persistent_pair(false);
+    assert_eq!(open(&mut lab, client4(), 1000), 2);
+    let mut quiesced = cfg.clone();
+    quiesced.services[0].dests[1].weight = 0;
+    lab.engine.apply(&quiesced).expect("reload");
+    assert_eq!(
+        open(&mut lab, client4(), 1001),
+        2,
+        "the template still holds"
+    );
+    assert_eq!(
+        open(&mut lab, v4().client_n(9, 9), 1000),
+        1,
+        "others avoid it"
+    );
+}
+
+#[test]
+fn expire_quiescent_template_moves_a_persistent_client_off_a_quiesced_real_server() {
+    let (mut lab, cfg) = persistent_pair(true);
+    assert_eq!(open(&mut lab, client4(), 1000), 2);
+    let mut quiesced = cfg.clone();
+    quiesced.services[0].dests[1].weight = 0;
+    lab.engine.apply(&quiesced).expect("reload");
+    assert_eq!(open(&mut lab, client4(), 1001), 1, "template expired");
+    assert_eq!(open(&mut lab, client4(), 1002), 1, "and a new one pins rs1");
 }
