@@ -1131,3 +1131,75 @@ fn expire_quiescent_template_moves_a_persistent_client_off_a_quiesced_real_serve
     assert_eq!(open(&mut lab, client4(), 1001), 1, "template expired");
     assert_eq!(open(&mut lab, client4(), 1002), 1, "and a new one pins rs1");
 }
+
+#[test]
+fn re_adding_a_deleted_real_server_revives_its_connections_and_counters() {
+    let cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Nat,
+        &[1, 2],
+    )]);
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(open(&mut lab, client4(), 1000), 2);
+    let mut without = cfg.clone();
+    without.services[0].dests.remove(1);
+    lab.engine.apply(&without).expect("delete rs2");
+    let ack = tcp_in((client4(), 1000), (vip4(), VPORT), tcp::ACK);
+    assert_eq!(
+        lab.client_sends(&ack).verdict,
+        Verdict::Drop(DropReason::DestGone)
+    );
+
+    // ipvsadm -a again: IPVS takes the real server back from its trash,
+    // with its connections and counters.
+    lab.engine.apply(&cfg).expect("re-add rs2");
+    let out = lab.client_sends(&ack);
+    assert_eq!(out.verdict, Verdict::Forward(INSIDE));
+    assert_eq!(rs_of(&out), 2);
+    let snapshot = lab.engine.snapshot();
+    let rs2 = snapshot.services()[0]
+        .dests
+        .iter()
+        .find(|d| d.addr == v4().rs(2))
+        .expect("rs2 is back");
+    assert_eq!(rs2.counters.conns.load(Ordering::Relaxed), 1, "Conns kept");
+    assert_eq!(
+        rs2.counters.in_pkts.load(Ordering::Relaxed),
+        2,
+        "InPkts kept"
+    );
+    assert_eq!(rs2.counters.active(), 1, "its connection counts again");
+}
+
+#[test]
+fn a_real_server_deleted_after_its_connections_ended_comes_back_fresh() {
+    let mut cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Nat,
+        &[1, 2],
+    )]);
+    cfg.engine.expire_nodest_conn = true;
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(open(&mut lab, client4(), 1000), 2);
+    let mut without = cfg.clone();
+    without.services[0].dests.remove(1);
+    lab.engine.apply(&without).expect("delete rs2");
+    let ack = tcp_in((client4(), 1000), (vip4(), VPORT), tcp::ACK);
+    assert_eq!(
+        lab.client_sends(&ack).verdict,
+        Verdict::Drop(DropReason::DestGone)
+    );
+    assert!(lab.connections().is_empty());
+    lab.engine.apply(&cfg).expect("re-add rs2");
+    let snapshot = lab.engine.snapshot();
+    let rs2 = snapshot.services()[0]
+        .dests
+        .iter()
+        .find(|d| d.addr == v4().rs(2))
+        .expect("rs2 is back");
+    assert_eq!(
+        rs2.counters.conns.load(Ordering::Relaxed),
+        0,
+        "a new real server"
+    );
+}
