@@ -1203,3 +1203,137 @@ fn a_real_server_deleted_after_its_connections_ended_comes_back_fresh() {
         "a new real server"
     );
 }
+
+/// Run `frames` (all from the outside) through the engine as one batch.
+fn run_batch(lab: &mut Lab, frames: &[Vec<u8>]) -> Vec<(Verdict, Vec<u8>)> {
+    use uvs_engine::lab::{FRAME_SIZE, HEADROOM};
+    use uvs_engine::xmit::FrameBuf;
+    use uvs_engine::Packet;
+    let mut buffers: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| {
+            let mut buf = vec![0u8; FRAME_SIZE];
+            buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+            buf
+        })
+        .collect();
+    let mut batch: Vec<Packet<'_>> = buffers
+        .iter_mut()
+        .zip(frames)
+        .map(|(buf, f)| Packet {
+            frame: FrameBuf::new(buf, HEADROOM, f.len()).expect("fits"),
+            ingress: OUTSIDE,
+            verdict: Verdict::Pending,
+        })
+        .collect();
+    lab.engine.process(&mut lab.worker, &mut batch, lab.now);
+    batch
+        .iter()
+        .map(|p| (p.verdict, p.frame.frame().to_vec()))
+        .collect()
+}
+
+#[test]
+fn one_batch_decides_every_frame_and_later_frames_see_earlier_connections() {
+    let mut lab = Lab::new(&config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Dr,
+        &[1, 2],
+    )]));
+    let frames = vec![
+        syn_from(client4(), 1000),
+        syn_from(client4(), 1001),
+        tcp_in((client4(), 1000), (vip4(), VPORT), tcp::ACK),
+        tcp_in((client4(), 1002), (vip4(), VPORT), tcp::ACK),
+        arp_request(),
+        tcp_in((client4(), 1001), (vip4(), VPORT), tcp::ACK),
+    ];
+    let out = run_batch(&mut lab, &frames);
+    let verdicts: Vec<Verdict> = out.iter().map(|(v, _)| *v).collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            Verdict::Forward(INSIDE),
+            Verdict::Forward(INSIDE),
+            Verdict::Forward(INSIDE),
+            Verdict::Drop(DropReason::NoConnection),
+            Verdict::Pass,
+            Verdict::Forward(INSIDE),
+        ]
+    );
+    let server = |i: usize| real_server_of_mac(&out[i].1[0..6]);
+    assert_eq!(
+        [server(0), server(1), server(2), server(5)],
+        [Some(2), Some(1), Some(2), Some(1)],
+        "each ACK follows its SYN"
+    );
+    let c = lab.engine.counters();
+    assert_eq!(c.forwarded.load(Ordering::Relaxed), 4);
+    assert_eq!(c.passed.load(Ordering::Relaxed), 1);
+    assert_eq!(c.drops(DropReason::NoConnection), 1);
+    let states: Vec<&str> = lab.connections().iter().map(|c| c.state_name).collect();
+    assert_eq!(states, vec!["ESTABLISHED", "ESTABLISHED"]);
+}
+
+#[test]
+fn workers_in_parallel_share_connections_and_sum_their_counters() {
+    use uvs_engine::Worker;
+    let cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Dr,
+        &[1, 2],
+    )]);
+    let lab = Lab::new(&cfg);
+    let engine = &lab.engine;
+    let now = lab.now;
+    const PER_WORKER: u16 = 250;
+    std::thread::scope(|scope| {
+        for w in 0..4u16 {
+            scope.spawn(move || {
+                let mut worker = Worker::new();
+                for i in 0..PER_WORKER {
+                    let cport = 10_000 + w * PER_WORKER + i;
+                    let out = uvs_engine::lab::run_one(
+                        engine,
+                        &mut worker,
+                        OUTSIDE,
+                        &syn_from(client4(), cport),
+                        now,
+                    );
+                    assert_eq!(out.verdict, Verdict::Forward(INSIDE));
+                }
+            });
+        }
+    });
+    let total = u64::from(4 * PER_WORKER);
+    assert_eq!(engine.counters().new_conns.load(Ordering::Relaxed), total);
+    assert_eq!(engine.counters().forwarded.load(Ordering::Relaxed), total);
+    assert_eq!(lab.connections().len() as u64, total);
+    let snapshot = engine.snapshot();
+    let per: Vec<u64> = snapshot.services()[0]
+        .dests
+        .iter()
+        .map(|d| d.counters.conns.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(per, vec![total / 2, total / 2], "rr splits evenly");
+}
+
+#[test]
+fn new_timeouts_apply_to_established_connections_from_their_next_packet() {
+    let cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Dr,
+        &[1],
+    )]);
+    let mut lab = Lab::new(&cfg);
+    open(&mut lab, client4(), 1000);
+    let ack = tcp_in((client4(), 1000), (vip4(), VPORT), tcp::ACK);
+    lab.client_sends(&ack);
+    assert_eq!(state(&lab), ("ESTABLISHED", 900));
+    let mut edited = cfg.clone();
+    edited.timeouts.tcp = 120;
+    lab.engine.apply(&edited).expect("reload");
+    assert_eq!(state(&lab), ("ESTABLISHED", 900), "the armed timer stays");
+    lab.client_sends(&ack);
+    assert_eq!(state(&lab), ("ESTABLISHED", 120));
+}
