@@ -773,3 +773,43 @@ fn ttl_expiring_packet_is_answered_with_time_exceeded_out_of_the_ingress_port() 
         );
     }
 }
+
+#[test]
+fn oversized_df_nat_reply_is_answered_to_the_real_server_out_of_the_inside_port() {
+    for v6 in [false, true] {
+        let f = Fam::new(v6);
+        let case = format!("NAT reply MTU v6={v6}");
+        let mut lab = lab_with_connection(&f, ForwardMethod::Nat);
+        let mut net = uvs_engine::lab::net_view(4);
+        net.ports[usize::from(OUTSIDE.0)].mtu = 1400;
+        lab.engine.set_net(net);
+        let reply = |ttl| {
+            PacketBuilder::new()
+                .eth(real_server_mac(1), DIRECTOR_IN_MAC)
+                .ip(f.rs(1), f.client)
+                .ttl(ttl)
+                .df(true)
+                .tcp(RPORT, CPORT)
+                .flags(tcp::ACK)
+                .payload(&[0x33; 1420])
+        };
+        let max = if v6 { 1280 - 48 } else { 576 - 28 };
+        let msg = if v6 { (2, 0) } else { (3, 4) };
+        let quoted = reply(63).build_ip();
+        // From the virtual address, as the director answers for it.
+        let want = PacketBuilder::new()
+            .eth(DIRECTOR_IN_MAC, real_server_mac(1))
+            .ip(f.vip, f.rs(1))
+            .ttl(64)
+            .tos(if v6 { 0 } else { 0xc0 })
+            .icmp(msg.0, msg.1, 1400)
+            .payload(&quoted[..quoted.len().min(max)])
+            .build();
+        check(
+            &lab.server_sends(&reply(64).build()),
+            Verdict::Forward(INSIDE),
+            &want,
+            &case,
+        );
+    }
+}
