@@ -249,6 +249,11 @@ impl Engine {
         let current = self.snapshot.load_full();
         let next = Snapshot::build(config, Some(&current), &self.dests)?;
         self.conns.set_timeouts(config.timeouts);
+        self.conns.set_sysctls(
+            config.engine.expire_nodest_conn,
+            config.engine.expire_quiescent_template,
+            config.engine.conn_reuse_mode,
+        );
         let next = Arc::new(next);
         self.snapshot.store(Arc::clone(&next));
         next.publish(&self.dests);

@@ -1337,3 +1337,38 @@ fn new_timeouts_apply_to_established_connections_from_their_next_packet() {
     lab.client_sends(&ack);
     assert_eq!(state(&lab), ("ESTABLISHED", 120));
 }
+
+#[test]
+fn reload_can_turn_on_expire_nodest_conn_and_expire_quiescent_template() {
+    let mut svc = tcp_service(SchedulerName::Rr, ForwardMethod::Nat, &[1, 2]);
+    svc.persistence = persistence(300, 32);
+    let cfg = config(vec![svc]);
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(open(&mut lab, client4(), 1000), 2);
+
+    // Quiesce rs2 and turn expire_quiescent_template on in one reload.
+    let mut edited = cfg.clone();
+    edited.engine.expire_quiescent_template = true;
+    edited.engine.expire_nodest_conn = true;
+    edited.services[0].dests[1].weight = 0;
+    lab.engine.apply(&edited).expect("reload");
+    assert_eq!(
+        open(&mut lab, client4(), 1001),
+        1,
+        "the quiescent template is no longer used"
+    );
+
+    // Delete rs2: with expire_nodest_conn now on, its connection expires.
+    let mut without = edited.clone();
+    without.services[0].dests.remove(1);
+    lab.engine.apply(&without).expect("reload");
+    let ack = tcp_in((client4(), 1000), (vip4(), VPORT), tcp::ACK);
+    assert_eq!(
+        lab.client_sends(&ack).verdict,
+        Verdict::Drop(DropReason::DestGone)
+    );
+    assert!(
+        lab.connections().iter().all(|c| c.info.key.cport != 1000),
+        "expired on its first packet"
+    );
+}
