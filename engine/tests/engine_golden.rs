@@ -136,6 +136,10 @@ fn all_methods() -> Vec<ForwardMethod> {
             csum: TunnelCsum::Csum,
         },
         ForwardMethod::Tunnel {
+            kind: TunnelType::Gue { port: GUE_PORT },
+            csum: TunnelCsum::RemCsum,
+        },
+        ForwardMethod::Tunnel {
             kind: TunnelType::Gre,
             csum: TunnelCsum::NoCsum,
         },
@@ -595,27 +599,23 @@ fn oversized_df_packet_is_answered_with_frag_needed_out_of_the_ingress_port() {
                     .payload(&big)
             };
             let input = make(64).build();
+            // Room the encapsulation takes: outer IP header, then UDP +
+            // GUE (8 + 4) or GRE (4, 8 with its checksum).
             let overhead = match method {
-                ForwardMethod::Tunnel { kind, .. } => {
+                ForwardMethod::Tunnel { kind, csum } => {
                     let outer = if v6 { 40 } else { 20 };
-                    match kind {
-                        TunnelType::Ipip => outer,
-                        TunnelType::Gue { .. } => outer + 8 + 4,
-                        TunnelType::Gre => outer + 4 + 4,
-                    }
+                    outer
+                        + match (kind, csum) {
+                            (TunnelType::Ipip, _) => 0,
+                            (TunnelType::Gue { .. }, _) => 8 + 4,
+                            (TunnelType::Gre, TunnelCsum::Csum) => 8,
+                            (TunnelType::Gre, _) => 4,
+                        }
                 }
                 _ => 0,
             };
             let out = lab.client_sends(&input);
             let mtu = 1500 - overhead;
-            // GRE's overhead depends on its checksum option.
-            let mtu = match method {
-                ForwardMethod::Tunnel {
-                    kind: TunnelType::Gre,
-                    csum: TunnelCsum::NoCsum,
-                } => mtu + 4,
-                _ => mtu,
-            };
             let want = too_big_answer(&f, mtu, &make(63).build_ip());
             check(&out, Verdict::Forward(OUTSIDE), &want, &case);
             assert_eq!(
