@@ -22,8 +22,8 @@ use arc_swap::ArcSwap;
 use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
-    tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnTable, ConnTableConfig, Direction, InsertError,
-    NewConn, PacketOutcome, ReplyKey, TcpFlags, TemplateKey,
+    tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnState, ConnTable, ConnTableConfig, Direction,
+    InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TcpState, TemplateKey,
 };
 use crate::dest::{Dest, DestRegistry};
 use crate::route::{NetView, NextHop, PortId, RouteError};
@@ -593,12 +593,20 @@ impl Engine {
         flags: Option<TcpFlags>,
         now: Millis,
     ) -> Verdict {
-        match conn.on_packet(direction, flags, now) {
-            PacketOutcome::Forward { .. } => {}
+        // Read before the packet moves the state: the addresses and method
+        // are fixed for the connection's life.
+        let info = conn.info();
+        let state = match conn.on_packet(direction, flags, now) {
+            PacketOutcome::Forward { state, .. } => state,
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
-        }
-        let info = conn.info();
+        };
+        // The client's ACK completing the handshake opens the connection
+        // for the real server's TCP stack (the TOA module reads the option
+        // from this packet).
+        let opening = direction == Direction::Input
+            && info.state == ConnState::Tcp(TcpState::SynRecv)
+            && state == ConnState::Tcp(TcpState::Established);
         let (service, dest) = snapshot.locate_dest(info.dest);
         let decided = Decided {
             info,
@@ -606,11 +614,14 @@ impl Engine {
             dest,
         };
         self.transmit(
-            worker, snapshot, net, packet, parsed, &decided, direction, flags, false,
+            worker, snapshot, net, packet, parsed, &decided, direction, flags, opening,
         )
     }
 
     /// Count the packet and run the connection's forwarding method.
+    /// `opening`: the packet opens the connection for the real server
+    /// (its first packet, or the client's ACK completing the handshake);
+    /// full NAT gives such TCP packets, and any SYN, the TOA option.
     #[allow(clippy::too_many_arguments)]
     fn transmit(
         &self,
@@ -622,7 +633,7 @@ impl Engine {
         decided: &Decided<'_>,
         direction: Direction,
         flags: Option<TcpFlags>,
-        first_packet: bool,
+        opening: bool,
     ) -> Verdict {
         let info = &decided.info;
         let bytes = usize::from(parsed.ip_len);
@@ -689,7 +700,7 @@ impl Engine {
             flow_hash: flow_hash(&info.key),
             insert_toa: direction == Direction::Input
                 && parsed.protocol == proto::TCP
-                && (first_packet || flags.is_some_and(|f| f.syn)),
+                && (opening || flags.is_some_and(|f| f.syn)),
         };
         let result = match info.method {
             ForwardMethod::Dr => xmit::dr::xmit(&mut packet.frame, parsed, &params),

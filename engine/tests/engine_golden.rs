@@ -352,9 +352,10 @@ fn nat_and_fullnat_replies_return_to_the_client_via_the_router() {
 }
 
 #[test]
-fn fullnat_syn_carries_toa_and_later_segments_do_not() {
+fn fullnat_syn_and_handshake_ack_carry_toa_and_later_segments_do_not() {
     for v6 in [false, true] {
         let f = Fam::new(v6);
+        let toa = toa_option(SocketAddr::new(f.client, CPORT));
         let mut lab = Lab::new(&one_server(&f, false, ForwardMethod::FullNat));
         let syn = first_packet(
             (ROUTER_MAC, DIRECTOR_OUT_MAC),
@@ -371,7 +372,7 @@ fn fullnat_syn_carries_toa_and_later_segments_do_not() {
             (f.rs(1), RPORT),
             63,
             false,
-            &toa_option(SocketAddr::new(f.client, CPORT)),
+            &toa,
         )
         .build();
         check(
@@ -380,37 +381,71 @@ fn fullnat_syn_carries_toa_and_later_segments_do_not() {
             &want,
             &format!("TOA SYN v6={v6}"),
         );
-        // The handshake's last ACK with data: no TOA any more.
-        let data = |macs: ([u8; 6], [u8; 6]), src: (IpAddr, u16), dst: (IpAddr, u16), ttl: u8| {
+        let synack = reply_packet(
+            (real_server_mac(1), DIRECTOR_IN_MAC),
+            (f.rs(1), RPORT),
+            (f.director_in, LPORT),
+            64,
+            false,
+        )
+        .build();
+        assert_eq!(lab.server_sends(&synack).verdict, Verdict::Forward(OUTSIDE));
+
+        let segment = |macs: ([u8; 6], [u8; 6]),
+                       src: (IpAddr, u16),
+                       dst: (IpAddr, u16),
+                       ttl: u8,
+                       seq: u32,
+                       options: &[u8]| {
             PacketBuilder::new()
                 .eth(macs.0, macs.1)
                 .ip(src.0, dst.0)
                 .ttl(ttl)
                 .tcp(src.1, dst.1)
                 .flags(tcp::ACK | tcp::PSH)
-                .seq(8)
+                .seq(seq)
                 .ack_num(901)
+                .tcp_options(options)
                 .payload(PAYLOAD)
         };
-        let input = data(
-            (ROUTER_MAC, DIRECTOR_OUT_MAC),
-            (f.client, CPORT),
-            (f.vip, VPORT),
-            64,
-        )
-        .build();
-        let want = data(
-            (DIRECTOR_IN_MAC, real_server_mac(1)),
-            (f.director_in, LPORT),
-            (f.rs(1), RPORT),
-            63,
-        )
-        .build();
+        let client_side = |seq| {
+            segment(
+                (ROUTER_MAC, DIRECTOR_OUT_MAC),
+                (f.client, CPORT),
+                (f.vip, VPORT),
+                64,
+                seq,
+                &[],
+            )
+            .build()
+        };
+        let server_side = |seq, options: &[u8]| {
+            segment(
+                (DIRECTOR_IN_MAC, real_server_mac(1)),
+                (f.director_in, LPORT),
+                (f.rs(1), RPORT),
+                63,
+                seq,
+                options,
+            )
+            .build()
+        };
+        // The ACK that completes the handshake is the packet the TOA
+        // module reads (it hooks tcp_v4_syn_recv_sock): it carries TOA.
         check(
-            &lab.client_sends(&input),
+            &lab.client_sends(&client_side(8)),
             Verdict::Forward(INSIDE),
-            &want,
-            &format!("no TOA on data v6={v6}"),
+            &server_side(8, &toa),
+            &format!("TOA on the handshake ACK v6={v6}"),
+        );
+        assert_eq!(lab.connections()[0].state_name, "ESTABLISHED");
+        // Later segments go without.
+        let next = 8 + PAYLOAD.len() as u32;
+        check(
+            &lab.client_sends(&client_side(next)),
+            Verdict::Forward(INSIDE),
+            &server_side(next, &[]),
+            &format!("no TOA on later data v6={v6}"),
         );
     }
 }
