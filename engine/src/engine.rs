@@ -22,8 +22,8 @@ use arc_swap::ArcSwap;
 use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
-    tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnTable, ConnTableConfig, Direction, InsertError,
-    NewConn, PacketOutcome, ReplyKey, TcpFlags, TemplateKey,
+    tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnState, ConnTable, ConnTableConfig, Direction,
+    InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TcpState, TemplateKey,
 };
 use crate::dest::{Dest, DestRegistry};
 use crate::route::{NetView, NextHop, PortId, RouteError};
@@ -205,7 +205,6 @@ pub struct Engine {
     conns: ConnTable,
     dests: Arc<DestRegistry>,
     counters: EngineCounters,
-    settings: uvs_conf::EngineSettings,
 }
 
 /// The per-packet view of what a connection's packet needs.
@@ -239,7 +238,6 @@ impl Engine {
             conns,
             dests,
             counters: EngineCounters::default(),
-            settings: config.engine.clone(),
         })
     }
 
@@ -251,6 +249,11 @@ impl Engine {
         let current = self.snapshot.load_full();
         let next = Snapshot::build(config, Some(&current), &self.dests)?;
         self.conns.set_timeouts(config.timeouts);
+        self.conns.set_sysctls(
+            config.engine.expire_nodest_conn,
+            config.engine.expire_quiescent_template,
+            config.engine.conn_reuse_mode,
+        );
         let next = Arc::new(next);
         self.snapshot.store(Arc::clone(&next));
         next.publish(&self.dests);
@@ -396,7 +399,9 @@ impl Engine {
                 return Verdict::Drop(DropReason::NoConnection);
             }
         }
-        self.new_connection(worker, service, net, packet, &parsed, in_key, flags, now)
+        self.new_connection(
+            worker, snapshot, service, net, packet, &parsed, in_key, flags, now,
+        )
     }
 
     /// Schedule a new connection of `service` (with its persistence
@@ -405,6 +410,7 @@ impl Engine {
     fn new_connection(
         &self,
         worker: &mut Worker,
+        snapshot: &Snapshot,
         service: &Service,
         net: &NetView,
         packet: &mut Packet<'_>,
@@ -494,11 +500,17 @@ impl Engine {
         } else {
             dest.port
         };
-        service.stats.conns.fetch_add(1, Ordering::Relaxed);
-        dest.counters.conns.fetch_add(1, Ordering::Relaxed);
-        worker.new_conns += 1;
+        // Counted once the connection exists (IPVS's ip_vs_conn_stats
+        // after ip_vs_conn_new): a SYN dropped for a full table is no
+        // connection.
+        let count_new = |worker: &mut Worker| {
+            service.stats.conns.fetch_add(1, Ordering::Relaxed);
+            dest.counters.conns.fetch_add(1, Ordering::Relaxed);
+            worker.new_conns += 1;
+        };
 
         if service.one_packet && parsed.protocol == proto::UDP {
+            count_new(worker);
             // One-packet scheduling: nothing is remembered.
             let info = ConnInfo {
                 key,
@@ -520,6 +532,7 @@ impl Engine {
             };
             return self.transmit(
                 worker,
+                snapshot,
                 net,
                 packet,
                 parsed,
@@ -542,6 +555,7 @@ impl Engine {
             Ok(conn) => conn,
             Err(e) => return Verdict::Drop(insert_drop_reason(e)),
         };
+        count_new(worker);
         match conn.on_packet(Direction::Input, flags, now) {
             PacketOutcome::Forward { .. } => {}
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
@@ -554,6 +568,7 @@ impl Engine {
         };
         self.transmit(
             worker,
+            snapshot,
             net,
             packet,
             parsed,
@@ -578,12 +593,20 @@ impl Engine {
         flags: Option<TcpFlags>,
         now: Millis,
     ) -> Verdict {
-        match conn.on_packet(direction, flags, now) {
-            PacketOutcome::Forward { .. } => {}
+        // Read before the packet moves the state: the addresses and method
+        // are fixed for the connection's life.
+        let info = conn.info();
+        let state = match conn.on_packet(direction, flags, now) {
+            PacketOutcome::Forward { state, .. } => state,
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
-        }
-        let info = conn.info();
+        };
+        // The client's ACK completing the handshake opens the connection
+        // for the real server's TCP stack (the TOA module reads the option
+        // from this packet).
+        let opening = direction == Direction::Input
+            && info.state == ConnState::Tcp(TcpState::SynRecv)
+            && state == ConnState::Tcp(TcpState::Established);
         let (service, dest) = snapshot.locate_dest(info.dest);
         let decided = Decided {
             info,
@@ -591,22 +614,26 @@ impl Engine {
             dest,
         };
         self.transmit(
-            worker, net, packet, parsed, &decided, direction, flags, false,
+            worker, snapshot, net, packet, parsed, &decided, direction, flags, opening,
         )
     }
 
     /// Count the packet and run the connection's forwarding method.
+    /// `opening`: the packet opens the connection for the real server
+    /// (its first packet, or the client's ACK completing the handshake);
+    /// full NAT gives such TCP packets, and any SYN, the TOA option.
     #[allow(clippy::too_many_arguments)]
     fn transmit(
         &self,
         worker: &mut Worker,
+        snapshot: &Snapshot,
         net: &NetView,
         packet: &mut Packet<'_>,
         parsed: &ParsedFrame,
         decided: &Decided<'_>,
         direction: Direction,
         flags: Option<TcpFlags>,
-        first_packet: bool,
+        opening: bool,
     ) -> Verdict {
         let info = &decided.info;
         let bytes = usize::from(parsed.ip_len);
@@ -642,12 +669,7 @@ impl Engine {
             Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
             Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
         };
-        let tunnel_source = match info.daddr {
-            IpAddr::V4(_) => self.settings.tunnel_source_v4,
-            IpAddr::V6(_) => self.settings.tunnel_source_v6,
-        }
-        .or_else(|| net.source_for(info.daddr))
-        .unwrap_or(info.key.vaddr);
+        let tunnel_source = tunnel_source(snapshot, net, info);
         let params = XmitParams {
             director_mac: hop.src_mac,
             next_hop_mac: hop.dst_mac,
@@ -678,7 +700,7 @@ impl Engine {
             flow_hash: flow_hash(&info.key),
             insert_toa: direction == Direction::Input
                 && parsed.protocol == proto::TCP
-                && (first_packet || flags.is_some_and(|f| f.syn)),
+                && (opening || flags.is_some_and(|f| f.syn)),
         };
         let result = match info.method {
             ForwardMethod::Dr => xmit::dr::xmit(&mut packet.frame, parsed, &params),
@@ -701,7 +723,14 @@ impl Engine {
             Ok(XmitOutcome::Forward) => Verdict::Forward(hop.port),
             Ok(XmitOutcome::IcmpToClient) => {
                 worker.icmp_sent += 1;
-                let _ = net;
+                // The answer leaves by the port the packet came in on, so
+                // it must carry that port's MAC, not the egress port's
+                // that the forwarding method was given.
+                if let Some(port) = net.port(packet.ingress) {
+                    if let Some(src) = packet.frame.frame_mut().get_mut(6..12) {
+                        src.copy_from_slice(&port.mac);
+                    }
+                }
                 Verdict::Forward(packet.ingress)
             }
             Err(_) => Verdict::Drop(DropReason::Xmit),
@@ -765,7 +794,6 @@ impl Engine {
             Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
             Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
         };
-        let _ = snapshot;
         let params = XmitParams {
             director_mac: hop.src_mac,
             next_hop_mac: hop.dst_mac,
@@ -789,7 +817,7 @@ impl Engine {
                     ForwardMethod::Tunnel { csum, .. } => csum,
                     _ => uvs_conf::TunnelCsum::NoCsum,
                 },
-                source: net.source_for(info.daddr).unwrap_or(info.key.vaddr),
+                source: tunnel_source(snapshot, net, &info),
             },
             mtu: hop.mtu,
             flow_hash: flow_hash(&info.key),
@@ -803,6 +831,16 @@ impl Engine {
         };
         self.finish(worker, net, packet, hop, result)
     }
+}
+
+/// The outer source of a tunnelled packet: the configured tunnel source
+/// of the real server's family, else the address of the port that routes
+/// to it.
+fn tunnel_source(snapshot: &Snapshot, net: &NetView, info: &ConnInfo) -> IpAddr {
+    snapshot
+        .tunnel_source(info.daddr)
+        .or_else(|| net.source_for(info.daddr))
+        .unwrap_or(info.key.vaddr)
 }
 
 fn tcp_flags(parsed: &ParsedFrame) -> Option<TcpFlags> {

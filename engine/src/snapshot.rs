@@ -17,7 +17,7 @@ use uvs_conf::{
     ServiceConfig, ServiceKey, Timeouts,
 };
 
-use crate::dest::{Dest, DestId, DestRegistry};
+use crate::dest::{Dest, DestCounters, DestId, DestRegistry};
 use crate::sched::{self, SchedError, Scheduler};
 
 /// Per-service traffic counters, shared by every snapshot of the service.
@@ -140,13 +140,24 @@ pub struct Snapshot {
     reply_traffic: bool,
     /// Connection timeouts.
     pub timeouts: Timeouts,
+    /// Configured tunnel source addresses (IPv4, IPv6); `None` = the
+    /// address of the port that routes to the real server.
+    pub tunnel_sources: (Option<IpAddr>, Option<IpAddr>),
     /// Real servers that the previous snapshot had and this one dropped;
-    /// [`Snapshot::retire_removed`] marks them unavailable once published.
+    /// [`Snapshot::publish`] marks them unavailable once published.
     removed: Vec<DestId>,
+    /// Deleted real servers that connections may still reference (IPVS's
+    /// trash): added again, they come back with their id, counters and
+    /// connections.
+    trash: HashMap<DestIdentity, DestId>,
 }
 
+/// What identifies a real server across snapshots: its service, address
+/// and port.
+type DestIdentity = (ServiceKey, IpAddr, u16);
+
 /// The identity of a real server across snapshots.
-fn dest_identity(service: &ServiceKey, addr: IpAddr, port: u16) -> (ServiceKey, IpAddr, u16) {
+fn dest_identity(service: &ServiceKey, addr: IpAddr, port: u16) -> DestIdentity {
     (*service, addr, port)
 }
 
@@ -161,7 +172,9 @@ impl Snapshot {
             virtual_addrs: Default::default(),
             reply_traffic: false,
             timeouts: Timeouts::default(),
+            tunnel_sources: (None, None),
             removed: Vec::new(),
+            trash: HashMap::new(),
         }
     }
 
@@ -172,7 +185,7 @@ impl Snapshot {
         prev: Option<&Snapshot>,
         registry: &DestRegistry,
     ) -> Result<Snapshot, SnapshotError> {
-        let mut prev_dests: HashMap<(ServiceKey, IpAddr, u16), &Dest> = HashMap::new();
+        let mut prev_dests: HashMap<DestIdentity, &Dest> = HashMap::new();
         let mut prev_services: HashMap<ServiceKey, &Service> = HashMap::new();
         if let Some(prev) = prev {
             for svc in &prev.services {
@@ -184,9 +197,13 @@ impl Snapshot {
         }
 
         let mut allocated: Vec<DestId> = Vec::new();
+        let (revived, mut trash) = Self::revive_from_trash(config, prev, &prev_dests, registry);
+        // On error, retiring a revived real server puts it back as it was.
+        allocated.extend(revived.values().map(|(id, _)| *id));
         let result = Self::build_services(
             config,
             &prev_dests,
+            &revived,
             &prev_services,
             registry,
             &mut allocated,
@@ -207,11 +224,15 @@ impl Snapshot {
                 kept.insert(d.id);
             }
         }
-        let removed = prev_dests
-            .values()
-            .map(|d| d.id)
-            .filter(|id| !kept.contains(id))
-            .collect();
+        let mut removed = Vec::new();
+        for (identity, d) in &prev_dests {
+            if !kept.contains(&d.id) {
+                removed.push(d.id);
+                trash.insert(*identity, d.id);
+            }
+        }
+        // A slot in use by a live real server is no longer the trashed one.
+        trash.retain(|_, id| !kept.contains(id));
 
         let mut by_addr = HashMap::default();
         let mut fwmark_rules = Vec::new();
@@ -268,13 +289,65 @@ impl Snapshot {
             virtual_addrs,
             reply_traffic,
             timeouts: config.timeouts,
+            tunnel_sources: (
+                config.engine.tunnel_source_v4,
+                config.engine.tunnel_source_v6,
+            ),
             removed,
+            trash,
         })
+    }
+
+    /// Take back from the previous snapshot's trash every real server that
+    /// `config` adds again while connections still reference it, before
+    /// anything is allocated (so that a slot freed meanwhile and handed
+    /// out again is never mistaken for the trashed one). Returns the
+    /// revived real servers and what is left of the trash.
+    #[allow(clippy::type_complexity)]
+    fn revive_from_trash(
+        config: &Config,
+        prev: Option<&Snapshot>,
+        prev_dests: &HashMap<DestIdentity, &Dest>,
+        registry: &DestRegistry,
+    ) -> (
+        HashMap<DestIdentity, (DestId, Arc<DestCounters>)>,
+        HashMap<DestIdentity, DestId>,
+    ) {
+        let mut trash = prev.map(|p| p.trash.clone()).unwrap_or_default();
+        // Stale entries: no reference left, or the slot now belongs to a
+        // live real server.
+        let live: std::collections::HashSet<DestId> = prev_dests.values().map(|d| d.id).collect();
+        trash.retain(|_, id| {
+            !live.contains(id)
+                && registry
+                    .counters(*id)
+                    .is_some_and(|c| c.refs.load(Ordering::Acquire) > 0)
+        });
+        let mut revived = HashMap::new();
+        for svc in &config.services {
+            for d in &svc.dests {
+                let identity = dest_identity(&svc.key, d.addr, d.port);
+                if prev_dests.contains_key(&identity) {
+                    continue;
+                }
+                let Some(&id) = trash.get(&identity) else {
+                    continue;
+                };
+                if registry.revive(id) {
+                    if let Some(counters) = registry.counters_arc(id) {
+                        revived.insert(identity, (id, counters));
+                    }
+                }
+                trash.remove(&identity);
+            }
+        }
+        (revived, trash)
     }
 
     fn build_services(
         config: &Config,
-        prev_dests: &HashMap<(ServiceKey, IpAddr, u16), &Dest>,
+        prev_dests: &HashMap<DestIdentity, &Dest>,
+        revived: &HashMap<DestIdentity, (DestId, Arc<DestCounters>)>,
         prev_services: &HashMap<ServiceKey, &Service>,
         registry: &DestRegistry,
         allocated: &mut Vec<DestId>,
@@ -282,7 +355,7 @@ impl Snapshot {
         let mut services = Vec::with_capacity(config.services.len());
         for svc_cfg in &config.services {
             let prev_svc = prev_services.get(&svc_cfg.key).copied();
-            let dests = Self::build_dests(svc_cfg, prev_dests, registry, allocated)?;
+            let dests = Self::build_dests(svc_cfg, prev_dests, revived, registry, allocated)?;
             let prev_sched = prev_svc
                 .filter(|p| p.scheduler_name == svc_cfg.scheduler)
                 .map(|p| p.scheduler.as_ref());
@@ -307,16 +380,21 @@ impl Snapshot {
 
     fn build_dests(
         svc_cfg: &ServiceConfig,
-        prev_dests: &HashMap<(ServiceKey, IpAddr, u16), &Dest>,
+        prev_dests: &HashMap<DestIdentity, &Dest>,
+        revived: &HashMap<DestIdentity, (DestId, Arc<DestCounters>)>,
         registry: &DestRegistry,
         allocated: &mut Vec<DestId>,
     ) -> Result<Vec<Dest>, SnapshotError> {
         let mut dests = Vec::with_capacity(svc_cfg.dests.len());
         // IPVS adds a real server at the head of its list: newest first.
         for d in svc_cfg.dests.iter().rev() {
-            let (id, counters) = match prev_dests.get(&dest_identity(&svc_cfg.key, d.addr, d.port))
-            {
-                Some(prev) => (prev.id, Arc::clone(&prev.counters)),
+            let identity = dest_identity(&svc_cfg.key, d.addr, d.port);
+            let known = prev_dests
+                .get(&identity)
+                .map(|prev| (prev.id, Arc::clone(&prev.counters)))
+                .or_else(|| revived.get(&identity).cloned());
+            let (id, counters) = match known {
+                Some(known) => known,
                 None => {
                     let (id, counters) = registry
                         .allocate(d.weight, d.u_threshold, d.l_threshold)
@@ -406,6 +484,15 @@ impl Snapshot {
                     && (rule.range.port_first..=rule.range.port_last).contains(&dport)
             })
             .map(|rule| rule.service)
+    }
+
+    /// The configured tunnel source for a real server of `real_server`'s
+    /// family, if any.
+    pub fn tunnel_source(&self, real_server: IpAddr) -> Option<IpAddr> {
+        match real_server {
+            IpAddr::V4(_) => self.tunnel_sources.0,
+            IpAddr::V6(_) => self.tunnel_sources.1,
+        }
     }
 
     /// Whether some real server is reached by NAT or full NAT, so that

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ahash::RandomState;
@@ -63,9 +63,9 @@ pub struct ConnTable {
     tcp_timeout: AtomicU32,
     tcp_fin_timeout: AtomicU32,
     udp_timeout: AtomicU32,
-    expire_nodest_conn: bool,
-    expire_quiescent_template: bool,
-    conn_reuse_mode: u8,
+    expire_nodest_conn: AtomicBool,
+    expire_quiescent_template: AtomicBool,
+    conn_reuse_mode: AtomicU8,
     local_v4: Box<[IpAddr]>,
     local_v6: Box<[IpAddr]>,
     local_port_first: u16,
@@ -146,9 +146,9 @@ impl ConnTable {
             tcp_timeout: AtomicU32::new(config.timeouts.tcp),
             tcp_fin_timeout: AtomicU32::new(config.timeouts.tcp_fin),
             udp_timeout: AtomicU32::new(config.timeouts.udp),
-            expire_nodest_conn: config.expire_nodest_conn,
-            expire_quiescent_template: config.expire_quiescent_template,
-            conn_reuse_mode: config.conn_reuse_mode,
+            expire_nodest_conn: AtomicBool::new(config.expire_nodest_conn),
+            expire_quiescent_template: AtomicBool::new(config.expire_quiescent_template),
+            conn_reuse_mode: AtomicU8::new(config.conn_reuse_mode),
             local_v4: pool.addrs.iter().copied().filter(IpAddr::is_ipv4).collect(),
             local_v6: pool.addrs.iter().copied().filter(IpAddr::is_ipv6).collect(),
             local_port_first: port_first,
@@ -211,6 +211,22 @@ impl ConnTable {
                 cell.store(value, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Change `expire_nodest_conn`, `expire_quiescent_template` and
+    /// `conn_reuse_mode` (a reload), effective from the next packet.
+    pub fn set_sysctls(
+        &self,
+        expire_nodest_conn: bool,
+        expire_quiescent_template: bool,
+        conn_reuse_mode: u8,
+    ) {
+        self.expire_nodest_conn
+            .store(expire_nodest_conn, Ordering::Relaxed);
+        self.expire_quiescent_template
+            .store(expire_quiescent_template, Ordering::Relaxed);
+        self.conn_reuse_mode
+            .store(conn_reuse_mode, Ordering::Relaxed);
     }
 
     /// The current timeouts (`--timeout`).
@@ -438,7 +454,8 @@ impl ConnTable {
         match self.dests.counters(DestId(fields.dest)) {
             Some(counters) => {
                 counters.is_available_flag()
-                    && !(self.expire_quiescent_template && counters.weight() == 0)
+                    && !(self.expire_quiescent_template.load(Ordering::Relaxed)
+                        && counters.weight() == 0)
             }
             None => false,
         }
@@ -1121,7 +1138,8 @@ impl<'t> ConnRef<'t> {
             return PacketOutcome::Gone;
         }
         if !self.dest_available() {
-            let expired = table.expire_nodest_conn && table.expire_if_due(self.index, now, true);
+            let expired = table.expire_nodest_conn.load(Ordering::Relaxed)
+                && table.expire_if_due(self.index, now, true);
             return PacketOutcome::DropNoDest { expired };
         }
         let is_tcp = self.info.key.protocol == IPPROTO_TCP;
@@ -1217,14 +1235,16 @@ impl<'t> ConnRef<'t> {
     /// the mode in FIN_WAIT with no output seen.
     pub fn try_reuse_on_syn(&self, now: Millis) -> bool {
         let table = self.table;
-        if table.conn_reuse_mode == 0 || self.info.template {
+        let conn_reuse_mode = table.conn_reuse_mode.load(Ordering::Relaxed);
+        if conn_reuse_mode == 0 || self.info.template {
             return false;
         }
         let Some(slot) = self.live_slot() else {
             return false;
         };
         let counters = table.dests.counters(self.info.dest);
-        let quiescent_gone = table.expire_nodest_conn && counters.is_some_and(|c| c.weight() == 0);
+        let quiescent_gone = table.expire_nodest_conn.load(Ordering::Relaxed)
+            && counters.is_some_and(|c| c.weight() == 0);
         let resched = quiescent_gone || {
             let state = slot.state.load(Ordering::Acquire);
             let controlled = slot.control.load(Ordering::Relaxed) != NIL;
@@ -1233,7 +1253,7 @@ impl<'t> ConnRef<'t> {
                 && self.info.key.protocol == IPPROTO_TCP
                 && (tcp == TcpState::TimeWait
                     || tcp == TcpState::Close
-                    || (table.conn_reuse_mode & 2 != 0
+                    || (conn_reuse_mode & 2 != 0
                         && tcp == TcpState::FinWait
                         && state & ST_NOOUTPUT != 0))
         };
