@@ -315,9 +315,10 @@ impl ErrorCode {
             ErrorCode::DaemonRunning => "Daemon has already run",
             ErrorCode::NoDaemon => "No daemon is running",
             ErrorCode::PermissionDenied => "Permission denied (you must be root)",
-            ErrorCode::Invalid | ErrorCode::Version | ErrorCode::Malformed | ErrorCode::Internal => {
-                return None
-            }
+            ErrorCode::Invalid
+            | ErrorCode::Version
+            | ErrorCode::Malformed
+            | ErrorCode::Internal => return None,
         })
     }
 }

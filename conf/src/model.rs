@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 
 /// Transport protocol of an address/port service.
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum Protocol {
     /// TCP (`-t`).
     Tcp,
@@ -23,7 +25,9 @@ impl Protocol {
 }
 
 /// Address family of a fwmark service (`-f N` or `-f N -6`).
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum Family {
     /// IPv4.
     V4,
@@ -32,7 +36,9 @@ pub enum Family {
 }
 
 /// What identifies a virtual service.
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum ServiceKey {
     /// A TCP or UDP service on one virtual address and port (port 0 only
     /// with persistence: it then matches every port).
@@ -148,7 +154,9 @@ impl SchedulerName {
 }
 
 /// Scheduler flags (`-b`): IP_VS_SVC_F_SCHED1..3.
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default,
+)]
 pub struct SchedFlags {
     /// flag-1: `sh-fallback` with sh, `mh-fallback` with mh.
     pub flag1: bool,
@@ -194,7 +202,9 @@ pub enum TunnelType {
 }
 
 /// Tunnel checksum option (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default,
+)]
 pub enum TunnelCsum {
     /// No checksum (the default).
     #[default]
