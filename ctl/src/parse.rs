@@ -756,10 +756,12 @@ fn tunnel_opt_check(tun_type: usize, options: u64) -> Result<(), ParseError> {
         if cell == b'1' {
             match last {
                 None => last = Some(k),
-                Some(l) => return fail(format!(
+                Some(l) => {
+                    return fail(format!(
                     "The option '{}' conflicts with the '{}' option in the '{name}' tunnel type",
                     OPT_NAMES[k], OPT_NAMES[l]
-                )),
+                ))
+                }
             }
         }
     }

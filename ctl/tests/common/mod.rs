@@ -1,0 +1,268 @@
+//! Shared test helpers: model builders, a fixed resolver, an in-process
+//! runner, and a fake uvsd serving a Unix socket in a temporary directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use uvs_conf::control::{
+    Command, Counters, Rates, Request, Response, ServerStatus, ServiceSpec, ServiceStatus,
+};
+use uvs_conf::{DestConfig, ForwardMethod, Protocol, SchedFlags, SchedulerName, ServiceKey};
+use uvs_ctl::client::{ClientError, Transport, UnixTransport};
+use uvs_ctl::resolve::{parse_services, StaticResolver};
+use uvs_ctl::run::Runner;
+
+/// A services table and host table like a small /etc/services + /etc/hosts.
+pub fn resolver() -> StaticResolver {
+    StaticResolver::new(
+        parse_services(
+            "ssh 22/tcp\nhttp 80/tcp www\nhttp 80/udp\ndomain 53/tcp\ndomain 53/udp\nhttps 443/tcp\n",
+        ),
+        vec![
+            ("localhost.localdomain".into(), "192.168.79.180".parse().unwrap()),
+            ("web1.example.com".into(), "192.0.2.11".parse().unwrap()),
+            (
+                "a-very-long-host-name.cluster.example.com".into(),
+                "192.0.2.99".parse().unwrap(),
+            ),
+        ],
+    )
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+pub fn tcp(addr: &str, port: u16) -> ServiceKey {
+    ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: ip(addr),
+        port,
+    }
+}
+
+pub fn udp(addr: &str, port: u16) -> ServiceKey {
+    ServiceKey::Addr {
+        protocol: Protocol::Udp,
+        addr: ip(addr),
+        port,
+    }
+}
+
+pub fn spec(key: ServiceKey, scheduler: SchedulerName) -> ServiceSpec {
+    ServiceSpec {
+        key,
+        scheduler,
+        flags: SchedFlags::default(),
+        persistence: None,
+        one_packet: false,
+        fwmark_match: Vec::new(),
+    }
+}
+
+pub fn service(spec: ServiceSpec, servers: Vec<ServerStatus>) -> ServiceStatus {
+    ServiceStatus {
+        spec,
+        servers,
+        counters: Counters::default(),
+        rates: Rates::default(),
+    }
+}
+
+pub fn dest(addr: &str, port: u16, method: ForwardMethod, weight: u32) -> DestConfig {
+    DestConfig {
+        addr: ip(addr),
+        port,
+        method,
+        weight,
+        u_threshold: 0,
+        l_threshold: 0,
+    }
+}
+
+pub fn server(config: DestConfig) -> ServerStatus {
+    ServerStatus {
+        config,
+        active_conns: 0,
+        inactive_conns: 0,
+        persistent_conns: 0,
+        counters: Counters::default(),
+        rates: Rates::default(),
+    }
+}
+
+pub fn counters(
+    conns: u64,
+    in_pkts: u64,
+    out_pkts: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+) -> Counters {
+    Counters {
+        conns,
+        in_pkts,
+        out_pkts,
+        in_bytes,
+        out_bytes,
+    }
+}
+
+pub fn rates(cps: u64, in_pps: u64, out_pps: u64, in_bps: u64, out_bps: u64) -> Rates {
+    Rates {
+        cps,
+        in_pps,
+        out_pps,
+        in_bps,
+        out_bps,
+    }
+}
+
+pub fn args(line: &str) -> Vec<String> {
+    std::iter::once("uvsadm")
+        .chain(line.split_whitespace())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A transport answering from a closure and recording what it was sent.
+pub struct ScriptedTransport<F: FnMut(&Command) -> Response> {
+    pub sent: Vec<Command>,
+    pub answer: F,
+}
+
+impl<F: FnMut(&Command) -> Response> Transport for ScriptedTransport<F> {
+    fn request(&mut self, command: &Command) -> Result<Response, ClientError> {
+        self.sent.push(command.clone());
+        Ok((self.answer)(command))
+    }
+}
+
+/// What one run printed and ended with.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `uvsadm <line>` in-process against `transport`.
+pub fn run_with(transport: &mut dyn Transport, argv: &[String], stdin: &str) -> Outcome {
+    let resolver = resolver();
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let status = {
+        let mut runner = Runner {
+            prog: "uvsadm".into(),
+            transport,
+            resolver: &resolver,
+            out: &mut out,
+            err: &mut err,
+        };
+        runner.main(argv, &mut stdin.as_bytes())
+    };
+    Outcome {
+        status,
+        stdout: String::from_utf8(out).unwrap(),
+        stderr: String::from_utf8(err).unwrap(),
+    }
+}
+
+type Responder = Box<dyn FnMut(&Command) -> Response + Send>;
+
+/// A fake uvsd: serves JSON lines on a Unix socket in its own temporary
+/// directory, records every request, answers with `responder`. Stops and
+/// removes its socket when dropped.
+pub struct FakeUvsd {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeUvsd {
+    pub fn start(responder: impl FnMut(&Command) -> Response + Send + 'static) -> FakeUvsd {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uvsd.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let responder: Arc<Mutex<Responder>> = Arc::new(Mutex::new(Box::new(responder)));
+        let thread = {
+            let requests = requests.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let (requests, responder) = (requests.clone(), responder.clone());
+                    // One thread per client; it ends when the client hangs up.
+                    std::thread::spawn(move || serve(conn, &requests, &responder));
+                }
+            })
+        };
+        FakeUvsd {
+            _dir: dir,
+            path,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn commands(&self) -> Vec<Command> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.command.clone())
+            .collect()
+    }
+
+    pub fn transport(&self) -> UnixTransport {
+        UnixTransport::new(&self.path)
+    }
+}
+
+fn serve(conn: UnixStream, requests: &Mutex<Vec<Request>>, responder: &Mutex<Responder>) {
+    let mut writer = conn.try_clone().unwrap();
+    let reader = BufReader::new(conn);
+    for line in reader.lines() {
+        let Ok(line) = line else { return };
+        let response = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => {
+                let answer = (responder.lock().unwrap())(&request.command);
+                requests.lock().unwrap().push(request);
+                answer
+            }
+            Err(e) => Response::Error {
+                code: uvs_conf::control::ErrorCode::Malformed,
+                message: e.to_string(),
+            },
+        };
+        let mut text = serde_json::to_string(&response).unwrap();
+        text.push('\n');
+        if writer.write_all(text.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for FakeUvsd {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
