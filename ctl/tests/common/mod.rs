@@ -266,3 +266,162 @@ impl Drop for FakeUvsd {
         }
     }
 }
+
+/// A tiny stand-in for uvsd's table: applies commands as IPVS would
+/// (real servers newest first, ipvsadm's error codes), answers listings.
+#[derive(Debug, Default, Clone)]
+pub struct FakeEngine {
+    pub services: Vec<ServiceStatus>,
+    pub timeouts: uvs_conf::Timeouts,
+}
+
+impl FakeEngine {
+    pub fn apply(&mut self, command: &Command) -> Response {
+        use uvs_conf::control::ErrorCode;
+        let err = |code| Response::Error {
+            code,
+            message: String::new(),
+        };
+        let find = |services: &Vec<ServiceStatus>, key: &ServiceKey| {
+            services.iter().position(|s| s.spec.key == *key)
+        };
+        match command {
+            Command::AddService { service } => {
+                if find(&self.services, &service.key).is_some() {
+                    return err(ErrorCode::ServiceExists);
+                }
+                self.services.push(self::service(service.clone(), vec![]));
+            }
+            Command::EditService { service } => match find(&self.services, &service.key) {
+                Some(i) => self.services[i].spec = service.clone(),
+                None => return err(ErrorCode::NoService),
+            },
+            Command::DeleteService { key } => match find(&self.services, key) {
+                Some(i) => {
+                    self.services.remove(i);
+                }
+                None => return err(ErrorCode::NoService),
+            },
+            Command::Clear => self.services.clear(),
+            Command::AddServer { service, server: d } => {
+                let Some(i) = find(&self.services, service) else {
+                    return err(ErrorCode::NoService);
+                };
+                let servers = &mut self.services[i].servers;
+                if servers
+                    .iter()
+                    .any(|s| s.config.addr == d.addr && s.config.port == d.port)
+                {
+                    return err(ErrorCode::DestExists);
+                }
+                servers.insert(0, self::server(d.clone()));
+            }
+            Command::EditServer { service, server: d } => {
+                let Some(i) = find(&self.services, service) else {
+                    return err(ErrorCode::NoService);
+                };
+                match self.services[i]
+                    .servers
+                    .iter_mut()
+                    .find(|s| s.config.addr == d.addr && s.config.port == d.port)
+                {
+                    Some(s) => s.config = d.clone(),
+                    None => return err(ErrorCode::NoDest),
+                }
+            }
+            Command::DeleteServer {
+                service,
+                addr,
+                port,
+            } => {
+                let Some(i) = find(&self.services, service) else {
+                    return err(ErrorCode::NoService);
+                };
+                let servers = &mut self.services[i].servers;
+                match servers
+                    .iter()
+                    .position(|s| s.config.addr == *addr && s.config.port == *port)
+                {
+                    Some(j) => {
+                        servers.remove(j);
+                    }
+                    None => return err(ErrorCode::NoDest),
+                }
+            }
+            Command::Zero { service } => {
+                if let Some(key) = service {
+                    if find(&self.services, key).is_none() {
+                        return err(ErrorCode::NoService);
+                    }
+                }
+            }
+            Command::SetTimeouts { tcp, tcp_fin, udp } => {
+                if *tcp != 0 {
+                    self.timeouts.tcp = *tcp;
+                }
+                if *tcp_fin != 0 {
+                    self.timeouts.tcp_fin = *tcp_fin;
+                }
+                if *udp != 0 {
+                    self.timeouts.udp = *udp;
+                }
+            }
+            Command::StartDaemon { .. } | Command::StopDaemon { .. } => {
+                return Response::Error {
+                    code: ErrorCode::Invalid,
+                    message: "connection sync is not implemented in uvsd yet".into(),
+                }
+            }
+            Command::GetInfo => {
+                return Response::Info {
+                    version: "0.1.0".into(),
+                    conn_table_size: 4096,
+                }
+            }
+            Command::ListServices { service } => {
+                let services = match service {
+                    None => self.services.clone(),
+                    Some(k) => match find(&self.services, k) {
+                        Some(i) => vec![self.services[i].clone()],
+                        None => return err(ErrorCode::NoService),
+                    },
+                };
+                return Response::Services { services };
+            }
+            Command::ListConnections => {
+                return Response::Connections {
+                    connections: vec![],
+                }
+            }
+            Command::GetTimeouts => {
+                return Response::Timeouts {
+                    timeouts: self.timeouts,
+                }
+            }
+            Command::GetDaemons => return Response::Daemons { daemons: vec![] },
+        }
+        Response::Ok
+    }
+}
+
+/// A transport over a [`FakeEngine`], recording the commands.
+pub struct EngineTransport {
+    pub engine: FakeEngine,
+    pub sent: Vec<Command>,
+}
+
+impl EngineTransport {
+    pub fn new() -> EngineTransport {
+        EngineTransport {
+            engine: FakeEngine::default(),
+            sent: Vec::new(),
+        }
+    }
+}
+
+impl Transport for EngineTransport {
+    fn request(&mut self, command: &Command) -> Result<Response, ClientError> {
+        self.sent.push(command.clone());
+        Ok(self.engine.apply(command))
+    }
+}
