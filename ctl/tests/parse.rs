@@ -169,7 +169,7 @@ fn add_service_defaults_and_options() {
             flag3: false
         }
     );
-    assert_eq!(service_of("-A -t 10.0.0.1:80 -b flag-3").flags.flag3, true);
+    assert!(service_of("-A -t 10.0.0.1:80 -b flag-3").flags.flag3);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -182,6 +182,8 @@ pub struct FakeUvsd {
     _dir: tempfile::TempDir,
     pub path: PathBuf,
     pub requests: Arc<Mutex<Vec<Request>>>,
+    /// Clients accepted so far.
+    pub connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -193,16 +195,19 @@ impl FakeUvsd {
         let listener = UnixListener::bind(&path).unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
         let responder: Arc<Mutex<Responder>> = Arc::new(Mutex::new(Box::new(responder)));
         let thread = {
             let requests = requests.clone();
             let stop = stop.clone();
+            let connections = connections.clone();
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    connections.fetch_add(1, Ordering::SeqCst);
                     let (requests, responder) = (requests.clone(), responder.clone());
                     // One thread per client; it ends when the client hangs up.
                     std::thread::spawn(move || serve(conn, &requests, &responder));
@@ -213,6 +218,7 @@ impl FakeUvsd {
             _dir: dir,
             path,
             requests,
+            connections,
             stop,
             thread: Some(thread),
         }
