@@ -540,7 +540,11 @@ impl<'a> Scanner<'a> {
                     self.bundle = None;
                     continue;
                 };
-                let after = pos + c.len_utf8();
+                let mut after = pos + c.len_utf8();
+                // popt skips an '=' after a short option ("-p=300").
+                if word[after..].starts_with('=') {
+                    after += 1;
+                }
                 self.bundle = (after < word.len()).then_some((w, after));
                 let Some(spec) = OPTIONS.iter().find(|o| o.short == Some(c)) else {
                     self.bundle = None;
@@ -550,8 +554,7 @@ impl<'a> Scanner<'a> {
                     ArgKind::None => None,
                     kind => {
                         if let Some((w, p)) = self.bundle.take() {
-                            let rest = &self.args[w][p..];
-                            Some(rest.strip_prefix('=').unwrap_or(rest).to_string())
+                            Some(self.args[w][p..].to_string())
                         } else {
                             match self.take_next(kind) {
                                 Ok(v) => v,

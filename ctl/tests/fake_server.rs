@@ -464,3 +464,35 @@ fn the_binaries_against_a_fake_uvsd() {
     assert_eq!(exec("uvsadm", &absent, &["-A", "-t", "10.0.0.1"], "").0, 2);
     assert_eq!(exec("uvsadm", &absent, &["-h"], "").0, 0);
 }
+
+#[test]
+fn a_caller_the_socket_refuses_gets_one_line() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let fake = engine_uvsd();
+    let dir = fake.path.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    // uvsd's socket is root's, mode 0600: another user cannot connect.
+    // Not being root here, make the socket refuse its own owner instead.
+    let mode = if root { 0o600 } else { 0o000 };
+    std::fs::set_permissions(&fake.path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let mut cmd = bin("uvsadm");
+    if root {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd
+        .args(["-Ln"])
+        .env("UVS_SOCKET", &fake.path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("Permission denied (you must be root)"),
+        "{err}"
+    );
+    assert!(fake.commands().is_empty());
+}

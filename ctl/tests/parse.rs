@@ -81,6 +81,16 @@ fn add_service_defaults_and_options() {
             .timeout,
         300
     );
+    let p30 = service_of("-A -t 10.0.0.1:80 -p=30");
+    assert_eq!(p30.persistence.unwrap().timeout, 30);
+    // "-L=n" is "-Ln" for popt.
+    assert!(matches!(
+        parse("-L=n"),
+        Ok(Action::List {
+            format: Format { numeric: true, .. },
+            ..
+        })
+    ));
     assert_eq!(
         service_of("-A -t 10.0.0.1:80 --persistent=600")
             .persistence
