@@ -113,6 +113,9 @@ impl UnixTransport {
                 cause,
             },
         })?;
+        stream
+            .set_read_timeout(Some(ANSWER_TIMEOUT))
+            .map_err(|e| self.protocol_error(e.to_string()))?;
         let reader = stream
             .try_clone()
             .map_err(|e| self.protocol_error(e.to_string()))?;
@@ -121,41 +124,95 @@ impl UnixTransport {
     }
 }
 
-impl Transport for UnixTransport {
-    fn request(&mut self, command: &Command) -> Result<Response, ClientError> {
-        self.connect()?;
-        let mut line = serde_json::to_string(&Request::new(command.clone()))
-            .map_err(|e| self.protocol_error(e.to_string()))?;
-        line.push('\n');
+/// How an exchange on an open connection failed.
+enum Exchange {
+    /// uvsd hung up before answering (it may drop idle clients): the
+    /// request can be sent again on a new connection.
+    Closed,
+    /// Anything else.
+    Failed(ClientError),
+}
+
+impl UnixTransport {
+    /// Send one request line on the open connection and read the answer.
+    fn exchange(&mut self, line: &str) -> Result<Response, Exchange> {
         let path = self.path.clone();
-        let perr = |detail: String| ClientError::Protocol {
-            path: path.clone(),
-            detail,
+        let perr = |detail: String| {
+            Exchange::Failed(ClientError::Protocol {
+                path: path.clone(),
+                detail,
+            })
         };
         let Some((reader, writer)) = self.conn.as_mut() else {
             return Err(perr("not connected".into()));
         };
-        writer
-            .write_all(line.as_bytes())
-            .map_err(|e| perr(format!("sending: {e}")))?;
+        if let Err(e) = writer.write_all(line.as_bytes()) {
+            return Err(match e.kind() {
+                ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => Exchange::Closed,
+                _ => perr(format!("sending: {e}")),
+            });
+        }
         let mut answer = String::new();
-        let n = reader
+        let n = match reader
             .by_ref()
             .take(MAX_MESSAGE_BYTES as u64)
             .read_line(&mut answer)
-            .map_err(|e| perr(format!("reading: {e}")))?;
+        {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => 0,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(perr(format!(
+                    "no answer within {} s",
+                    ANSWER_TIMEOUT.as_secs()
+                )))
+            }
+            Err(e) => return Err(perr(format!("reading: {e}"))),
+        };
         if n == 0 {
-            self.conn = None;
-            return Err(perr("uvsd closed the connection without answering".into()));
+            return Err(Exchange::Closed);
         }
-        let response = serde_json::from_str::<Response>(answer.trim_end())
-            .map_err(|e| perr(format!("unreadable answer: {e}")))?;
+        serde_json::from_str::<Response>(answer.trim_end())
+            .map_err(|e| perr(format!("unreadable answer: {e}")))
+    }
+}
+
+/// How long uvsadm waits for one answer.
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Transport for UnixTransport {
+    fn request(&mut self, command: &Command) -> Result<Response, ClientError> {
+        let mut line = serde_json::to_string(&Request::new(command.clone()))
+            .map_err(|e| self.protocol_error(e.to_string()))?;
+        line.push('\n');
+        // A kept connection that uvsd has closed gets one fresh try; a
+        // fresh connection that closes is an error.
+        let reused = self.conn.is_some();
+        self.connect()?;
+        let mut result = self.exchange(&line);
+        if reused && matches!(result, Err(Exchange::Closed)) {
+            self.conn = None;
+            self.connect()?;
+            result = self.exchange(&line);
+        }
+        let response = match result {
+            Ok(r) => r,
+            Err(Exchange::Closed) => {
+                self.conn = None;
+                return Err(self.protocol_error("uvsd closed the connection without answering"));
+            }
+            Err(Exchange::Failed(e)) => {
+                self.conn = None;
+                return Err(e);
+            }
+        };
         if let Response::Error {
             code: uvs_conf::control::ErrorCode::PermissionDenied,
             ..
         } = response
         {
-            return Err(ClientError::PermissionDenied { path });
+            return Err(ClientError::PermissionDenied {
+                path: self.path.clone(),
+            });
         }
         Ok(response)
     }

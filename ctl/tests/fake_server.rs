@@ -496,3 +496,31 @@ fn a_caller_the_socket_refuses_gets_one_line() {
     );
     assert!(fake.commands().is_empty());
 }
+
+#[test]
+fn a_uvsd_that_hangs_up_between_requests_is_reconnected() {
+    let mut engine = FakeEngine::default();
+    let fake = FakeUvsd::start_with(Serving::OneRequest, move |c| engine.apply(c));
+    let mut t = fake.transport();
+    let o = run_with(
+        &mut t,
+        &args("-R"),
+        "-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.2 -m\n-Ln\n",
+    );
+    assert_eq!((o.status, o.stderr.as_str()), (0, ""));
+    assert!(o.stdout.contains("  -> 10.0.0.2:80"), "{}", o.stdout);
+    assert_eq!(fake.commands().len(), 4);
+}
+
+#[test]
+fn a_uvsd_that_never_answers_gives_one_line() {
+    let fake = FakeUvsd::start_with(Serving::Mute, |_| Response::Ok);
+    let o = run_with(&mut fake.transport(), &args("-C"), "");
+    assert_eq!(o.status, 2);
+    assert_eq!(o.stderr.lines().count(), 1);
+    assert!(
+        o.stderr.contains("closed the connection without answering"),
+        "{}",
+        o.stderr
+    );
+}

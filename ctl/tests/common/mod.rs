@@ -190,6 +190,13 @@ pub struct FakeUvsd {
 
 impl FakeUvsd {
     pub fn start(responder: impl FnMut(&Command) -> Response + Send + 'static) -> FakeUvsd {
+        FakeUvsd::start_with(Serving::KeepOpen, responder)
+    }
+
+    pub fn start_with(
+        serving: Serving,
+        responder: impl FnMut(&Command) -> Response + Send + 'static,
+    ) -> FakeUvsd {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("uvsd.sock");
         let listener = UnixListener::bind(&path).unwrap();
@@ -210,7 +217,7 @@ impl FakeUvsd {
                     connections.fetch_add(1, Ordering::SeqCst);
                     let (requests, responder) = (requests.clone(), responder.clone());
                     // One thread per client; it ends when the client hangs up.
-                    std::thread::spawn(move || serve(conn, &requests, &responder));
+                    std::thread::spawn(move || serve(conn, serving, &requests, &responder));
                 }
             })
         };
@@ -238,11 +245,30 @@ impl FakeUvsd {
     }
 }
 
-fn serve(conn: UnixStream, requests: &Mutex<Vec<Request>>, responder: &Mutex<Responder>) {
+/// How the fake serves each client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// Answer every request on the connection.
+    KeepOpen,
+    /// Answer one request, then hang up.
+    OneRequest,
+    /// Read one request and hang up without answering.
+    Mute,
+}
+
+fn serve(
+    conn: UnixStream,
+    serving: Serving,
+    requests: &Mutex<Vec<Request>>,
+    responder: &Mutex<Responder>,
+) {
     let mut writer = conn.try_clone().unwrap();
     let reader = BufReader::new(conn);
     for line in reader.lines() {
         let Ok(line) = line else { return };
+        if serving == Serving::Mute {
+            return;
+        }
         let response = match serde_json::from_str::<Request>(&line) {
             Ok(request) => {
                 let answer = (responder.lock().unwrap())(&request.command);
@@ -256,7 +282,7 @@ fn serve(conn: UnixStream, requests: &Mutex<Vec<Request>>, responder: &Mutex<Res
         };
         let mut text = serde_json::to_string(&response).unwrap();
         text.push('\n');
-        if writer.write_all(text.as_bytes()).is_err() {
+        if writer.write_all(text.as_bytes()).is_err() || serving == Serving::OneRequest {
             return;
         }
     }
