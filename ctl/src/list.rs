@@ -459,6 +459,11 @@ fn service_entry(out: &mut String, s: &ServiceStatus, format: &Format, names: Na
     }
 }
 
+/// The first line of a whole-table listing.
+pub fn header(conn_table_size: u32) -> String {
+    format!("IP Virtual Server version {IPVS_VERSION} (size={conn_table_size})\n")
+}
+
 /// `-L` / `-l` of the whole table: the version header with the
 /// connection table size, the title, every service.
 pub fn list_all(
@@ -467,7 +472,7 @@ pub fn list_all(
     format: &Format,
     names: Names<'_>,
 ) -> String {
-    let mut out = format!("IP Virtual Server version {IPVS_VERSION} (size={conn_table_size})\n");
+    let mut out = header(conn_table_size);
     out.push_str(&title(format));
     for s in sorted_services(services, format.nosort) {
         service_entry(&mut out, &s, format, names);

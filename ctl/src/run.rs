@@ -249,6 +249,10 @@ impl Runner<'_> {
                     Err(flow) => return flow,
                     Ok(Response::Services { services }) => services,
                     Ok(Response::Error { code, message }) => {
+                        // ipvsadm has printed its header by then.
+                        if !json {
+                            self.print(&list::header(size));
+                        }
                         let text = engine_message(
                             &Command::ListServices { service: None },
                             code,

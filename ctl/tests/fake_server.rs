@@ -279,6 +279,26 @@ fn failing_listings_exit_1() {
     assert_eq!((o.status, o.stderr.as_str()), (1, ""));
     let o = run_with(&mut broken.transport(), &args("-S"), "");
     assert_eq!(o.status, 1);
+    // -L prints its header before asking for the services, as ipvsadm.
+    let half = FakeUvsd::start(|c| match c {
+        Command::GetInfo => Response::Info {
+            version: "0.1.0".into(),
+            conn_table_size: 4096,
+        },
+        _ => Response::Error {
+            code: ErrorCode::Internal,
+            message: "table unavailable".into(),
+        },
+    });
+    let o = run_with(&mut half.transport(), &args("-Ln"), "");
+    assert_eq!(
+        (o.status, o.stdout.as_str(), o.stderr.as_str()),
+        (
+            1,
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "table unavailable\n"
+        )
+    );
 }
 
 #[test]
