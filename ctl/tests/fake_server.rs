@@ -498,7 +498,11 @@ fn a_caller_the_socket_refuses_gets_one_line() {
     // Not being root here, make the socket refuse its own owner instead.
     let mode = if root { 0o600 } else { 0o000 };
     std::fs::set_permissions(&fake.path, std::fs::Permissions::from_mode(mode)).unwrap();
-    let mut cmd = bin("uvsadm");
+    // A copy of the binary the other user can surely reach and run.
+    let exe = dir.join("uvsadm");
+    std::fs::copy(env!("CARGO_BIN_EXE_uvsadm"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Process::new(&exe);
     if root {
         cmd.uid(65534).gid(65534);
     }
