@@ -161,14 +161,22 @@ impl Runner<'_> {
                 let _ = writeln!(self.out, "{text}");
                 Flow::Exit(0)
             }
-            Action::EngineError(m) => {
-                self.say_err(m);
-                Flow::Status(255)
-            }
-            Action::ListError(m) => {
-                self.say_err(m);
-                Flow::Exit(1)
-            }
+            // What uvsd would refuse is refused here, but only once uvsd is
+            // known to be there (ipvsadm reaches IPVS before anything else).
+            Action::EngineError(m) => match self.ask(Command::GetInfo) {
+                Err(flow) => flow,
+                Ok(_) => {
+                    self.say_err(m);
+                    Flow::Status(255)
+                }
+            },
+            Action::ListError(m) => match self.ask(Command::GetInfo) {
+                Err(flow) => flow,
+                Ok(_) => {
+                    self.say_err(m);
+                    Flow::Exit(1)
+                }
+            },
             Action::Send(command) => match self.ask(command.clone()) {
                 Err(flow) => flow,
                 Ok(Response::Ok) => Flow::Status(0),

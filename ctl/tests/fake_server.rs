@@ -239,7 +239,13 @@ fn engine_errors_print_ipvsadm_messages_with_status_255() {
         (o.status, o.stderr.as_str()),
         (255, "Scheduler or persistence engine not found\n")
     );
-    assert!(fake.commands().is_empty());
+    assert_eq!(fake.commands(), vec![Command::GetInfo]);
+    // Without uvsd, that uvsd is missing is what is said.
+    let dir = tempfile::tempdir().unwrap();
+    let mut absent = uvs_ctl::client::UnixTransport::new(dir.path().join("absent.sock"));
+    let o = run_with(&mut absent, &args("-A -t 10.0.0.1:80 -s nosuch"), "");
+    assert_eq!(o.status, 2);
+    assert!(o.stderr.contains("Is uvsd running?"), "{}", o.stderr);
 }
 
 #[test]
