@@ -1345,104 +1345,98 @@ pub fn version_line() -> String {
     )
 }
 
+/// ipvsadm 1.31's usage text with uvsadm's additions (`twos`, no
+/// persistence engine, `--fullnat`, `--json`, the socket); `PROG` stands
+/// for the program name.
+const USAGE: &str = r#"Usage:
+  PROG -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  PROG -D virtual-service
+  PROG -C
+  PROG -R
+  PROG -S [-n]
+  PROG -a|e virtual-service -r server-address [options]
+  PROG -d virtual-service -r server-address
+  PROG -L|l [virtual-service] [options]
+  PROG -Z [virtual-service]
+  PROG --set tcp tcpfin udp
+  PROG --start-daemon {master|backup} [daemon-options]
+  PROG --stop-daemon {master|backup}
+  PROG -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
+  --help            -h        display this help message
+
+virtual-service:
+  --tcp-service|-t  service-address   service-address is host[:port]
+  --udp-service|-u  service-address   service-address is host[:port]
+  --sctp-service    service-address   service-address is host[:port]
+  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
+
+Options:
+  --ipv6         -6                   fwmark entry uses IPv6
+  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,
+                                      the default scheduler is wlc.
+  --pe            engine              alternate persistence engine (uvs has none),
+                                      not set by default.
+  --persistent   -p [timeout]         persistent service
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --fullnat                           full NAT (uvs only)
+  --tun-type      type                one of ipip|gue|gre,
+                                      the default tunnel type is ipip.
+  --tun-port      port                tunnel destination port
+  --tun-nocsum                        tunnel encapsulation without checksum
+  --tun-csum                          tunnel encapsulation with checksum
+  --tun-remcsum                       tunnel encapsulation with remote checksum
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --tun-info                          output of tunnel information
+  --nosort                            disable sorting output of service/server entries
+  --sort                              does nothing, for backwards compatibility
+  --ops          -o                   one-packet scheduling
+  --numeric      -n                   numeric output of addresses and ports
+  --sched-flags  -b flags             scheduler flags (comma-separated)
+  --json                              listings as JSON (uvs only)
+Daemon Options:
+  --syncid sid                        syncid for connection sync (default=255)
+  --sync-maxlen length                Max sync message length (default=1472)
+  --mcast-interface interface         multicast interface for connection sync
+  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     Multicast TTL (default=1)
+
+uvsadm drives uvsd through its control socket, /run/uvs/uvsd.sock
+unless UVS_SOCKET names another.
+"#;
+
 /// `-h`: usage in ipvsadm's shape, with `prog` as the program name.
 pub fn usage(prog: &str) -> String {
-    let p = prog;
-    let mut s = version_line();
-    s.push('\n');
-    s.push_str(&format!(
-        "Usage:\n\
-  {p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]\n\
-  {p} -D virtual-service\n\
-  {p} -C\n\
-  {p} -R\n\
-  {p} -S [-n]\n\
-  {p} -a|e virtual-service -r server-address [options]\n\
-  {p} -d virtual-service -r server-address\n\
-  {p} -L|l [virtual-service] [options]\n\
-  {p} -Z [virtual-service]\n\
-  {p} --set tcp tcpfin udp\n\
-  {p} --start-daemon {{master|backup}} [daemon-options]\n\
-  {p} --stop-daemon {{master|backup}}\n\
-  {p} -h\n\n"
-    ));
-    s.push_str(
-        "Commands:\n\
-Either long or short options are allowed.\n\
-  --add-service     -A        add virtual service with options\n\
-  --edit-service    -E        edit virtual service with options\n\
-  --delete-service  -D        delete virtual service\n\
-  --clear           -C        clear the whole table\n\
-  --restore         -R        restore rules from stdin\n\
-  --save            -S        save rules to stdout\n\
-  --add-server      -a        add real server with options\n\
-  --edit-server     -e        edit real server with options\n\
-  --delete-server   -d        delete real server\n\
-  --list            -L|-l     list the table\n\
-  --zero            -Z        zero counters in a service or all services\n\
-  --set tcp tcpfin udp        set connection timeout values\n\
-  --start-daemon              start connection sync daemon\n\
-  --stop-daemon               stop connection sync daemon\n\
-  --help            -h        display this help message\n\n",
-    );
-    s.push_str(
-        "virtual-service:\n\
-  --tcp-service|-t  service-address   service-address is host[:port]\n\
-  --udp-service|-u  service-address   service-address is host[:port]\n\
-  --sctp-service    service-address   service-address is host[:port]\n\
-  --fwmark-service|-f fwmark          fwmark is an integer greater than zero\n\n",
-    );
-    s.push_str(
-        "Options:\n\
-  --ipv6         -6                   fwmark entry uses IPv6\n\
-  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,\n\
-                                      the default scheduler is wlc.\n\
-  --pe            engine              alternate persistence engine (none in uvs),\n\
-                                      not set by default.\n\
-  --persistent   -p [timeout]         persistent service\n\
-  --netmask      -M netmask           persistent granularity mask\n\
-  --real-server  -r server-address    server-address is host (and port)\n\
-  --gatewaying   -g                   gatewaying (direct routing) (default)\n\
-  --ipip         -i                   ipip encapsulation (tunneling)\n\
-  --masquerading -m                   masquerading (NAT)\n\
-  --fullnat                           full NAT (source and destination rewritten; uvs only)\n\
-  --tun-type      type                one of ipip|gue|gre,\n\
-                                      the default tunnel type is ipip.\n\
-  --tun-port      port                tunnel destination port\n\
-  --tun-nocsum                        tunnel encapsulation without checksum\n\
-  --tun-csum                          tunnel encapsulation with checksum\n\
-  --tun-remcsum                       tunnel encapsulation with remote checksum\n\
-  --weight       -w weight            capacity of real server\n\
-  --u-threshold  -x uthreshold        upper threshold of connections\n\
-  --l-threshold  -y lthreshold        lower threshold of connections\n\
-  --connection   -c                   output of current IPVS connections\n\
-  --timeout                           output of timeout (tcp tcpfin udp)\n\
-  --daemon                            output of daemon information\n\
-  --stats                             output of statistics information\n\
-  --rate                              output of rate information\n\
-  --exact                             expand numbers (display exact values)\n\
-  --thresholds                        output of thresholds information\n\
-  --persistent-conn                   output of persistent connection info\n\
-  --tun-info                          output of tunnel information\n\
-  --nosort                            disable sorting output of service/server entries\n\
-  --sort                              does nothing, for backwards compatibility\n\
-  --ops          -o                   one-packet scheduling\n\
-  --numeric      -n                   numeric output of addresses and ports\n\
-  --sched-flags  -b flags             scheduler flags (comma-separated)\n\
-  --json                              listings as JSON (uvs only)\n",
-    );
-    s.push_str(
-        "Daemon Options:\n\
-  --syncid sid                        syncid for connection sync (default=255)\n\
-  --sync-maxlen length                Max sync message length (default=1472)\n\
-  --mcast-interface interface         multicast interface for connection sync\n\
-  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)\n\
-  --mcast-port port                   UDP port (default=8848)\n\
-  --mcast-ttl ttl                     Multicast TTL (default=1)\n",
-    );
-    s.push_str(&format!(
-        "\nuvsadm talks to uvsd on {} (set UVS_SOCKET to use another socket).\n",
-        uvs_conf::control::DEFAULT_SOCKET_PATH
-    ));
-    s
+    format!("{}\n{}", version_line(), USAGE.replace("PROG", prog))
 }

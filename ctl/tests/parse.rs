@@ -641,3 +641,43 @@ fn usage_errors_and_popt_errors() {
     // After "--" everything is a leftover.
     assert_eq!(fail_text("-L -- -n"), "unexpected argument -n");
 }
+
+#[test]
+fn usage_has_ipvsadm_shape() {
+    let text = uvs_ctl::parse::usage("/sbin/uvsadm");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("uvsadm v") && lines[0].contains("uvsd"));
+    assert_eq!(lines[1], "Usage:");
+    assert_eq!(
+        lines[2],
+        "  /sbin/uvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]"
+    );
+    assert_eq!(lines[14], "  /sbin/uvsadm -h");
+    for line in [
+        "Commands:",
+        "Either long or short options are allowed.",
+        "  --add-service     -A        add virtual service with options",
+        "  --set tcp tcpfin udp        set connection timeout values",
+        "  --help            -h        display this help message",
+        "virtual-service:",
+        "  --fwmark-service|-f fwmark          fwmark is an integer greater than zero",
+        "Options:",
+        "  --persistent   -p [timeout]         persistent service",
+        "                                      the default scheduler is wlc.",
+        "  --tun-type      type                one of ipip|gue|gre,",
+        "  --sched-flags  -b flags             scheduler flags (comma-separated)",
+        "Daemon Options:",
+        "  --mcast-ttl ttl                     Multicast TTL (default=1)",
+    ] {
+        assert!(lines.contains(&line), "missing {line:?}");
+    }
+    // Every long option the parser knows is documented.
+    for name in uvs_ctl::parse::OPT_NAMES {
+        let documented = match name {
+            "service-address" | "forwarding-method" | "u-threshold" | "l-threshold" => true,
+            "mcast-interface" => text.contains("--mcast-interface "),
+            n => text.contains(&format!("--{n} ")) || text.contains(&format!("--{n}|")),
+        };
+        assert!(documented, "{name}");
+    }
+}
