@@ -47,16 +47,30 @@ impl std::fmt::Debug for Names<'_> {
 pub fn addrport(names: Names<'_>, addr: IpAddr, port: u16, protocol: u8) -> String {
     let (open, close) = if addr.is_ipv6() { ("[", "]") } else { ("", "") };
     if names.numeric {
-        return format!("{open}{addr}{close}:{port}");
+        return format!("{open}{}{close}:{port}", ntop(addr));
     }
     let host = names
         .resolver
         .addr_to_host(addr)
-        .unwrap_or_else(|| addr.to_string());
+        .unwrap_or_else(|| ntop(addr));
     let service = crate::addr::proto_name(protocol)
         .and_then(|p| names.resolver.port_to_service(port, p))
         .unwrap_or_else(|| port.to_string());
     format!("{open}{host}{close}:{service}")
+}
+
+/// glibc's `inet_ntop`: as Rust's `Display`, but an IPv6 address whose
+/// first 96 bits are zero (and is not `::` or `::1`-like) keeps its
+/// IPv4-compatible dotted tail, as glibc writes it.
+pub fn ntop(addr: IpAddr) -> String {
+    if let IpAddr::V6(v6) = addr {
+        let seg = v6.segments();
+        if seg[..6].iter().all(|&w| w == 0) && seg[6] != 0 {
+            let o = v6.octets();
+            return format!("::{}.{}.{}.{}", o[12], o[13], o[14], o[15]);
+        }
+    }
+    addr.to_string()
 }
 
 /// Cut `s` to at most `n` bytes, as ipvsadm's `name[n] = '\0'`.

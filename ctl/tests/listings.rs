@@ -584,3 +584,19 @@ backup sync daemon (mcast=eth0, syncid=0)
     );
     assert_eq!(list::list_daemons(&[]), "");
 }
+
+#[test]
+fn addresses_are_written_as_glibc_inet_ntop_does() {
+    for (text, expected) in [
+        ("::1", "::1"),
+        ("::", "::"),
+        ("::ffff:10.0.0.1", "::ffff:10.0.0.1"),
+        ("::102:304", "::1.2.3.4"),
+        ("::1:0:0", "::1:0:0"),
+        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+        ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"),
+        ("10.0.0.1", "10.0.0.1"),
+    ] {
+        assert_eq!(list::ntop(ip(text)), expected, "{text}");
+    }
+}
