@@ -480,11 +480,8 @@ fn talk_as_nobody(socket: &std::path::Path) -> Vec<u8> {
 #[test]
 fn a_non_root_peer_is_refused_and_root_still_served() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test runs as root (as CI does)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test runs as root (as CI does)");
     let daemon = Daemon::start(None);
     let answer = talk_as_nobody(&daemon.socket);
     let text = String::from_utf8(answer).unwrap();

@@ -38,12 +38,18 @@ struct State {
     to_kernel: VecDeque<(PortId, Vec<u8>)>,
 }
 
-/// A backend whose wire is a pair of queues.
 #[derive(Debug)]
-pub struct MemBackend {
+struct Inner {
     engine: Arc<Engine>,
     ports: Vec<(PortId, String)>,
     state: Mutex<State>,
+}
+
+/// A backend whose wire is a pair of queues. Clones share the same
+/// backend, so a test can keep one while the daemon owns another.
+#[derive(Debug, Clone)]
+pub struct MemBackend {
+    inner: Arc<Inner>,
 }
 
 /// Whether a frame is traffic the engine owns under `steering` (what the
@@ -80,15 +86,17 @@ impl MemBackend {
             .map(|(i, name)| (PortId(u16::try_from(i).unwrap_or(u16::MAX)), name.clone()))
             .collect();
         MemBackend {
-            engine,
-            ports,
-            state: Mutex::new(State::default()),
+            inner: Arc::new(Inner {
+                engine,
+                ports,
+                state: Mutex::new(State::default()),
+            }),
         }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding the lock left plain data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The steering set last given to [`Backend::steer`].
@@ -140,7 +148,9 @@ impl MemBackend {
             })
             .collect();
         let state = &mut *state;
-        self.engine.process(&mut state.worker, &mut batch, now);
+        self.inner
+            .engine
+            .process(&mut state.worker, &mut batch, now);
         let mut verdicts = Vec::with_capacity(batch.len());
         for packet in &batch {
             verdicts.push(packet.verdict);
@@ -173,7 +183,7 @@ impl Backend for MemBackend {
     }
 
     fn ports(&self) -> Vec<(PortId, String)> {
-        self.ports.clone()
+        self.inner.ports.clone()
     }
 
     fn steer(&self, steering: &Steering) -> Result<(), IoError> {
