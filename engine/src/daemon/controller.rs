@@ -267,14 +267,9 @@ impl Controller {
         next.engine = self.config.engine.clone();
         match self.commit(next) {
             Ok(()) => log::info(format_args!(
-                "reloaded {}: {} services, {} real servers",
+                "reloaded {}: configuration applied, {}",
                 path.display(),
-                self.config.services.len(),
-                self.config
-                    .services
-                    .iter()
-                    .map(|s| s.dests.len())
-                    .sum::<usize>()
+                summary(&self.config)
             )),
             Err(e) => log::error(format_args!(
                 "reload of {} refused, running configuration kept: {}",
@@ -298,6 +293,44 @@ impl Controller {
         self.route_misses = now;
         grew
     }
+}
+
+/// "2 services, 3 real servers".
+pub fn summary(config: &Config) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {}",
+        plural(config.services.len(), "service"),
+        plural(
+            config.services.iter().map(|s| s.dests.len()).sum(),
+            "real server"
+        )
+    )
+}
+
+/// Engine-wide frame counters as one log line, drops by reason.
+pub fn traffic_summary(engine: &Engine) -> String {
+    use std::sync::atomic::Ordering;
+    let c = engine.counters();
+    let mut line = format!(
+        "frames forwarded {}, passed to the kernel {}, ICMP errors sent {}, new connections {}",
+        c.forwarded.load(Ordering::Relaxed),
+        c.passed.load(Ordering::Relaxed),
+        c.icmp_sent.load(Ordering::Relaxed),
+        c.new_conns.load(Ordering::Relaxed)
+    );
+    let drops: Vec<String> = DropReason::ALL
+        .iter()
+        .filter(|r| c.drops(**r) != 0)
+        .map(|r| format!("{} {}", r.name(), c.drops(*r)))
+        .collect();
+    if drops.is_empty() {
+        line.push_str("; no drops");
+    } else {
+        line.push_str("; dropped: ");
+        line.push_str(&drops.join(", "));
+    }
+    line
 }
 
 /// A command as a log line ("add service TCP 192.0.2.1:80").

@@ -154,10 +154,9 @@ pub fn check(path: &std::path::Path) -> ExitCode {
         return ExitCode::from(1);
     }
     println!(
-        "{}: configuration is valid ({} services, {} real servers)",
+        "{}: configuration is valid ({})",
         path.display(),
-        config.services.len(),
-        config.services.iter().map(|s| s.dests.len()).sum::<usize>()
+        controller::summary(&config)
     );
     ExitCode::SUCCESS
 }
@@ -188,14 +187,12 @@ fn start(options: Options) -> Result<ExitCode, String> {
         None => Config::default(),
     };
     log::info(format_args!(
-        "uvsd {} starting: {}, {} services, {} real servers",
+        "uvsd {} starting ({})",
         env!("CARGO_PKG_VERSION"),
         match &options.config {
             Some(path) => format!("config {}", path.display()),
-            None => "no config file".to_string(),
-        },
-        config.services.len(),
-        config.services.iter().map(|s| s.dests.len()).sum::<usize>()
+            None => "no config file: starting with no services".to_string(),
+        }
     ));
     let interfaces = netview::choose_interfaces(&config.engine.interfaces)
         .map_err(|e| format!("cannot list network interfaces: {e}"))?;
@@ -249,6 +246,10 @@ fn start(options: Options) -> Result<ExitCode, String> {
         }
     };
     log::info(format_args!(
+        "configuration applied: {}",
+        controller::summary(controller.config())
+    ));
+    log::info(format_args!(
         "control socket {} ready",
         options.socket.display()
     ));
@@ -269,6 +270,7 @@ fn start(options: Options) -> Result<ExitCode, String> {
     };
     controller.backend().shutdown();
     server.remove_socket();
+    log::info(controller::traffic_summary(controller.engine()));
     log::info("uvsd stopped");
     Ok(ExitCode::SUCCESS)
 }

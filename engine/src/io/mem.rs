@@ -203,3 +203,107 @@ impl Backend for MemBackend {
         state.to_kernel.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::build::PacketBuilder;
+    use std::net::Ipv4Addr;
+
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn parsed(frame: &[u8]) -> ParsedFrame {
+        wire::parse_frame(frame).unwrap()
+    }
+
+    fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
+        PacketBuilder::new()
+            .eth(MAC, MAC)
+            .ipv4(Ipv4Addr::from(src), Ipv4Addr::from(dst))
+            .tcp(sport, dport)
+            .build()
+    }
+
+    fn steering() -> Steering {
+        Steering {
+            virtual_services: vec![
+                (6, IpAddr::from([192, 0, 2, 100]), 80),
+                (17, IpAddr::from([192, 0, 2, 101]), 0),
+            ],
+            nat_sources: vec![(6, IpAddr::from([198, 51, 100, 11]), 8080)],
+            fullnat_locals: vec![IpAddr::from([198, 51, 100, 250])],
+            fullnat_ports: (5000, 6000),
+        }
+    }
+
+    #[test]
+    fn steering_matches_what_the_xdp_program_redirects() {
+        let s = steering();
+        let client = [203, 0, 113, 7];
+        // A service's port, not another; all ports of a port-0 service.
+        assert!(is_steered(
+            &s,
+            &parsed(&tcp(client, 4000, [192, 0, 2, 100], 80))
+        ));
+        assert!(!is_steered(
+            &s,
+            &parsed(&tcp(client, 4000, [192, 0, 2, 100], 22))
+        ));
+        let udp = PacketBuilder::new()
+            .eth(MAC, MAC)
+            .ipv4(Ipv4Addr::from(client), Ipv4Addr::new(192, 0, 2, 101))
+            .udp(4000, 9999)
+            .build();
+        assert!(is_steered(&s, &parsed(&udp)));
+        // NAT replies by source; full-NAT replies by local address and
+        // port range.
+        assert!(is_steered(
+            &s,
+            &parsed(&tcp([198, 51, 100, 11], 8080, client, 4000))
+        ));
+        assert!(!is_steered(
+            &s,
+            &parsed(&tcp([198, 51, 100, 11], 22, client, 4000))
+        ));
+        let local = [198, 51, 100, 250];
+        assert!(is_steered(
+            &s,
+            &parsed(&tcp([198, 51, 100, 12], 80, local, 5500))
+        ));
+        assert!(!is_steered(
+            &s,
+            &parsed(&tcp([198, 51, 100, 12], 80, local, 22))
+        ));
+        // Nothing else.
+        assert!(!is_steered(
+            &s,
+            &parsed(&tcp(client, 4000, [192, 0, 2, 1], 80))
+        ));
+        assert!(!is_steered(
+            &Steering::default(),
+            &parsed(&tcp(client, 1, [192, 0, 2, 100], 80))
+        ));
+    }
+
+    #[test]
+    fn a_shut_down_backend_takes_no_frames_and_refuses_steering() {
+        let engine =
+            Arc::new(Engine::new(&uvs_conf::Config::default(), crate::lab::net_view(1)).unwrap());
+        let backend = MemBackend::new(engine, &["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            backend.ports(),
+            vec![(PortId(0), "a".to_string()), (PortId(1), "b".to_string())]
+        );
+        backend.steer(&steering()).unwrap();
+        assert_eq!(backend.steer_calls(), 1);
+        let frame = tcp([203, 0, 113, 7], 4000, [192, 0, 2, 1], 80);
+        assert!(backend.receive(PortId(0), &[&frame], Millis(0)).is_empty());
+        assert_eq!(backend.take_passed(), vec![(PortId(0), frame.clone())]);
+        backend.shutdown();
+        backend.shutdown();
+        assert!(backend.is_shut_down());
+        assert!(backend.steer(&steering()).is_err());
+        assert!(backend.receive(PortId(0), &[&frame], Millis(0)).is_empty());
+        assert!(backend.take_passed().is_empty());
+    }
+}
