@@ -2,14 +2,15 @@
 //! [`NetView`] for the engine: interfaces (name, MAC, MTU, own
 //! addresses), routes and neighbours' MAC addresses.
 //!
-//! Sources, all readable without extra privileges or crates:
-//! `/sys/class/net/<if>/{address,mtu,ifindex,flags}` for interfaces,
-//! `getifaddrs(3)` for their addresses, `/proc/net/route` (IPv4 main
-//! table) and `/proc/net/ipv6_route` for routes, and an rtnetlink
-//! `RTM_GETNEIGH` dump for the neighbour table of both families (the ARP
-//! and NDP caches). Only routes over the chosen interfaces are kept;
-//! [`PortId`]s follow the order of the interface list, which is also the
-//! order the backend attaches them in.
+//! Sources, all readable without extra privileges or crates, and all
+//! answering for the calling thread's network namespace:
+//! `if_nameindex(3)` and `SIOCGIF*` ioctls for interfaces (index, flags,
+//! MAC, MTU), `getifaddrs(3)` for their addresses,
+//! `/proc/thread-self/net/route` (IPv4 main table) and `.../ipv6_route`
+//! for routes, and an rtnetlink `RTM_GETNEIGH` dump for the neighbour
+//! table of both families (the ARP and NDP caches). Only routes over the
+//! chosen interfaces are kept; [`PortId`]s follow the order of the
+//! interface list, which is also the order the backend attaches them in.
 //!
 //! The daemon reads it at start and again periodically, and sooner when
 //! the engine counts frames dropped for want of a route or a neighbour.
@@ -35,22 +36,132 @@ const RTF_REJECT: u32 = 0x200;
 /// `RTF_LOCAL` (IPv6).
 const RTF_LOCAL: u32 = 0x8000_0000;
 
-fn sys_net(name: &str, attr: &str) -> io::Result<String> {
-    fs::read_to_string(format!("/sys/class/net/{name}/{attr}")).map(|s| s.trim().to_string())
+/// What the kernel says about one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// ifindex.
+    pub index: u32,
+    /// `IFF_*` flags.
+    pub flags: u32,
+    /// Hardware address.
+    pub mac: Mac,
+    /// MTU.
+    pub mtu: u32,
+}
+
+/// A socket for interface ioctls.
+fn ioctl_socket() -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: plain socket(2).
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket nobody else owns.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid interface name `{name}'"),
+        ));
+    }
+    for (dst, &src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    Ok(req)
+}
+
+fn ioctl(
+    fd: &std::os::fd::OwnedFd,
+    request: libc::c_ulong,
+    req: &mut libc::ifreq,
+) -> io::Result<()> {
+    let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
+    // SAFETY: the SIOCGIF* requests used here read the name and write one
+    // member of the ifreq union, which `req` has room for.
+    if unsafe { libc::ioctl(raw, request as _, req as *mut libc::ifreq) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Index, flags, MAC and MTU of interface `name`.
+pub fn link_info(name: &str) -> io::Result<LinkInfo> {
+    let fd = ioctl_socket()?;
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("interface {name}: {e}"));
+    let mut req = ifreq(name)?;
+    ioctl(&fd, libc::SIOCGIFINDEX, &mut req).map_err(named)?;
+    // SAFETY: SIOCGIFINDEX filled the ifindex member.
+    let index = u32::try_from(unsafe { req.ifr_ifru.ifru_ifindex }).unwrap_or(0);
+    let mut req = ifreq(name)?;
+    ioctl(&fd, libc::SIOCGIFFLAGS, &mut req).map_err(named)?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member.
+    let flags = u32::from(unsafe { req.ifr_ifru.ifru_flags } as u16);
+    let mut req = ifreq(name)?;
+    ioctl(&fd, libc::SIOCGIFMTU, &mut req).map_err(named)?;
+    // SAFETY: SIOCGIFMTU filled the mtu member.
+    let mtu = u32::try_from(unsafe { req.ifr_ifru.ifru_mtu }).unwrap_or(0);
+    let mut req = ifreq(name)?;
+    ioctl(&fd, libc::SIOCGIFHWADDR, &mut req).map_err(named)?;
+    // SAFETY: SIOCGIFHWADDR filled the hwaddr member (a sockaddr whose
+    // data starts with the address).
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (dst, src) in mac.iter_mut().zip(data.iter()) {
+        *dst = *src as u8;
+    }
+    Ok(LinkInfo {
+        index,
+        flags,
+        mac,
+        mtu,
+    })
+}
+
+/// Every interface name, by index (`if_nameindex(3)`).
+fn all_interfaces() -> io::Result<Vec<(u32, String)>> {
+    // SAFETY: if_nameindex returns an array we free below, or null.
+    let head = unsafe { libc::if_nameindex() };
+    if head.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cursor = head;
+    loop {
+        // SAFETY: the array ends with an entry of index 0 and a null
+        // name; we stop there.
+        let entry = unsafe { &*cursor };
+        if entry.if_index == 0 || entry.if_name.is_null() {
+            break;
+        }
+        // SAFETY: if_name is a NUL-terminated string owned by the array.
+        let name = unsafe { CStr::from_ptr(entry.if_name) }
+            .to_string_lossy()
+            .into_owned();
+        out.push((entry.if_index, name));
+        // SAFETY: not past the terminating entry yet.
+        cursor = unsafe { cursor.add(1) };
+    }
+    // SAFETY: `head` came from if_nameindex.
+    unsafe { libc::if_freenameindex(head) };
+    out.sort();
+    Ok(out)
+}
+
+/// A `/proc/<thread>/net` file of the calling thread's namespace.
+fn proc_net(file: &str) -> String {
+    fs::read_to_string(format!("/proc/thread-self/net/{file}"))
+        .or_else(|_| fs::read_to_string(format!("/proc/net/{file}")))
+        .unwrap_or_default()
 }
 
 fn parse_hex_u32(s: &str) -> Option<u32> {
     u32::from_str_radix(s.trim_start_matches("0x"), 16).ok()
-}
-
-/// A MAC written `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<Mac> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.trim().split(':');
-    for byte in mac.iter_mut() {
-        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }
 
 /// The interfaces to attach: `configured` as given, or else every
@@ -59,24 +170,14 @@ pub fn choose_interfaces(configured: &[String]) -> io::Result<Vec<String>> {
     if !configured.is_empty() {
         return Ok(configured.to_vec());
     }
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/sys/class/net")? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        let flags = sys_net(&name, "flags")
-            .ok()
-            .and_then(|f| parse_hex_u32(&f))
-            .unwrap_or(0);
-        if flags & IFF_UP == 0 || flags & IFF_LOOPBACK != 0 {
-            continue;
-        }
-        let index: u32 = sys_net(&name, "ifindex")
-            .ok()
-            .and_then(|i| i.parse().ok())
-            .unwrap_or(u32::MAX);
-        found.push((index, name));
-    }
-    found.sort();
-    Ok(found.into_iter().map(|(_, name)| name).collect())
+    Ok(all_interfaces()?
+        .into_iter()
+        .filter(|(_, name)| {
+            link_info(name)
+                .is_ok_and(|link| link.flags & IFF_UP != 0 && link.flags & IFF_LOOPBACK == 0)
+        })
+        .map(|(_, name)| name)
+        .collect())
 }
 
 /// Each interface's own addresses (first IPv4; first global IPv6, else
@@ -384,30 +485,21 @@ pub fn read(interfaces: &[String]) -> io::Result<NetView> {
     let mut by_name = HashMap::new();
     let mut by_index = HashMap::new();
     for (i, name) in interfaces.iter().enumerate() {
-        let mac = sys_net(name, "address")
-            .map_err(|e| io::Error::new(e.kind(), format!("interface {name}: {e}")))?;
-        let mtu: u32 = sys_net(name, "mtu")?.parse().unwrap_or(1500);
-        let ifindex: u32 = sys_net(name, "ifindex")?.parse().unwrap_or(0);
+        let link = link_info(name)?;
         let id = PortId(u16::try_from(i).unwrap_or(u16::MAX));
         let (addr_v4, addr_v6) = addrs.get(name).copied().unwrap_or_default();
         ports.push(Port {
             name: name.clone(),
-            mac: parse_mac(&mac).unwrap_or([0; 6]),
-            mtu: u16::try_from(mtu).unwrap_or(u16::MAX),
+            mac: link.mac,
+            mtu: u16::try_from(link.mtu).unwrap_or(u16::MAX),
             addr_v4,
             addr_v6,
         });
         by_name.insert(name.clone(), id);
-        by_index.insert(ifindex, id);
+        by_index.insert(link.index, id);
     }
-    let mut routes = parse_route_v4(
-        &fs::read_to_string("/proc/net/route").unwrap_or_default(),
-        &by_name,
-    );
-    routes.extend(parse_route_v6(
-        &fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default(),
-        &by_name,
-    ));
+    let mut routes = parse_route_v4(&proc_net("route"), &by_name);
+    routes.extend(parse_route_v6(&proc_net("ipv6_route"), &by_name));
     let mut view = NetView {
         ports,
         routes,
@@ -545,16 +637,6 @@ ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000
             let mut partial = Vec::new();
             let _ = parse_neigh_messages(&buf[..cut], &mut partial);
         }
-    }
-
-    #[test]
-    fn macs_parse_only_when_whole() {
-        assert_eq!(
-            parse_mac("02:00:5e:10:00:01"),
-            Some([2, 0, 0x5e, 0x10, 0, 1])
-        );
-        assert_eq!(parse_mac("02:00:5e:10:00"), None);
-        assert_eq!(parse_mac("02:00:5e:10:00:01:02"), None);
     }
 
     #[test]
