@@ -119,6 +119,30 @@ fn commands_steer_the_backend_and_traffic_reaches_the_real_servers() {
     assert!(backend.receive(OUTSIDE, &[&other], now).is_empty());
     assert_eq!(backend.take_passed().len(), 1);
 
+    // A TCP packet that is no SYN and matches no connection: dropped.
+    let stray = PacketBuilder::new()
+        .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+        .ipv4(CLIENT, VIP)
+        .tcp(40003, 80)
+        .flags(tcp::ACK)
+        .build();
+    assert_eq!(
+        backend.receive(OUTSIDE, &[&stray], now),
+        vec![Verdict::Drop(uvs_engine::DropReason::NoConnection)]
+    );
+    match controller.handle(Command::GetEngineStats) {
+        Response::EngineStats { stats } => {
+            assert_eq!(stats.forwarded, 2);
+            assert_eq!(stats.new_conns, 2);
+            assert_eq!(stats.drops.get("no_connection"), Some(&1));
+            assert_eq!(stats.drops.get("no_dest"), Some(&0));
+            assert_eq!(stats.drops.len(), uvs_engine::DropReason::ALL.len());
+            assert_eq!(stats.conn_entries, 2);
+            assert!(stats.conn_capacity >= 1 << 20);
+        }
+        other => panic!("{other:?}"),
+    }
+
     // Listings: counters, connections.
     let svc = listed(&mut controller);
     assert_eq!(svc.counters.conns, 2);

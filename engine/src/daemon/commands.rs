@@ -171,7 +171,8 @@ pub fn edit(config: &Config, command: &Command) -> Result<Config, CommandError> 
         | Command::ListServices { .. }
         | Command::ListConnections
         | Command::GetTimeouts
-        | Command::GetDaemons => {}
+        | Command::GetDaemons
+        | Command::GetEngineStats => {}
     }
     Ok(next)
 }

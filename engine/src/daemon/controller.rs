@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use uvs_conf::control::{
-    Command, ConnectionStatus, ErrorCode, Response, ServerStatus, ServiceSpec, ServiceStatus,
+    Command, ConnectionStatus, EngineStats, ErrorCode, Response, ServerStatus, ServiceSpec,
+    ServiceStatus,
 };
 use uvs_conf::{Config, DestConfig, ServiceKey};
 
@@ -155,6 +156,9 @@ impl Controller {
             }),
             Command::ListServices { service } => self.list_services(service.as_ref()),
             Command::ListConnections => Ok(self.list_connections()),
+            Command::GetEngineStats => Ok(Response::EngineStats {
+                stats: engine_stats(&self.engine),
+            }),
             // Changes were handled above.
             _ => Ok(Response::Ok),
         }
@@ -308,21 +312,39 @@ pub fn summary(config: &Config) -> String {
     )
 }
 
-/// Engine-wide frame counters as one log line, drops by reason.
-pub fn traffic_summary(engine: &Engine) -> String {
+/// The engine's counters as the control protocol reports them; every
+/// drop reason is listed, zero or not.
+pub fn engine_stats(engine: &Engine) -> EngineStats {
     use std::sync::atomic::Ordering;
     let c = engine.counters();
+    let table = engine.conns().stats();
+    EngineStats {
+        forwarded: c.forwarded.load(Ordering::Relaxed),
+        passed: c.passed.load(Ordering::Relaxed),
+        icmp_sent: c.icmp_sent.load(Ordering::Relaxed),
+        new_conns: c.new_conns.load(Ordering::Relaxed),
+        drops: DropReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), c.drops(*r)))
+            .collect(),
+        conn_entries: table.entries,
+        conn_capacity: engine.conns().capacity() as u64,
+        conn_table_full: table.full_drops,
+    }
+}
+
+/// Engine-wide frame counters as one log line, drops by reason.
+pub fn traffic_summary(engine: &Engine) -> String {
+    let s = engine_stats(engine);
     let mut line = format!(
         "frames forwarded {}, passed to the kernel {}, ICMP errors sent {}, new connections {}",
-        c.forwarded.load(Ordering::Relaxed),
-        c.passed.load(Ordering::Relaxed),
-        c.icmp_sent.load(Ordering::Relaxed),
-        c.new_conns.load(Ordering::Relaxed)
+        s.forwarded, s.passed, s.icmp_sent, s.new_conns
     );
-    let drops: Vec<String> = DropReason::ALL
+    let drops: Vec<String> = s
+        .drops
         .iter()
-        .filter(|r| c.drops(**r) != 0)
-        .map(|r| format!("{} {}", r.name(), c.drops(*r)))
+        .filter(|(_, n)| **n != 0)
+        .map(|(reason, n)| format!("{reason} {n}"))
         .collect();
     if drops.is_empty() {
         line.push_str("; no drops");
