@@ -340,6 +340,15 @@ impl ControlServer {
             }
         }
         if broken || (client.closing && client.output.is_empty()) {
+            // Read what the peer sent and we will not answer, so that
+            // closing does not turn our last reply into ECONNRESET.
+            let mut sink = [0u8; 4096];
+            for _ in 0..256 {
+                match client.stream.read(&mut sink) {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
             if let Some(mut gone) = self.clients.remove(&token) {
                 let _ = registry.deregister(&mut gone.stream);
             }
