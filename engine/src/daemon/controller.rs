@@ -4,7 +4,7 @@
 //! applied to, the backend and the statistics. Every change follows one
 //! path, whatever asked for it (a control command or SIGHUP): build the
 //! next configuration, check it with the config file's rules, compute
-//! its [`Steering`](crate::io::Steering), tell the backend to steer that
+//! its [`Steering`], tell the backend to steer that
 //! traffic, swap the engine's snapshot ([`Engine::apply`]), and only
 //! then make it the running configuration. Any failure leaves the
 //! running configuration as it was (the backend is steered back).
