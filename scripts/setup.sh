@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install what building and testing uvs needs on a fresh Debian machine.
+# Install what building and testing uvs needs on a fresh Debian machine
+# (iproute2: the daemon tests make a network namespace with `ip netns`).
 # Idempotent; does nothing that is already done. Needs root for apt-get.
 set -euo pipefail
 
 need_apt=()
-for pkg in valgrind; do
+for pkg in valgrind iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

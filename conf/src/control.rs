@@ -14,6 +14,7 @@
 //! as the config file ([`crate::Config::validate`]) and applies it
 //! atomically, or changes nothing and answers an error.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -179,6 +180,9 @@ pub enum Command {
     GetTimeouts,
     /// `--daemon`.
     GetDaemons,
+    /// Engine-wide counters: frames forwarded, passed to the kernel and
+    /// dropped by reason; connection table use. Not in ipvsadm.
+    GetEngineStats,
 }
 
 /// Traffic counters (`--stats`).
@@ -273,6 +277,27 @@ pub struct DaemonStatus {
     pub daemon: SyncDaemonSpec,
 }
 
+/// Engine-wide counters ([`Command::GetEngineStats`]), since start.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Frames forwarded.
+    pub forwarded: u64,
+    /// Frames handed back to the kernel (not the engine's).
+    pub passed: u64,
+    /// ICMP errors sent back to a sender.
+    pub icmp_sent: u64,
+    /// Connections created.
+    pub new_conns: u64,
+    /// Frames dropped, by reason (snake_case names, e.g. `no_dest`).
+    pub drops: BTreeMap<String, u64>,
+    /// Connection table entries in use (connections and templates).
+    pub conn_entries: u64,
+    /// Connection table capacity.
+    pub conn_capacity: u64,
+    /// New connections refused because the table was full.
+    pub conn_table_full: u64,
+}
+
 /// What went wrong, with ipvsadm's message for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -362,6 +387,11 @@ pub enum Response {
     Daemons {
         /// Running sync daemons.
         daemons: Vec<DaemonStatus>,
+    },
+    /// Answer to [`Command::GetEngineStats`].
+    EngineStats {
+        /// The counters.
+        stats: EngineStats,
     },
 }
 

@@ -20,9 +20,12 @@
 //! - [`engine`]: [`Engine::process`], the batch entry point.
 //! - [`io`]: packet I/O backends behind one trait.
 //! - [`lab`]: an in-memory director lab for tests, benches and the demo.
+//! - [`daemon`]: `uvsd`, the control plane: config, control socket,
+//!   signals, rate estimator, steering, the kernel's network view.
 #![warn(missing_docs)]
 
 pub mod conn;
+pub mod daemon;
 pub mod dest;
 pub mod engine;
 pub mod io;

@@ -431,6 +431,11 @@ impl FakeEngine {
                 }
             }
             Command::GetDaemons => return Response::Daemons { daemons: vec![] },
+            Command::GetEngineStats => {
+                return Response::EngineStats {
+                    stats: Default::default(),
+                }
+            }
         }
         Response::Ok
     }

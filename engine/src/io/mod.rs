@@ -19,6 +19,8 @@ use std::net::IpAddr;
 
 use crate::route::PortId;
 
+pub mod mem;
+
 /// Traffic the engine owns and a backend must deliver to it; everything
 /// else stays with the kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,0 +1,355 @@
+//! `uvsd`, the director daemon: the control plane around the engine.
+//!
+//! [`run`] is the whole daemon, and `src/bin/uvsd.rs` only calls it. At
+//! start it reads and validates the config file (errors as
+//! `file:line:column`, exit 1), or starts with no services; reads the
+//! kernel's network view ([`netview`]); builds the [`Engine`]; binds the
+//! control socket ([`control`]); starts a packet backend through
+//! [`start_backend`] (AF_XDP, falling back to TUN, or the in-memory one);
+//! and hands everything to the control thread. That thread runs one mio
+//! event loop: control clients, signals ([`signals`]), the 2 s rate
+//! estimator tick ([`estimator`]) and the periodic network view refresh.
+//! Changes from clients and from SIGHUP go through [`Controller::commit`]
+//! ([`commands`] for the ipvsadm semantics, [`steering`] for what the
+//! backend must deliver). SIGTERM or SIGINT ends the loop; the backend is
+//! shut down and the socket file removed.
+//!
+//! Logs go to stderr, one line per event ([`log`]); the packet path
+//! never logs.
+
+pub mod commands;
+pub mod control;
+pub mod controller;
+pub mod estimator;
+pub mod log;
+pub mod netview;
+pub mod signals;
+pub mod steering;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use mio::{Events, Poll, Token};
+use uvs_conf::control::DEFAULT_SOCKET_PATH;
+use uvs_conf::Config;
+
+pub use controller::Controller;
+
+use crate::dest::DestRegistry;
+use crate::engine::{Engine, DEST_REGISTRY_CAPACITY};
+use crate::io::mem::MemBackend;
+use crate::io::{Backend, IoError};
+use crate::route::NetView;
+use crate::snapshot::Snapshot;
+
+/// How often the network view is read again.
+pub const NET_REFRESH: Duration = Duration::from_secs(10);
+/// How soon it is read again after frames were dropped for want of a
+/// route or neighbour.
+pub const NET_REFRESH_ON_MISS: Duration = Duration::from_secs(1);
+
+/// Command-line options of `uvsd`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "uvsd",
+    version,
+    about = "uvs director daemon: a userspace Linux Virtual Server",
+    long_about = "uvs director daemon: a userspace Linux Virtual Server.\n\n\
+        Reads FILE (TOML), balances the services it names, and serves uvsadm on a control \
+        socket. SIGHUP re-reads FILE (a file with an error is refused and the running \
+        configuration stays); SIGTERM or SIGINT shuts down cleanly."
+)]
+pub struct Options {
+    /// Configuration file; without it uvsd starts with no services.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate FILE and exit: 0 when valid, 1 with its errors.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub check: Option<PathBuf>,
+    /// Control socket path (its directory is created if missing).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET_PATH)]
+    pub socket: PathBuf,
+    /// Packet backend [default: afxdp, falling back to tun].
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub backend: Option<BackendKind>,
+}
+
+/// Which packet backend to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// AF_XDP sockets with the engine's own XDP program.
+    Afxdp,
+    /// A TUN device with policy routes.
+    Tun,
+    /// In memory, no traffic (tests, dry runs).
+    Mem,
+}
+
+impl BackendKind {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Afxdp => "afxdp",
+            BackendKind::Tun => "tun",
+            BackendKind::Mem => "mem",
+        }
+    }
+}
+
+/// Start a backend of `kind` for `engine` on `interfaces` (in
+/// [`crate::route::PortId`] order, as in the engine's network view).
+pub fn start_backend(
+    kind: BackendKind,
+    engine: Arc<Engine>,
+    interfaces: &[String],
+) -> Result<Box<dyn Backend>, IoError> {
+    match kind {
+        BackendKind::Mem => Ok(Box::new(MemBackend::new(engine, interfaces))),
+        BackendKind::Afxdp | BackendKind::Tun => Err(IoError::Setup(format!(
+            "backend {} is not built yet",
+            kind.name()
+        ))),
+    }
+}
+
+/// The backend asked for, or AF_XDP falling back to TUN (the reason
+/// logged).
+fn choose_backend(
+    asked: Option<BackendKind>,
+    engine: &Arc<Engine>,
+    interfaces: &[String],
+) -> Result<Box<dyn Backend>, String> {
+    if let Some(kind) = asked {
+        return start_backend(kind, Arc::clone(engine), interfaces)
+            .map_err(|e| format!("backend {}: {e}", kind.name()));
+    }
+    match start_backend(BackendKind::Afxdp, Arc::clone(engine), interfaces) {
+        Ok(backend) => Ok(backend),
+        Err(afxdp) => {
+            log::warn(format_args!(
+                "AF_XDP backend unavailable ({afxdp}); falling back to TUN"
+            ));
+            start_backend(BackendKind::Tun, Arc::clone(engine), interfaces)
+                .map_err(|tun| format!("no backend could start: afxdp: {afxdp}; tun: {tun}"))
+        }
+    }
+}
+
+/// `--check FILE`: 0 when valid, 1 with every problem on stderr.
+pub fn check(path: &std::path::Path) -> ExitCode {
+    let config = match uvs_conf::load_config(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Build the snapshot too: a scheduler may refuse its real servers.
+    let registry = DestRegistry::new(DEST_REGISTRY_CAPACITY);
+    if let Err(e) = Snapshot::build(&config, None, &registry) {
+        eprintln!("{}: {e}", path.display());
+        return ExitCode::from(1);
+    }
+    println!(
+        "{}: configuration is valid ({})",
+        path.display(),
+        controller::summary(&config)
+    );
+    ExitCode::SUCCESS
+}
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+
+/// Run the daemon until SIGTERM/SIGINT; the process exit code.
+pub fn run(options: Options) -> ExitCode {
+    if let Some(path) = &options.check {
+        return check(path);
+    }
+    match start(options) {
+        Ok(code) => code,
+        Err(message) => {
+            log::error(message);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn start(options: Options) -> Result<ExitCode, String> {
+    // Catch signals first: a SIGTERM during start-up then stops us
+    // cleanly once the loop runs.
+    let mut signals = signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
+    let config = match &options.config {
+        Some(path) => uvs_conf::load_config(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    log::info(format_args!(
+        "uvsd {} starting ({})",
+        env!("CARGO_PKG_VERSION"),
+        match &options.config {
+            Some(path) => format!("config {}", path.display()),
+            None => "no config file: starting with no services".to_string(),
+        }
+    ));
+    let interfaces = netview::choose_interfaces(&config.engine.interfaces)
+        .map_err(|e| format!("cannot list network interfaces: {e}"))?;
+    let net = match netview::read(&interfaces) {
+        Ok(net) => net,
+        Err(e) => {
+            log::warn(format_args!(
+                "cannot read the network view ({e}); starting with none"
+            ));
+            NetView::default()
+        }
+    };
+    let engine = Arc::new(Engine::new(&config, net).map_err(|e| e.to_string())?);
+    let listener = control::bind(&options.socket).map_err(|e| e.to_string())?;
+    let mut server = control::ControlServer::new(listener, options.socket.clone());
+    let backend = match choose_backend(options.backend, &engine, &interfaces) {
+        Ok(backend) => backend,
+        Err(e) => {
+            server.remove_socket();
+            return Err(e);
+        }
+    };
+    let ports: Vec<String> = backend.ports().into_iter().map(|(_, n)| n).collect();
+    log::info(format_args!(
+        "backend {} on {}",
+        backend.name(),
+        if ports.is_empty() {
+            "no interface".to_string()
+        } else {
+            ports.join(", ")
+        }
+    ));
+    let controller = match Controller::new(config, options.config.clone(), engine, backend) {
+        Ok(c) => c,
+        Err(e) => {
+            server.remove_socket();
+            return Err(e);
+        }
+    };
+    let poll = match Poll::new().and_then(|poll| {
+        server.register(poll.registry(), LISTENER)?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, mio::Interest::READABLE)?;
+        Ok(poll)
+    }) {
+        Ok(poll) => poll,
+        Err(e) => {
+            controller.backend().shutdown();
+            server.remove_socket();
+            return Err(format!("cannot set up the event loop: {e}"));
+        }
+    };
+    log::info(format_args!(
+        "configuration applied: {}",
+        controller::summary(controller.config())
+    ));
+    log::info(format_args!(
+        "control socket {} ready",
+        options.socket.display()
+    ));
+    let thread = std::thread::Builder::new()
+        .name("uvsd-control".into())
+        .spawn(move || serve(poll, server, signals, controller, &interfaces));
+    let (controller, server) = match thread {
+        Ok(handle) => match handle.join() {
+            Ok(done) => done,
+            Err(_) => {
+                // The thread took its state with it; the socket file is
+                // all that is left to clean.
+                let _ = std::fs::remove_file(&options.socket);
+                return Err("the control thread panicked".to_string());
+            }
+        },
+        Err(e) => return Err(format!("cannot start the control thread: {e}")),
+    };
+    controller.backend().shutdown();
+    server.remove_socket();
+    log::info(controller::traffic_summary(controller.engine()));
+    log::info("uvsd stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The control thread's event loop: clients, signals, estimator ticks
+/// and network refreshes, until a stop signal (or a broken poll).
+fn serve(
+    mut poll: Poll,
+    mut server: control::ControlServer,
+    mut signals: signal_hook_mio::v1_0::Signals,
+    mut controller: Controller,
+    interfaces: &[String],
+) -> (Controller, control::ControlServer) {
+    let tick = Duration::from_secs(estimator::TICK_SECS);
+    let mut events = Events::with_capacity(256);
+    let mut next_tick = Instant::now() + tick;
+    let mut next_net = Instant::now() + NET_REFRESH;
+    let mut net_error: Option<String> = None;
+    loop {
+        let now = Instant::now();
+        let wake = next_tick.min(next_net);
+        let timeout = wake.saturating_duration_since(now);
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                log::error(format_args!("event loop failed: {e}; shutting down"));
+                return (controller, server);
+            }
+        }
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => server.accept(poll.registry()),
+                SIGNALS => {
+                    for action in signals::pending(&mut signals) {
+                        match action {
+                            signals::SignalAction::Reload => {
+                                log::info("SIGHUP: reloading the configuration");
+                                controller.reload();
+                            }
+                            signals::SignalAction::Stop(name) => {
+                                log::info(format_args!("{name}: shutting down"));
+                                return (controller, server);
+                            }
+                        }
+                    }
+                }
+                token => server.ready(poll.registry(), token, &mut controller),
+            }
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            controller.tick();
+            next_tick += tick;
+            if next_tick <= now {
+                // The loop fell behind (a long command): skip, don't burst.
+                next_tick = now + tick;
+            }
+            if controller.route_misses_grew() {
+                next_net = next_net.min(now + NET_REFRESH_ON_MISS);
+            }
+        }
+        if now >= next_net {
+            next_net = now + NET_REFRESH;
+            if !interfaces.is_empty() {
+                match netview::read(interfaces) {
+                    Ok(view) => {
+                        controller.engine().set_net(view);
+                        if net_error.take().is_some() {
+                            log::info("network view readable again");
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        if net_error.as_deref() != Some(message.as_str()) {
+                            log::warn(format_args!("cannot refresh the network view: {message}"));
+                            net_error = Some(message);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
