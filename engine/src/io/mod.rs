@@ -14,6 +14,8 @@
 //! the engine owns ([`Backend::steer`]) after every configuration change,
 //! and stops it on shutdown.
 
+pub mod afxdp;
+
 use std::fmt::Debug;
 use std::net::IpAddr;
 

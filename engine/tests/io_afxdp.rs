@@ -1,0 +1,238 @@
+//! The AF_XDP backend on real kernels (root): client, director and two
+//! real servers in namespaces joined by veth; the director is this test
+//! process (a thread in the director namespace starts the backend) or,
+//! for the kill -9 test, a copy of this test binary.
+
+mod netns;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use netns::{wait_for, Topo, CLIENT, MAC_CLI, MAC_IN, MAC_OUT, MAC_RS, RS, VIP};
+use uvs_engine::io::afxdp::{self, AfXdpConfig};
+use uvs_engine::io::{Backend, Steering};
+use uvs_engine::route::{NetView, Port, PortId, Route};
+use uvs_engine::Engine;
+
+fn v4(s: &str) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from_str(s).expect("address"))
+}
+
+/// The director's network as the engine sees it (ports out0, in1, in2).
+pub fn director_net() -> NetView {
+    let mut net = NetView {
+        ports: vec![
+            Port {
+                name: "out0".into(),
+                mac: MAC_OUT,
+                mtu: 1500,
+                addr_v4: Some(v4(netns::DIR_OUT)),
+                addr_v6: None,
+            },
+            Port {
+                name: "in1".into(),
+                mac: MAC_IN[0],
+                mtu: 1500,
+                addr_v4: Some(v4(netns::DIR_IN[0])),
+                addr_v6: None,
+            },
+            Port {
+                name: "in2".into(),
+                mac: MAC_IN[1],
+                mtu: 1500,
+                addr_v4: Some(v4(netns::DIR_IN[1])),
+                addr_v6: None,
+            },
+        ],
+        routes: vec![
+            Route {
+                prefix: v4("203.0.113.0"),
+                len: 24,
+                port: PortId(0),
+                gateway: None,
+            },
+            Route {
+                prefix: v4("198.51.100.0"),
+                len: 28,
+                port: PortId(1),
+                gateway: None,
+            },
+            Route {
+                prefix: v4("198.51.100.16"),
+                len: 28,
+                port: PortId(2),
+                gateway: None,
+            },
+        ],
+        neighbours: Default::default(),
+    };
+    net.neighbours.insert(v4(CLIENT), MAC_CLI);
+    net.neighbours.insert(v4(RS[0]), MAC_RS[0]);
+    net.neighbours.insert(v4(RS[1]), MAC_RS[1]);
+    net
+}
+
+fn config(method: &str, rs_port: u16) -> uvs_conf::Config {
+    let text = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n\
+         [[service.real_server]]\naddress = \"{}:{rs_port}\"\nmethod = \"{method}\"\n\
+         [[service.real_server]]\naddress = \"{}:{rs_port}\"\nmethod = \"{method}\"\n",
+        RS[0], RS[1]
+    );
+    uvs_conf::parse_config("test.toml", &text).expect("test config")
+}
+
+fn steering(nat_port: Option<u16>) -> Steering {
+    Steering {
+        virtual_services: vec![(6, v4(VIP), 80)],
+        nat_sources: nat_port
+            .map(|p| vec![(6, v4(RS[0]), p), (6, v4(RS[1]), p)])
+            .unwrap_or_default(),
+        ..Steering::default()
+    }
+}
+
+fn xdp_config() -> AfXdpConfig {
+    AfXdpConfig {
+        interfaces: vec!["out0".into(), "in1".into(), "in2".into()],
+        frames: 1024,
+        ring_size: 256,
+        ..AfXdpConfig::default()
+    }
+}
+
+fn start(topo: &Topo, method: &str, rs_port: u16, nat: bool) -> afxdp::AfXdpBackend {
+    let engine = Arc::new(Engine::new(&config(method, rs_port), director_net()).expect("engine"));
+    let backend = topo
+        .lab
+        .in_ns(&topo.dir, move || afxdp::start(engine, &xdp_config()))
+        .expect("start the AF_XDP backend");
+    backend
+        .steer(&steering(nat.then_some(rs_port)))
+        .expect("steer");
+    backend
+}
+
+fn xdp_attached(topo: &Topo, dev: &str) -> bool {
+    let out = topo
+        .lab
+        .exec(&topo.dir, &format!("ip -d link show dev {dev}"));
+    out.contains("prog/xdp")
+}
+
+#[test]
+fn afxdp_dr_round_robin_and_kernel_path() {
+    let mut topo = Topo::new("xd", true);
+    topo.servers(true, 80);
+    let backend = start(&topo, "dr", 80, false);
+    assert_eq!(backend.name(), "af_xdp");
+    assert!(xdp_attached(&topo, "out0"));
+    let answers = topo.requests(4, 80);
+    Topo::assert_rr(&answers);
+    topo.assert_kernel_path();
+    let (redirected, passed) = backend.program_counts();
+    assert!(redirected >= 4 * 3, "XDP redirected only {redirected}");
+    assert!(passed > 0, "nothing passed to the kernel (ARP, ping)");
+    let s = backend.stats();
+    assert!(s.tx.load(std::sync::atomic::Ordering::Relaxed) >= 12);
+    backend.shutdown();
+    assert!(!xdp_attached(&topo, "out0"), "program left after shutdown");
+    assert!(!xdp_attached(&topo, "in1"), "program left after shutdown");
+}
+
+#[test]
+fn afxdp_nat_reply_through_director() {
+    let mut topo = Topo::new("xn", false);
+    topo.servers(false, 8080);
+    let backend = start(&topo, "nat", 8080, true);
+    let answers = topo.requests(4, 80);
+    Topo::assert_rr(&answers);
+    topo.assert_kernel_path();
+    backend.shutdown();
+}
+
+#[test]
+fn afxdp_second_instance_gets_a_clear_error() {
+    let topo = Topo::new("xf", false);
+    // The interface already carries an XDP program (ours, by link; a
+    // netlink-attached one from another tool fails the same way).
+    let first = start(&topo, "dr", 80, false);
+    let engine = Arc::new(Engine::new(&config("dr", 80), director_net()).expect("engine"));
+    let err = topo
+        .lab
+        .in_ns(&topo.dir, move || afxdp::start(engine, &xdp_config()))
+        .expect_err("a second instance on the same interface must fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("out0"),
+        "error does not name the interface: {msg}"
+    );
+    assert!(
+        msg.contains("ip link set dev out0 xdp off"),
+        "no remedy in: {msg}"
+    );
+    first.shutdown();
+}
+
+/// kill -9 of a process running the backend leaves no XDP program, and
+/// a new instance starts and serves. The same test body is the helper:
+/// with `UVS_IO_HELPER_NS` set it runs the backend until killed.
+#[test]
+fn afxdp_kill9_leaves_nothing_and_restart_works() {
+    if std::env::var_os("UVS_IO_HELPER").is_some() {
+        let engine = Arc::new(Engine::new(&config("dr", 80), director_net()).expect("engine"));
+        let backend = afxdp::start(engine, &xdp_config()).expect("helper start");
+        backend.steer(&steering(None)).expect("helper steer");
+        println!("helper-ready");
+        // Run until killed; bounded in case the parent died first.
+        std::thread::park_timeout(Duration::from_secs(60));
+        return;
+    }
+    let mut topo = Topo::new("xk", true);
+    topo.servers(true, 80);
+    let exe = std::env::current_exe().expect("test binary");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &topo.dir])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "afxdp_kill9_leaves_nothing_and_restart_works",
+            "--nocapture",
+        ])
+        .env("UVS_IO_HELPER", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn helper");
+    let pid = child.id();
+    topo.lab.adopt(child);
+    assert!(
+        wait_for(Duration::from_secs(10), || xdp_attached(&topo, "in2")),
+        "helper never attached"
+    );
+    // Wait until the helper serves (sockets registered, steering set).
+    let (ok, out) = (0..20)
+        .map(|_| topo.lab.tcp_request(&topo.cli, VIP, 80, "probe"))
+        .find(|(ok, _)| *ok)
+        .unwrap_or((false, String::new()));
+    assert!(ok, "helper did not serve: {out}");
+    // `ip netns exec` execs the binary, so pid is the helper itself.
+    let st = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    assert!(
+        wait_for(Duration::from_secs(5), || !xdp_attached(&topo, "out0")
+            && !xdp_attached(&topo, "in1")
+            && !xdp_attached(&topo, "in2")),
+        "XDP program left behind after kill -9"
+    );
+    let backend = start(&topo, "dr", 80, false);
+    let answers = topo.requests(2, 80);
+    Topo::assert_rr(&answers);
+    backend.shutdown();
+}

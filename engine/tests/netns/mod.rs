@@ -1,0 +1,408 @@
+//! A namespace/veth lab for the I/O tests (root only): network
+//! namespaces with unique names, veth pairs between them, commands run
+//! inside them, background processes, and a guard that removes all of it
+//! on drop — also when the test panics.
+//!
+//! Every address used lives only inside the namespaces a lab creates
+//! (documentation ranges), and every wait is bounded.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A lab: namespaces and processes removed on drop.
+#[derive(Debug)]
+pub struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+}
+
+/// Run a command on the host, panicking with its output on failure.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+impl Lab {
+    /// A new lab; `tag` (≤ 4 chars) goes into every name.
+    pub fn new(tag: &str) -> Lab {
+        assert!(
+            nix_is_root(),
+            "the I/O tests need root (namespaces, veth, XDP)"
+        );
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        Lab {
+            prefix: format!("uvs{}{}{}", tag, std::process::id() % 100_000, n),
+            namespaces: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Create namespace `name` (lo up, forwarding as asked); returns its
+    /// full name.
+    pub fn ns(&mut self, name: &str) -> String {
+        let full = format!("{}-{}", self.prefix, name);
+        sh(&format!("ip netns add {full}"));
+        self.namespaces.push(full.clone());
+        self.exec(&full, "ip link set lo up");
+        full
+    }
+
+    /// A veth pair: `a_if` in `a`, `b_if` in `b`, both up, with fixed MACs.
+    pub fn veth(&mut self, a: &str, a_if: &str, a_mac: &str, b: &str, b_if: &str, b_mac: &str) {
+        let tmp = format!("v{}", SEQ.fetch_add(1, Ordering::Relaxed));
+        let tmp_a = format!("{tmp}a{}", std::process::id() % 10_000);
+        let tmp_b = format!("{tmp}b{}", std::process::id() % 10_000);
+        sh(&format!(
+            "ip link add {tmp_a} netns {a} type veth peer name {tmp_b} netns {b}"
+        ));
+        self.exec(
+            a,
+            &format!("ip link set {tmp_a} name {a_if} address {a_mac} up"),
+        );
+        self.exec(
+            b,
+            &format!("ip link set {tmp_b} name {b_if} address {b_mac} up"),
+        );
+    }
+
+    /// Run `cmd` in namespace `ns`; panics with its output on failure.
+    pub fn exec(&self, ns: &str, cmd: &str) -> String {
+        sh(&format!(
+            "ip netns exec {ns} sh -c '{}'",
+            cmd.replace('\'', "'\\''")
+        ))
+    }
+
+    /// Run `cmd` in `ns`; returns (success, stdout+stderr).
+    pub fn try_exec(&self, ns: &str, cmd: &str) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "sh", "-c", cmd])
+            .output()
+            .expect("run ip netns exec");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
+    /// Start `cmd` in `ns` in the background; killed when the lab drops.
+    pub fn spawn(&mut self, ns: &str, cmd: &str) -> u32 {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "sh", "-c", &format!("exec {cmd}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn in namespace");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Keep `child` (started by the test) and kill it when the lab drops.
+    pub fn adopt(&mut self, child: Child) {
+        self.children.push(child);
+    }
+
+    /// A TCP server on `port` in `ns` that answers each connection with
+    /// `name`, a newline, and the bytes it received up to EOF.
+    pub fn tcp_server(&mut self, ns: &str, addr: &str, port: u16, name: &str) {
+        let script = format!(
+            "import socket\n\
+             s=socket.socket(socket.AF_INET6 if ':' in '{addr}' else socket.AF_INET)\n\
+             s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('{addr}',{port}))\n\
+             s.listen(64)\n\
+             while True:\n\
+             \x20 c,_=s.accept()\n\
+             \x20 c.settimeout(5)\n\
+             \x20 d=b''\n\
+             \x20 try:\n\
+             \x20\x20 while True:\n\
+             \x20\x20\x20 b=c.recv(65536)\n\
+             \x20\x20\x20 if not b: break\n\
+             \x20\x20\x20 d+=b\n\
+             \x20 except Exception: pass\n\
+             \x20 try: c.sendall(b'{name}\\n'+d)\n\
+             \x20 except Exception: pass\n\
+             \x20 c.close()\n"
+        );
+        let path = format!("/tmp/{}-{}-srv.py", self.prefix, name);
+        std::fs::write(&path, script).expect("write server script");
+        self.spawn(ns, &format!("python3 {path}"));
+        let probe = format!("ss -ltn | grep -q ':{port} '");
+        assert!(
+            wait_for(Duration::from_secs(5), || self.try_exec(ns, &probe).0),
+            "TCP server in {ns} did not start"
+        );
+    }
+
+    /// Connect from `ns` to `addr:port`, send `payload`, half-close and
+    /// return the answer (server name, payload). Bounded by 5 s.
+    pub fn tcp_request(&self, ns: &str, addr: &str, port: u16, payload: &str) -> (bool, String) {
+        let script = format!(
+            "import socket,sys\n\
+             c=socket.create_connection(('{addr}',{port}),timeout=5)\n\
+             c.sendall(b'{payload}')\n\
+             c.shutdown(socket.SHUT_WR)\n\
+             d=b''\n\
+             while True:\n\
+             \x20 b=c.recv(65536)\n\
+             \x20 if not b: break\n\
+             \x20 d+=b\n\
+             sys.stdout.write(d.decode())\n"
+        );
+        let path = format!("/tmp/{}-cli.py", self.prefix);
+        std::fs::write(&path, script).expect("write client script");
+        self.try_exec(ns, &format!("timeout 8 python3 {path}"))
+    }
+
+    /// Run `f` on a thread that has entered namespace `ns` (threads it
+    /// spawns stay there too).
+    pub fn in_ns<T: Send + 'static>(&self, ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{ns}");
+        std::thread::spawn(move || {
+            let file = File::open(&path).expect("open netns");
+            // SAFETY: setns on this thread only, with a namespace fd.
+            let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(ret, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("namespace thread panicked")
+    }
+
+    /// The lab's name prefix (unique per lab).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("rm -f /tmp/{}-*", self.prefix))
+            .status();
+    }
+}
+
+/// The standard topology of the I/O tests:
+///
+/// ```text
+///   cli (203.0.113.2) ── out0 [director] in1 ── rs1 (198.51.100.2)
+///                        203.0.113.1      in2 ── rs2 (198.51.100.18)
+/// ```
+/// VIP 192.0.2.80, not held by the director's kernel. Real servers route
+/// back through the director (its kernel forwards what the engine does
+/// not own).
+#[derive(Debug)]
+pub struct Topo {
+    /// The lab (drops everything).
+    pub lab: Lab,
+    /// Client namespace.
+    pub cli: String,
+    /// Director namespace.
+    pub dir: String,
+    /// Real server namespaces.
+    pub rs: [String; 2],
+}
+
+/// The virtual address.
+pub const VIP: &str = "192.0.2.80";
+/// The director's client-facing address.
+pub const DIR_OUT: &str = "203.0.113.1";
+/// The client.
+pub const CLIENT: &str = "203.0.113.2";
+/// Real servers.
+pub const RS: [&str; 2] = ["198.51.100.2", "198.51.100.18"];
+/// Director's addresses facing the real servers.
+pub const DIR_IN: [&str; 2] = ["198.51.100.1", "198.51.100.17"];
+/// MACs: client, director out0, in1, in2, rs1, rs2.
+pub const MAC_CLI: [u8; 6] = [2, 0, 0, 0, 0xc1, 1];
+/// Director out0.
+pub const MAC_OUT: [u8; 6] = [2, 0, 0, 0, 0xd0, 1];
+/// Director in1/in2.
+pub const MAC_IN: [[u8; 6]; 2] = [[2, 0, 0, 0, 0xd0, 2], [2, 0, 0, 0, 0xd0, 3]];
+/// rs1/rs2.
+pub const MAC_RS: [[u8; 6]; 2] = [[2, 0, 0, 0, 0x10, 1], [2, 0, 0, 0, 0x10, 2]];
+
+/// A MAC as `ip link` wants it.
+pub fn mac_str(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Topo {
+    /// Build the topology. `vip_on_rs_lo`: DR-style real servers (VIP on
+    /// lo with arp_ignore/arp_announce).
+    pub fn new(tag: &str, vip_on_rs_lo: bool) -> Topo {
+        let mut lab = Lab::new(tag);
+        let cli = lab.ns("cli");
+        let dir = lab.ns("dir");
+        let rs = [lab.ns("rs1"), lab.ns("rs2")];
+        lab.veth(
+            &cli,
+            "eth0",
+            &mac_str(MAC_CLI),
+            &dir,
+            "out0",
+            &mac_str(MAC_OUT),
+        );
+        for i in 0..2 {
+            lab.veth(
+                &dir,
+                &format!("in{}", i + 1),
+                &mac_str(MAC_IN[i]),
+                &rs[i],
+                "eth0",
+                &mac_str(MAC_RS[i]),
+            );
+        }
+        lab.exec(
+            &cli,
+            &format!(
+                "ip addr add {CLIENT}/24 dev eth0 && ip route add default via {DIR_OUT} && \
+                 ethtool -K eth0 tx off >/dev/null && sysctl -qw net.ipv4.conf.all.rp_filter=0 \
+                 net.ipv4.conf.eth0.rp_filter=0"
+            ),
+        );
+        lab.exec(
+            &dir,
+            &format!(
+                "ip addr add {DIR_OUT}/24 dev out0 && ip addr add {}/28 dev in1 && \
+                 ip addr add {}/28 dev in2 && sysctl -qw net.ipv4.ip_forward=1 \
+                 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+                 net.ipv4.conf.out0.rp_filter=0 net.ipv4.conf.in1.rp_filter=0 \
+                 net.ipv4.conf.in2.rp_filter=0",
+                DIR_IN[0], DIR_IN[1]
+            ),
+        );
+        for i in 0..2 {
+            lab.exec(
+                &rs[i],
+                &format!(
+                    "ip addr add {}/28 dev eth0 && ip route add default via {} && \
+                     ethtool -K eth0 tx off >/dev/null && \
+                     sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0",
+                    RS[i], DIR_IN[i]
+                ),
+            );
+            if vip_on_rs_lo {
+                lab.exec(
+                    &rs[i],
+                    &format!(
+                        "ip addr add {VIP}/32 dev lo && sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
+                         net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_ignore=1 \
+                         net.ipv4.conf.eth0.arp_announce=2"
+                    ),
+                );
+            }
+        }
+        Topo { lab, cli, dir, rs }
+    }
+
+    /// Start the `rsN` TCP servers on the VIP (DR/TUN) or their own
+    /// address (NAT) at `port`.
+    pub fn servers(&mut self, on_vip: bool, port: u16) {
+        for (i, rs_addr) in RS.iter().enumerate() {
+            let addr = if on_vip { "0.0.0.0" } else { rs_addr };
+            let ns = self.rs[i].clone();
+            self.lab
+                .tcp_server(&ns, addr, port, &format!("rs{}", i + 1));
+        }
+    }
+
+    /// `n` requests from the client to `VIP:port`; the answering server
+    /// of each, checking the payload came back intact.
+    pub fn requests(&self, n: usize, port: u16) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let payload = format!("hello-{i}-{}", "x".repeat(100 + i));
+                let (ok, out) = self.lab.tcp_request(&self.cli, VIP, port, &payload);
+                assert!(ok, "request {i} to {VIP}:{port} failed: {out}");
+                let (name, body) = out.split_once('\n').unwrap_or(("", ""));
+                assert_eq!(body, payload, "payload of request {i} came back altered");
+                name.to_owned()
+            })
+            .collect()
+    }
+
+    /// Requests alternate between rs1 and rs2 (rr).
+    pub fn assert_rr(answers: &[String]) {
+        assert!(answers.len() >= 2);
+        for w in answers.windows(2) {
+            assert_ne!(w[0], w[1], "not round robin: {answers:?}");
+        }
+        for name in ["rs1", "rs2"] {
+            assert!(
+                answers.iter().any(|a| a == name),
+                "{name} never answered: {answers:?}"
+            );
+        }
+    }
+
+    /// The kernel path of the director still works: ping (and so ARP)
+    /// from the client to the director's own address.
+    pub fn assert_kernel_path(&self) {
+        let (ok, out) = self.lab.try_exec(
+            &self.cli,
+            &format!("ip neigh flush dev eth0; ping -c 2 -i 0.2 -W 2 {DIR_OUT}"),
+        );
+        assert!(
+            ok,
+            "ping to the director failed while the engine runs: {out}"
+        );
+        let (ok, out) = self
+            .lab
+            .try_exec(&self.cli, &format!("ip neigh show {DIR_OUT}"));
+        assert!(
+            ok && out.contains(&mac_str(MAC_OUT)),
+            "no ARP entry for the director: {out}"
+        );
+    }
+}
