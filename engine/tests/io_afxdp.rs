@@ -5,95 +5,14 @@
 
 mod netns;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{wait_for, Topo, CLIENT, MAC_CLI, MAC_IN, MAC_OUT, MAC_RS, RS, VIP};
+use netns::{config, director_net, steering, wait_for, Topo, VIP};
 use uvs_engine::io::afxdp::{self, AfXdpConfig};
-use uvs_engine::io::{Backend, Steering};
-use uvs_engine::route::{NetView, Port, PortId, Route};
+use uvs_engine::io::Backend;
 use uvs_engine::Engine;
-
-fn v4(s: &str) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from_str(s).expect("address"))
-}
-
-/// The director's network as the engine sees it (ports out0, in1, in2).
-pub fn director_net() -> NetView {
-    let mut net = NetView {
-        ports: vec![
-            Port {
-                name: "out0".into(),
-                mac: MAC_OUT,
-                mtu: 1500,
-                addr_v4: Some(v4(netns::DIR_OUT)),
-                addr_v6: None,
-            },
-            Port {
-                name: "in1".into(),
-                mac: MAC_IN[0],
-                mtu: 1500,
-                addr_v4: Some(v4(netns::DIR_IN[0])),
-                addr_v6: None,
-            },
-            Port {
-                name: "in2".into(),
-                mac: MAC_IN[1],
-                mtu: 1500,
-                addr_v4: Some(v4(netns::DIR_IN[1])),
-                addr_v6: None,
-            },
-        ],
-        routes: vec![
-            Route {
-                prefix: v4("203.0.113.0"),
-                len: 24,
-                port: PortId(0),
-                gateway: None,
-            },
-            Route {
-                prefix: v4("198.51.100.0"),
-                len: 28,
-                port: PortId(1),
-                gateway: None,
-            },
-            Route {
-                prefix: v4("198.51.100.16"),
-                len: 28,
-                port: PortId(2),
-                gateway: None,
-            },
-        ],
-        neighbours: Default::default(),
-    };
-    net.neighbours.insert(v4(CLIENT), MAC_CLI);
-    net.neighbours.insert(v4(RS[0]), MAC_RS[0]);
-    net.neighbours.insert(v4(RS[1]), MAC_RS[1]);
-    net
-}
-
-fn config(method: &str, rs_port: u16) -> uvs_conf::Config {
-    let text = format!(
-        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n\
-         [[service.real_server]]\naddress = \"{}:{rs_port}\"\nmethod = \"{method}\"\n\
-         [[service.real_server]]\naddress = \"{}:{rs_port}\"\nmethod = \"{method}\"\n",
-        RS[0], RS[1]
-    );
-    uvs_conf::parse_config("test.toml", &text).expect("test config")
-}
-
-fn steering(nat_port: Option<u16>) -> Steering {
-    Steering {
-        virtual_services: vec![(6, v4(VIP), 80)],
-        nat_sources: nat_port
-            .map(|p| vec![(6, v4(RS[0]), p), (6, v4(RS[1]), p)])
-            .unwrap_or_default(),
-        ..Steering::default()
-    }
-}
 
 fn xdp_config() -> AfXdpConfig {
     AfXdpConfig {

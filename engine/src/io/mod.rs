@@ -15,6 +15,9 @@
 //! and stops it on shutdown.
 
 pub mod afxdp;
+pub mod decap;
+pub mod packet_socket;
+pub mod tun;
 
 use std::fmt::Debug;
 use std::net::IpAddr;
