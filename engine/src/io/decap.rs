@@ -120,22 +120,38 @@ pub fn start(config: &DecapConfig) -> Result<Decap, IoError> {
     run_in(
         &netns,
         "sysctl",
-        &["-qw", &format!("net.ipv4.conf.{}.rp_filter=2", config.device)],
+        &[
+            "-qw",
+            &format!("net.ipv4.conf.{}.rp_filter=2", config.device),
+        ],
     )?;
     for vip in &config.vips {
         let prefix = match vip {
             IpAddr::V4(a) => format!("{a}/32"),
             IpAddr::V6(a) => format!("{a}/128"),
         };
-        run_in(&netns, "ip", &["addr", "add", &prefix, "dev", &config.device])?;
+        run_in(
+            &netns,
+            "ip",
+            &["addr", "add", &prefix, "dev", &config.device],
+        )?;
     }
     let mut socks = Vec::new();
     if config.ipip {
-        socks.push((socket(libc::AF_INET, libc::SOCK_RAW, 4, "IPIP raw")?, Kind::Ipip));
-        socks.push((socket(libc::AF_INET, libc::SOCK_RAW, 41, "6in4 raw")?, Kind::Ipip));
+        socks.push((
+            socket(libc::AF_INET, libc::SOCK_RAW, 4, "IPIP raw")?,
+            Kind::Ipip,
+        ));
+        socks.push((
+            socket(libc::AF_INET, libc::SOCK_RAW, 41, "6in4 raw")?,
+            Kind::Ipip,
+        ));
     }
     if config.gre {
-        socks.push((socket(libc::AF_INET, libc::SOCK_RAW, 47, "GRE raw")?, Kind::Gre));
+        socks.push((
+            socket(libc::AF_INET, libc::SOCK_RAW, 47, "GRE raw")?,
+            Kind::Gre,
+        ));
     }
     if let Some(port) = config.gue_port {
         let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0, "GUE UDP")?;
@@ -317,7 +333,9 @@ mod tests {
 
     #[test]
     fn strips_ipip_gre_and_gue() {
-        let inner_pkt = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let inner_pkt = [
+            0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
         let mut ipip = vec![0x45u8; 1];
         ipip.extend([0u8; 19]);
         ipip.extend(inner_pkt);
@@ -331,7 +349,10 @@ mod tests {
         assert_eq!(inner(Kind::Gue, &gue), Some(&inner_pkt[..]));
         // A GUE control message and a non-IP payload are refused.
         assert_eq!(inner(Kind::Gue, &[0x20, 0, 0, 0, 0x45]), None);
-        assert_eq!(inner(Kind::Ipip, &[0x45; 21][..]).map(|p| p[0] >> 4), Some(4));
+        assert_eq!(
+            inner(Kind::Ipip, &[0x45; 21][..]).map(|p| p[0] >> 4),
+            Some(4)
+        );
         assert_eq!(inner(Kind::Ipip, &[0x45, 0, 0]), None);
     }
 }

@@ -106,7 +106,12 @@ impl PacketSocket {
         }
         // SAFETY: msgs[..n] point at live iovecs over live frames.
         let ret = unsafe {
-            libc::sendmmsg(self.fd.as_raw_fd(), self.msgs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT)
+            libc::sendmmsg(
+                self.fd.as_raw_fd(),
+                self.msgs.as_mut_ptr(),
+                n as u32,
+                libc::MSG_DONTWAIT,
+            )
         };
         self.iovecs.clear();
         usize::try_from(ret).unwrap_or(0)

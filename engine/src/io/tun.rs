@@ -29,10 +29,12 @@
 //! engine wrote (next-hop MAC included) through an AF_PACKET socket on the
 //! egress port ([`crate::io::packet_socket`]). A frame the engine passes
 //! cannot go back to the kernel (it would loop into the device): counted
-//! in [`TunStats::pass_lost`]. rp_filter on the device is set to 2
-//! (loose): rewritten packets re-enter with the client's source; and
-//! accept_local to 1: tunnel output re-enters with the director's own
-//! address as its source.
+//! in [`TunStats::pass_lost`]. rp_filter on the device is set to 0 and
+//! accept_local to 1: rewritten packets re-enter with the client's source,
+//! tunnel output with the director's own address, and a loose (2) filter
+//! still refuses the latter. The effective value is the larger of the
+//! device's and `all`'s, so `net.ipv4.conf.all.rp_filter` must be 0 too
+//! for tunnel output (the daemon's start-up check).
 //!
 //! A TUN fd has no batch read: one read per packet, one write per packet
 //! (DR frames go out with one `sendmmsg` per port per batch). This is the
@@ -224,7 +226,7 @@ pub fn start(engine: Arc<Engine>, config: &TunConfig) -> Result<TunBackend, IoEr
         "sysctl",
         &[
             "-qw",
-            &format!("net.ipv4.conf.{}.rp_filter=2", config.device),
+            &format!("net.ipv4.conf.{}.rp_filter=0", config.device),
             // Tunnel output has the director's own address as source.
             &format!("net.ipv4.conf.{}.accept_local=1", config.device),
         ],
@@ -234,7 +236,16 @@ pub fn start(engine: Arc<Engine>, config: &TunConfig) -> Result<TunBackend, IoEr
         run_in(
             &netns,
             "ip",
-            &[family, "route", "replace", default, "dev", &config.device, "table", &table],
+            &[
+                family,
+                "route",
+                "replace",
+                default,
+                "dev",
+                &config.device,
+                "table",
+                &table,
+            ],
         )?;
     }
     let mut sockets = Vec::new();
@@ -306,18 +317,28 @@ impl Backend for TunBackend {
         let pref = self.config.rule_priority.to_string();
         // The worker must know the virtual addresses before traffic to
         // them arrives (DR output is recognised by its destination).
-        let mut vips: Vec<IpAddr> = steering.virtual_services.iter().map(|&(_, a, _)| a).collect();
+        let mut vips: Vec<IpAddr> = steering
+            .virtual_services
+            .iter()
+            .map(|&(_, a, _)| a)
+            .collect();
         vips.sort();
         vips.dedup();
         self.vips.store(Arc::new(vips));
         for addr in routes.difference(&installed.routes) {
-            run_in(&self.netns, "ip", &["route", "replace", &host_prefix(*addr), "dev", dev])?;
+            run_in(
+                &self.netns,
+                "ip",
+                &["route", "replace", &host_prefix(*addr), "dev", dev],
+            )?;
         }
         for &(proto, addr, port) in rules.difference(&installed.rules) {
             let from = host_prefix(addr);
             let proto = proto_name(proto);
             let port = port.to_string();
-            let mut args = vec!["rule", "add", "pref", &pref, "from", &from, "ipproto", &proto];
+            let mut args = vec![
+                "rule", "add", "pref", &pref, "from", &from, "ipproto", &proto,
+            ];
             if port != "0" {
                 args.extend(["sport", &port]);
             }
@@ -325,13 +346,19 @@ impl Backend for TunBackend {
             run_in(&self.netns, "ip", &args)?;
         }
         for addr in installed.routes.difference(&routes) {
-            let _ = run_in(&self.netns, "ip", &["route", "del", &host_prefix(*addr), "dev", dev]);
+            let _ = run_in(
+                &self.netns,
+                "ip",
+                &["route", "del", &host_prefix(*addr), "dev", dev],
+            );
         }
         for &(proto, addr, port) in installed.rules.difference(&rules) {
             let from = host_prefix(addr);
             let proto = proto_name(proto);
             let port = port.to_string();
-            let mut args = vec!["rule", "del", "pref", &pref, "from", &from, "ipproto", &proto];
+            let mut args = vec![
+                "rule", "del", "pref", &pref, "from", &from, "ipproto", &proto,
+            ];
             if port != "0" {
                 args.extend(["sport", &port]);
             }

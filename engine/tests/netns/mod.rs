@@ -11,12 +11,12 @@ use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
-use uvs_engine::io::Steering;
-use uvs_engine::route::{NetView, Port, PortId, Route};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use uvs_engine::io::Steering;
+use uvs_engine::route::{NetView, Port, PortId, Route};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -489,4 +489,3 @@ pub fn steering(nat_port: Option<u16>) -> Steering {
         ..Steering::default()
     }
 }
-
