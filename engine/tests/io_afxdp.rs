@@ -73,6 +73,61 @@ fn afxdp_nat_reply_through_director() {
     backend.shutdown();
 }
 
+/// TUN (IPIP) forwarding on AF_XDP, decapsulated on the real servers by
+/// the decap role (no ipip module anywhere).
+#[test]
+fn afxdp_tunnel_mode_with_decap_role() {
+    let mut topo = Topo::new("xt", false);
+    topo.servers(true, 80);
+    let roles = topo.decap_roles();
+    let backend = start(&topo, "tun", 80, false);
+    let answers = topo.requests(4, 80);
+    Topo::assert_rr(&answers);
+    for r in &roles {
+        assert!(
+            r.stats()
+                .delivered
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 3
+        );
+    }
+    backend.shutdown();
+}
+
+/// A program attached by another tool (netlink, as `ip link ... xdp obj`
+/// does) gets an error naming the interface and the remedy.
+#[test]
+fn afxdp_foreign_program_gets_a_clear_error() {
+    let topo = Topo::new("xg", false);
+    let obj = concat!(env!("OUT_DIR"), "/steer.bpf.o");
+    topo.lab.exec(
+        &topo.dir,
+        &format!("ip link set dev in2 xdpgeneric obj {obj} sec xdp"),
+    );
+    let engine = Arc::new(Engine::new(&config("dr", 80), director_net()).expect("engine"));
+    let err = topo
+        .lab
+        .in_ns(&topo.dir, move || afxdp::start(engine, &xdp_config()))
+        .expect_err("an interface with a foreign XDP program must be refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("in2"),
+        "error does not name the interface: {msg}"
+    );
+    assert!(
+        msg.contains("ip link set dev in2 xdp off"),
+        "no remedy in: {msg}"
+    );
+    // Nothing of ours stays on the interfaces attached before the error.
+    assert!(!xdp_attached(&topo, "out0"));
+    assert!(!xdp_attached(&topo, "in1"));
+    topo.lab
+        .exec(&topo.dir, "ip link set dev in2 xdpgeneric off");
+    let backend = start(&topo, "dr", 80, false);
+    assert!(xdp_attached(&topo, "in2"));
+    backend.shutdown();
+}
+
 #[test]
 fn afxdp_second_instance_gets_a_clear_error() {
     let topo = Topo::new("xf", false);

@@ -9,8 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{config, director_net, steering, v4, wait_for, Topo, DIR_IN, VIP};
-use uvs_engine::io::decap::{self, DecapConfig};
+use netns::{config, director_net, steering, wait_for, Topo};
 use uvs_engine::io::tun::{self, TunConfig};
 use uvs_engine::io::Backend;
 use uvs_engine::Engine;
@@ -88,23 +87,7 @@ fn tun_nat_reply_through_director() {
 fn tun_tunnel_mode_with_decap_role() {
     let mut topo = Topo::new("tt", false);
     topo.servers(true, 80);
-    let mut roles = Vec::new();
-    for (i, ns) in topo.rs.iter().enumerate() {
-        let cfg = DecapConfig {
-            vips: vec![v4(VIP)],
-            directors: vec![v4(DIR_IN[i])],
-            ..DecapConfig::default()
-        };
-        roles.push(
-            topo.lab
-                .in_ns(ns, move || decap::start(&cfg))
-                .expect("decap role"),
-        );
-        topo.lab.exec(
-            ns,
-            "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2",
-        );
-    }
+    let roles = topo.decap_roles();
     let backend = start(&topo, "tun", 80, false);
     let answers = topo.requests(4, 80);
     Topo::assert_rr(&answers);

@@ -489,3 +489,53 @@ pub fn steering(nat_port: Option<u16>) -> Steering {
         ..Steering::default()
     }
 }
+
+impl Topo {
+    /// Start the decap role on both real servers (VIP on a TUN device,
+    /// tunnels accepted only from the director's address facing each).
+    pub fn decap_roles(&self) -> Vec<uvs_engine::io::decap::Decap> {
+        let mut roles = Vec::new();
+        for (i, ns) in self.rs.iter().enumerate() {
+            let cfg = uvs_engine::io::decap::DecapConfig {
+                vips: vec![v4(VIP)],
+                directors: vec![v4(DIR_IN[i])],
+                gue_port: Some(6080),
+                ..Default::default()
+            };
+            roles.push(
+                self.lab
+                    .in_ns(ns, move || uvs_engine::io::decap::start(&cfg))
+                    .expect("decap role"),
+            );
+            self.lab.exec(
+                ns,
+                "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2",
+            );
+        }
+        roles
+    }
+
+    /// From the client, send `count` IPIP packets (outer source: the
+    /// client, not a director) carrying a UDP datagram to the VIP, to
+    /// real server `rs`.
+    pub fn send_foreign_ipip(&self, rs: usize, count: u32) {
+        let script = format!(
+            "import socket,struct\n\
+             def csum(b):\n\
+             \x20 s=sum(struct.unpack('!%dH'%(len(b)//2),b))\n\
+             \x20 s=(s>>16)+(s&0xffff); s+=s>>16\n\
+             \x20 return (~s)&0xffff\n\
+             def ip(src,dst,proto,payload):\n\
+             \x20 h=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(payload),0,0,64,proto,0,socket.inet_aton(src),socket.inet_aton(dst))\n\
+             \x20 return h[:10]+struct.pack('!H',csum(h))+h[12:]+payload\n\
+             udp=struct.pack('!HHHH',4000,9,12,0)+b'evil'\n\
+             pkt=ip('{CLIENT}','{rs_addr}',4,ip('{CLIENT}','{VIP}',17,udp))\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\n\
+             for _ in range({count}): s.sendto(pkt,('{rs_addr}',0))\n",
+            rs_addr = RS[rs]
+        );
+        let path = format!("/tmp/{}-ipip.py", self.lab.prefix());
+        std::fs::write(&path, script).expect("write script");
+        self.lab.exec(&self.cli, &format!("python3 {path}"));
+    }
+}
