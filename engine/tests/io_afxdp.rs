@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{config, director_net, steering, wait_for, Topo, VIP};
+use netns::{config, config_with, director_net, steering, v4, wait_for, Topo, VIP};
 use uvs_engine::io::afxdp::{self, AfXdpConfig};
-use uvs_engine::io::Backend;
+use uvs_engine::io::{Backend, Steering};
 use uvs_engine::Engine;
 
 fn xdp_config() -> AfXdpConfig {
@@ -24,14 +24,20 @@ fn xdp_config() -> AfXdpConfig {
 }
 
 fn start(topo: &Topo, method: &str, rs_port: u16, nat: bool) -> afxdp::AfXdpBackend {
-    let engine = Arc::new(Engine::new(&config(method, rs_port), director_net()).expect("engine"));
+    start_with(
+        topo,
+        config(method, rs_port),
+        steering(nat.then_some(rs_port)),
+    )
+}
+
+fn start_with(topo: &Topo, config: uvs_conf::Config, steering: Steering) -> afxdp::AfXdpBackend {
+    let engine = Arc::new(Engine::new(&config, director_net()).expect("engine"));
     let backend = topo
         .lab
         .in_ns(&topo.dir, move || afxdp::start(engine, &xdp_config()))
         .expect("start the AF_XDP backend");
-    backend
-        .steer(&steering(nat.then_some(rs_port)))
-        .expect("steer");
+    backend.steer(&steering).expect("steer");
     backend
 }
 
@@ -91,6 +97,53 @@ fn afxdp_tunnel_mode_with_decap_role() {
                 >= 3
         );
     }
+    backend.shutdown();
+}
+
+/// GUE and GRE tunnels on AF_XDP, decapsulated by the decap role.
+#[test]
+fn afxdp_gue_and_gre_tunnels_with_decap_role() {
+    let mut topo = Topo::new("xu", false);
+    topo.servers(true, 80);
+    let roles = topo.decap_roles();
+    for (extra, n) in [
+        ("tun_type = \"gue\"\ntun_port = 6080", 0u64),
+        ("tun_type = \"gre\"", 3),
+    ] {
+        let backend = start_with(&topo, config_with("tun", 80, extra, ""), steering(None));
+        let answers = topo.requests(4, 80);
+        Topo::assert_rr(&answers);
+        for r in &roles {
+            assert!(
+                r.stats()
+                    .delivered
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    >= 3 + n,
+                "{extra}: {:?}",
+                r.stats()
+            );
+        }
+        backend.shutdown();
+    }
+}
+
+/// Full NAT on AF_XDP: the real servers see the director's local address
+/// as the source and answer it; replies are steered by the local-address
+/// map with its port range.
+#[test]
+fn afxdp_fullnat_round_trip() {
+    let mut topo = Topo::new("xl", false);
+    topo.servers(false, 8080);
+    let local = "198.51.100.100";
+    let top = format!("[fullnat]\naddrs = [\"{local}\"]\nport_range = \"20000-29999\"\n");
+    let st = Steering {
+        fullnat_locals: vec![v4(local)],
+        fullnat_ports: (20000, 29999),
+        ..steering(None)
+    };
+    let backend = start_with(&topo, config_with("fullnat", 8080, "", &top), st);
+    let answers = topo.requests(4, 80);
+    Topo::assert_rr(&answers);
     backend.shutdown();
 }
 

@@ -471,10 +471,16 @@ pub fn director_net() -> NetView {
 }
 
 pub fn config(method: &str, rs_port: u16) -> uvs_conf::Config {
+    config_with(method, rs_port, "", "")
+}
+
+/// A config with `rs_extra` lines in each real server and `top` before
+/// the service (e.g. a `[fullnat]` table).
+pub fn config_with(method: &str, rs_port: u16, rs_extra: &str, top: &str) -> uvs_conf::Config {
     let text = format!(
-        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n\
-         [[service.real_server]]\naddress = \"{}:{rs_port}\"\nmethod = \"{method}\"\n\
-         [[service.real_server]]\naddress = \"{}:{rs_port}\"\nmethod = \"{method}\"\n",
+        "{top}\n[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n\
+         [[service.real_server]]\naddress = \"{}:{rs_port}\"\nmethod = \"{method}\"\n{rs_extra}\n\
+         [[service.real_server]]\naddress = \"{}:{rs_port}\"\nmethod = \"{method}\"\n{rs_extra}\n",
         RS[0], RS[1]
     );
     uvs_conf::parse_config("test.toml", &text).expect("test config")
