@@ -9,7 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{config, config_with, director_net, steering, v4, wait_for, Topo, VIP};
+use netns::{
+    config, config_v6, config_with, director_net, steering, v4, v6, wait_for, Topo, VIP, VIP6,
+};
 use uvs_engine::io::afxdp::{self, AfXdpConfig};
 use uvs_engine::io::{Backend, Steering};
 use uvs_engine::Engine;
@@ -143,6 +145,21 @@ fn afxdp_fullnat_round_trip() {
     };
     let backend = start_with(&topo, config_with("fullnat", 8080, "", &top), st);
     let answers = topo.requests(4, 80);
+    Topo::assert_rr(&answers);
+    backend.shutdown();
+}
+
+/// IPv6 DR on AF_XDP: the XDP program steers IPv6 by its VIP key.
+#[test]
+fn afxdp_dr_ipv6() {
+    let mut topo = Topo::new("x6", true);
+    topo.servers(true, 80);
+    let st = Steering {
+        virtual_services: vec![(6, v6(VIP6), 80)],
+        ..Steering::default()
+    };
+    let backend = start_with(&topo, config_v6(), st);
+    let answers = topo.requests_to(VIP6, 4, 80);
     Topo::assert_rr(&answers);
     backend.shutdown();
 }

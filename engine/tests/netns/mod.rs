@@ -263,6 +263,16 @@ pub const DIR_OUT: &str = "203.0.113.1";
 pub const CLIENT: &str = "203.0.113.2";
 /// Real servers.
 pub const RS: [&str; 2] = ["198.51.100.2", "198.51.100.18"];
+/// The IPv6 virtual address.
+pub const VIP6: &str = "2001:db8:f::80";
+/// The client's IPv6 address and the director's facing it.
+pub const CLIENT6: &str = "2001:db8:c::2";
+/// The director's IPv6 address facing the client.
+pub const DIR_OUT6: &str = "2001:db8:c::1";
+/// Real servers (IPv6).
+pub const RS6: [&str; 2] = ["2001:db8:1::2", "2001:db8:2::2"];
+/// Director's IPv6 addresses facing the real servers.
+pub const DIR_IN6: [&str; 2] = ["2001:db8:1::1", "2001:db8:2::1"];
 /// Director's addresses facing the real servers.
 pub const DIR_IN: [&str; 2] = ["198.51.100.1", "198.51.100.17"];
 /// MACs: client, director out0, in1, in2, rs1, rs2.
@@ -313,7 +323,8 @@ impl Topo {
             &format!(
                 "ip addr add {CLIENT}/24 dev eth0 && ip route add default via {DIR_OUT} && \
                  ethtool -K eth0 tx off >/dev/null && sysctl -qw net.ipv4.conf.all.rp_filter=0 \
-                 net.ipv4.conf.eth0.rp_filter=0"
+                 net.ipv4.conf.eth0.rp_filter=0 && ip addr add {CLIENT6}/64 dev eth0 nodad && \
+                 ip -6 route add default via {DIR_OUT6}"
             ),
         );
         lab.exec(
@@ -323,8 +334,10 @@ impl Topo {
                  ip addr add {}/28 dev in2 && sysctl -qw net.ipv4.ip_forward=1 \
                  net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
                  net.ipv4.conf.out0.rp_filter=0 net.ipv4.conf.in1.rp_filter=0 \
-                 net.ipv4.conf.in2.rp_filter=0",
-                DIR_IN[0], DIR_IN[1]
+                 net.ipv4.conf.in2.rp_filter=0 net.ipv6.conf.all.forwarding=1 && \
+                 ip addr add {DIR_OUT6}/64 dev out0 nodad && ip addr add {}/64 dev in1 nodad && \
+                 ip addr add {}/64 dev in2 nodad",
+                DIR_IN[0], DIR_IN[1], DIR_IN6[0], DIR_IN6[1]
             ),
         );
         for i in 0..2 {
@@ -333,15 +346,16 @@ impl Topo {
                 &format!(
                     "ip addr add {}/28 dev eth0 && ip route add default via {} && \
                      ethtool -K eth0 tx off >/dev/null && \
-                     sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0",
-                    RS[i], DIR_IN[i]
+                     sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0 && \
+                     ip addr add {}/64 dev eth0 nodad && ip -6 route add default via {}",
+                    RS[i], DIR_IN[i], RS6[i], DIR_IN6[i]
                 ),
             );
             if vip_on_rs_lo {
                 lab.exec(
                     &rs[i],
                     &format!(
-                        "ip addr add {VIP}/32 dev lo && sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
+                        "ip addr add {VIP}/32 dev lo && ip addr add {VIP6}/128 dev lo && sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
                          net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_ignore=1 \
                          net.ipv4.conf.eth0.arp_announce=2"
                     ),
@@ -355,7 +369,8 @@ impl Topo {
     /// address (NAT) at `port`.
     pub fn servers(&mut self, on_vip: bool, port: u16) {
         for (i, rs_addr) in RS.iter().enumerate() {
-            let addr = if on_vip { "0.0.0.0" } else { rs_addr };
+            // "::" is dual-stack: IPv4 and IPv6 to the VIPs on lo.
+            let addr = if on_vip { "::" } else { rs_addr };
             let ns = self.rs[i].clone();
             self.lab
                 .tcp_server(&ns, addr, port, &format!("rs{}", i + 1));
@@ -365,11 +380,16 @@ impl Topo {
     /// `n` requests from the client to `VIP:port`; the answering server
     /// of each, checking the payload came back intact.
     pub fn requests(&self, n: usize, port: u16) -> Vec<String> {
+        self.requests_to(VIP, n, port)
+    }
+
+    /// `n` requests from the client to `vip:port`.
+    pub fn requests_to(&self, vip: &str, n: usize, port: u16) -> Vec<String> {
         (0..n)
             .map(|i| {
                 let payload = format!("hello-{i}-{}", "x".repeat(100 + i));
-                let (ok, out) = self.lab.tcp_request(&self.cli, VIP, port, &payload);
-                assert!(ok, "request {i} to {VIP}:{port} failed: {out}");
+                let (ok, out) = self.lab.tcp_request(&self.cli, vip, port, &payload);
+                assert!(ok, "request {i} to {vip}:{port} failed: {out}");
                 let (name, body) = out.split_once('\n').unwrap_or(("", ""));
                 assert_eq!(body, payload, "payload of request {i} came back altered");
                 name.to_owned()
@@ -412,6 +432,12 @@ impl Topo {
     }
 }
 
+/// An IPv6 address.
+pub fn v6(s: &str) -> IpAddr {
+    IpAddr::V6(std::net::Ipv6Addr::from_str(s).expect("address"))
+}
+
+/// An IPv4 address.
 pub fn v4(s: &str) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from_str(s).expect("address"))
 }
@@ -425,21 +451,21 @@ pub fn director_net() -> NetView {
                 mac: MAC_OUT,
                 mtu: 1500,
                 addr_v4: Some(v4(DIR_OUT)),
-                addr_v6: None,
+                addr_v6: Some(v6(DIR_OUT6)),
             },
             Port {
                 name: "in1".into(),
                 mac: MAC_IN[0],
                 mtu: 1500,
                 addr_v4: Some(v4(DIR_IN[0])),
-                addr_v6: None,
+                addr_v6: Some(v6(DIR_IN6[0])),
             },
             Port {
                 name: "in2".into(),
                 mac: MAC_IN[1],
                 mtu: 1500,
                 addr_v4: Some(v4(DIR_IN[1])),
-                addr_v6: None,
+                addr_v6: Some(v6(DIR_IN6[1])),
             },
         ],
         routes: vec![
@@ -464,6 +490,21 @@ pub fn director_net() -> NetView {
         ],
         neighbours: Default::default(),
     };
+    for (prefix, port) in [
+        ("2001:db8:c::", 0),
+        ("2001:db8:1::", 1),
+        ("2001:db8:2::", 2),
+    ] {
+        net.routes.push(Route {
+            prefix: v6(prefix),
+            len: 64,
+            port: PortId(port),
+            gateway: None,
+        });
+    }
+    net.neighbours.insert(v6(CLIENT6), MAC_CLI);
+    net.neighbours.insert(v6(RS6[0]), MAC_RS[0]);
+    net.neighbours.insert(v6(RS6[1]), MAC_RS[1]);
     net.neighbours.insert(v4(CLIENT), MAC_CLI);
     net.neighbours.insert(v4(RS[0]), MAC_RS[0]);
     net.neighbours.insert(v4(RS[1]), MAC_RS[1]);
@@ -486,6 +527,18 @@ pub fn config_with(method: &str, rs_port: u16, rs_extra: &str, top: &str) -> uvs
     uvs_conf::parse_config("test.toml", &text).expect("test config")
 }
 
+/// An IPv6 DR service on VIP6:80 over both real servers.
+pub fn config_v6() -> uvs_conf::Config {
+    let text = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"[{VIP6}]:80\"\nscheduler = \"rr\"\n\
+         [[service.real_server]]\naddress = \"[{}]:80\"\nmethod = \"dr\"\n\
+         [[service.real_server]]\naddress = \"[{}]:80\"\nmethod = \"dr\"\n",
+        RS6[0], RS6[1]
+    );
+    uvs_conf::parse_config("test6.toml", &text).expect("test config")
+}
+
+/// Steering for [`config`].
 pub fn steering(nat_port: Option<u16>) -> Steering {
     Steering {
         virtual_services: vec![(6, v4(VIP), 80)],

@@ -325,7 +325,12 @@ impl Socket {
             &[(libxdp_sys::XDP_COPY as u16, false)]
         };
         let mut last = 0;
-        for &(bind, zc) in modes {
+        // A socket just closed on the same queue (a restart, a killed
+        // predecessor) is released by the kernel asynchronously: bind
+        // fails with EBUSY until then. Retry that for a bounded time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut attempts = modes.iter().copied().peekable();
+        while let Some((bind, zc)) = attempts.peek().copied() {
             let cfg = libxdp_sys::xsk_socket_config {
                 rx_size: opts.ring_size,
                 tx_size: opts.ring_size,
@@ -367,6 +372,11 @@ impl Socket {
                 return Ok(sock);
             }
             last = -ret;
+            if last == libc::EBUSY && std::time::Instant::now() < deadline {
+                std::thread::park_timeout(std::time::Duration::from_millis(20));
+                continue;
+            }
+            attempts.next();
         }
         if first {
             // libxdp still points at these rings (its saved fill/comp).
