@@ -149,6 +149,48 @@ fn afxdp_fullnat_round_trip() {
     backend.shutdown();
 }
 
+/// Two RX queues on every director interface: two workers, each with its
+/// own shared UMEM; traffic arriving on either queue is served.
+#[test]
+fn afxdp_worker_per_rx_queue() {
+    let mut topo = Topo::new("xq", true);
+    topo.servers(true, 80);
+    for dev in ["out0", "in1", "in2"] {
+        topo.lab
+            .exec(&topo.dir, &format!("ethtool -L {dev} rx 2 tx 2"));
+    }
+    // The client's TX queue (chosen by CPU through XPS) is the queue its
+    // frames arrive on at the director.
+    topo.lab.exec(
+        &topo.cli,
+        "ethtool -L eth0 rx 2 tx 2 && echo 1 > /sys/class/net/eth0/queues/tx-0/xps_cpus && \
+         echo 2 > /sys/class/net/eth0/queues/tx-1/xps_cpus",
+    );
+    let backend = start(&topo, "dr", 80, false);
+    assert_eq!(backend.queues(), 2);
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(2);
+    let mut answers = Vec::new();
+    for i in 0..4 {
+        let payload = format!("q{i}");
+        let (ok, out) = topo
+            .lab
+            .tcp_request_on(&topo.cli, VIP, 80, &payload, Some(i % cpus));
+        assert!(ok, "request {i}: {out}");
+        let (name, body) = out.split_once('\n').unwrap_or(("", ""));
+        assert_eq!(body, payload);
+        answers.push(name.to_owned());
+    }
+    Topo::assert_rr(&answers);
+    if cpus == 2 {
+        for q in 0..2 {
+            assert!(backend.queue_rx(q) > 0, "queue {q} got nothing");
+        }
+    }
+    backend.shutdown();
+}
+
 /// IPv6 DR on AF_XDP: the XDP program steers IPv6 by its VIP key.
 #[test]
 fn afxdp_dr_ipv6() {

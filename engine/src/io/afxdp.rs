@@ -111,6 +111,7 @@ pub struct AfXdpBackend {
     stop: Arc<AtomicBool>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     stats: Arc<AfXdpStats>,
+    queue_rx: Vec<Arc<AtomicU64>>,
     zero_copy: bool,
     mode: XdpMode,
 }
@@ -190,6 +191,7 @@ pub fn start(engine: Arc<Engine>, config: &AfXdpConfig) -> Result<AfXdpBackend, 
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(AfXdpStats::default());
     let mut loops = Vec::new();
+    let mut queue_rx = Vec::new();
     let mut zero_copy = true;
     for q in 0..max_q {
         let mut umem = xsk::Umem::new(config.frames, config.frame_size, config.ring_size)?;
@@ -203,12 +205,14 @@ pub fn start(engine: Arc<Engine>, config: &AfXdpConfig) -> Result<AfXdpBackend, 
             zero_copy &= sock.zero_copy;
             ports.push(Some(sock));
         }
+        let rx_q = Arc::new(AtomicU64::new(0));
+        queue_rx.push(rx_q.clone());
         loops.push(WorkerLoop::new(
             engine.clone(),
             umem,
             ports,
             config.ring_size,
-            stats.clone(),
+            (stats.clone(), rx_q),
             stop.clone(),
         ));
     }
@@ -223,14 +227,22 @@ pub fn start(engine: Arc<Engine>, config: &AfXdpConfig) -> Result<AfXdpBackend, 
     }
     let mut workers = Vec::new();
     for (q, mut l) in loops.into_iter().enumerate() {
-        let handle = std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name(format!("uvs-xdp-q{q}"))
             .spawn(move || l.run())
-            .map_err(|e| IoError::Os {
-                context: "spawn an AF_XDP worker".into(),
-                source: e,
-            })?;
-        workers.push(handle);
+        {
+            Ok(handle) => workers.push(handle),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                for w in workers {
+                    let _ = w.join();
+                }
+                return Err(IoError::Os {
+                    context: "spawn an AF_XDP worker".into(),
+                    source: e,
+                });
+            }
+        }
     }
     Ok(AfXdpBackend {
         interfaces: config.interfaces.clone(),
@@ -238,6 +250,7 @@ pub fn start(engine: Arc<Engine>, config: &AfXdpConfig) -> Result<AfXdpBackend, 
         stop,
         workers: Mutex::new(workers),
         stats,
+        queue_rx,
         zero_copy,
         mode,
     })
@@ -247,6 +260,18 @@ impl AfXdpBackend {
     /// Backend counters.
     pub fn stats(&self) -> &AfXdpStats {
         &self.stats
+    }
+
+    /// Number of workers (one per RX queue index).
+    pub fn queues(&self) -> usize {
+        self.queue_rx.len()
+    }
+
+    /// Frames received by the worker of RX queue `q`.
+    pub fn queue_rx(&self, q: usize) -> u64 {
+        self.queue_rx
+            .get(q)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Every socket runs in zero-copy mode.
@@ -325,6 +350,7 @@ struct WorkerLoop {
     bases: Vec<u64>,
     fill_target: u32,
     stats: Arc<AfXdpStats>,
+    rx_q: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     pollfds: Vec<libc::pollfd>,
 }
@@ -335,7 +361,7 @@ impl WorkerLoop {
         umem: xsk::Umem,
         ports: Vec<Option<xsk::Socket>>,
         ring_size: u32,
-        stats: Arc<AfXdpStats>,
+        (stats, rx_q): (Arc<AfXdpStats>, Arc<AtomicU64>),
         stop: Arc<AtomicBool>,
     ) -> WorkerLoop {
         let frames = umem.frames();
@@ -364,6 +390,7 @@ impl WorkerLoop {
             bases: Vec::with_capacity(BATCH),
             fill_target,
             stats,
+            rx_q,
             stop,
             pollfds,
         }
@@ -522,6 +549,7 @@ impl WorkerLoop {
         batch.clear();
         let s = &self.stats;
         s.rx.fetch_add(u64::from(n), Ordering::Relaxed);
+        self.rx_q.fetch_add(u64::from(n), Ordering::Relaxed);
         for (c, v) in [
             (&s.tx, tx),
             (&s.dropped, dropped),

@@ -175,6 +175,19 @@ impl Lab {
     /// Connect from `ns` to `addr:port`, send `payload`, half-close and
     /// return the answer (server name, payload). Bounded by 5 s.
     pub fn tcp_request(&self, ns: &str, addr: &str, port: u16, payload: &str) -> (bool, String) {
+        self.tcp_request_on(ns, addr, port, payload, None)
+    }
+
+    /// [`Lab::tcp_request`] with the client pinned to `cpu` (on veth the
+    /// sender's CPU picks the receiver's RX queue).
+    pub fn tcp_request_on(
+        &self,
+        ns: &str,
+        addr: &str,
+        port: u16,
+        payload: &str,
+        cpu: Option<usize>,
+    ) -> (bool, String) {
         let script = format!(
             "import socket,sys\n\
              c=socket.create_connection(('{addr}',{port}),timeout=5)\n\
@@ -189,7 +202,8 @@ impl Lab {
         );
         let path = format!("/tmp/{}-cli.py", self.prefix);
         std::fs::write(&path, script).expect("write client script");
-        self.try_exec(ns, &format!("timeout 8 python3 {path}"))
+        let pin = cpu.map(|c| format!("taskset -c {c} ")).unwrap_or_default();
+        self.try_exec(ns, &format!("timeout 8 {pin}python3 {path}"))
     }
 
     /// Run `f` on a thread that has entered namespace `ns` (threads it
