@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{config, director_net, steering, wait_for, Topo};
+use netns::{config, config_v6, director_net, steering, v6, wait_for, Topo, VIP6};
 use uvs_engine::io::tun::{self, TunConfig};
-use uvs_engine::io::Backend;
+use uvs_engine::io::{Backend, Steering};
 use uvs_engine::Engine;
 
 fn tun_config() -> TunConfig {
@@ -22,14 +22,20 @@ fn tun_config() -> TunConfig {
 }
 
 fn start(topo: &Topo, method: &str, rs_port: u16, nat: bool) -> tun::TunBackend {
-    let engine = Arc::new(Engine::new(&config(method, rs_port), director_net()).expect("engine"));
+    start_with(
+        topo,
+        config(method, rs_port),
+        steering(nat.then_some(rs_port)),
+    )
+}
+
+fn start_with(topo: &Topo, config: uvs_conf::Config, steering: Steering) -> tun::TunBackend {
+    let engine = Arc::new(Engine::new(&config, director_net()).expect("engine"));
     let backend = topo
         .lab
         .in_ns(&topo.dir, move || tun::start(engine, &tun_config()))
         .expect("start the TUN backend");
-    backend
-        .steer(&steering(nat.then_some(rs_port)))
-        .expect("steer");
+    backend.steer(&steering).expect("steer");
     backend
 }
 
@@ -63,6 +69,22 @@ fn tun_dr_round_robin_and_kernel_path() {
         s.tx_packet.load(std::sync::atomic::Ordering::Relaxed) >= 12,
         "DR frames not sent by packet socket"
     );
+    backend.shutdown();
+    assert!(clean(&topo), "left behind: {}", leftovers(&topo));
+}
+
+/// IPv6 DR through the TUN backend (a /128 route into the device).
+#[test]
+fn tun_dr_ipv6() {
+    let mut topo = Topo::new("t6", true);
+    topo.servers(true, 80);
+    let st = Steering {
+        virtual_services: vec![(6, v6(VIP6), 80)],
+        ..Steering::default()
+    };
+    let backend = start_with(&topo, config_v6(), st);
+    let answers = topo.requests_to(VIP6, 4, 80);
+    Topo::assert_rr(&answers);
     backend.shutdown();
     assert!(clean(&topo), "left behind: {}", leftovers(&topo));
 }
