@@ -72,6 +72,10 @@ pub struct AfXdpConfig {
     pub zero_copy: bool,
     /// Prefer busy polling on the sockets.
     pub busy_poll: bool,
+    /// CPUs to pin workers to (worker `q` → `worker_cpus[q % len]`);
+    /// empty = no pinning. Keep workers off the CPUs that run the RX
+    /// interrupts/NAPI feeding them, or they livelock (packet-io.md §2).
+    pub worker_cpus: Vec<usize>,
 }
 
 impl Default for AfXdpConfig {
@@ -84,6 +88,7 @@ impl Default for AfXdpConfig {
             mode: XdpMode::Auto,
             zero_copy: true,
             busy_poll: false,
+            worker_cpus: Vec::new(),
         }
     }
 }
@@ -103,6 +108,17 @@ pub struct AfXdpStats {
     pub tx_full: AtomicU64,
 }
 
+/// The kernel's per-socket drop counters (`XDP_STATISTICS`), summed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XskStats {
+    /// Frames the kernel dropped for other reasons (e.g. too big).
+    pub rx_dropped: u64,
+    /// Frames dropped because the RX ring was full (worker too slow).
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty (no frame to receive into).
+    pub fill_ring_empty: u64,
+}
+
 /// The running AF_XDP backend.
 #[derive(Debug)]
 pub struct AfXdpBackend {
@@ -112,6 +128,7 @@ pub struct AfXdpBackend {
     workers: Mutex<Vec<JoinHandle<()>>>,
     stats: Arc<AfXdpStats>,
     queue_rx: Vec<Arc<AtomicU64>>,
+    socket_fds: Vec<i32>,
     zero_copy: bool,
     mode: XdpMode,
 }
@@ -154,6 +171,20 @@ fn rx_queues(ifname: &str) -> u32 {
         }
     }
     ch.rx_count.max(ch.combined_count).max(1)
+}
+
+/// Pin the calling thread to `cpu` (best effort: an invalid CPU leaves
+/// the thread unpinned).
+fn pin_to(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks `cpu`
+    // against the set size; sched_setaffinity(0) acts on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu < libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
 }
 
 /// Start the backend: attach the steering program to every interface,
@@ -218,19 +249,27 @@ pub fn start(engine: Arc<Engine>, config: &AfXdpConfig) -> Result<AfXdpBackend, 
     }
     // Register the sockets only now that all are bound: until then owned
     // traffic falls back to the kernel instead of a half-built worker.
+    let mut socket_fds = Vec::new();
     for (q, l) in loops.iter().enumerate() {
         for (i, sock) in l.ports.iter().enumerate() {
             if let Some(sock) = sock {
                 programs[i].register_socket(q as u32, sock.fd)?;
+                socket_fds.push(sock.fd);
             }
         }
     }
     let mut workers = Vec::new();
     for (q, mut l) in loops.into_iter().enumerate() {
+        let cpu = (!config.worker_cpus.is_empty())
+            .then(|| config.worker_cpus[q % config.worker_cpus.len()]);
         match std::thread::Builder::new()
             .name(format!("uvs-xdp-q{q}"))
-            .spawn(move || l.run())
-        {
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin_to(cpu);
+                }
+                l.run()
+            }) {
             Ok(handle) => workers.push(handle),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
@@ -251,6 +290,7 @@ pub fn start(engine: Arc<Engine>, config: &AfXdpConfig) -> Result<AfXdpBackend, 
         workers: Mutex::new(workers),
         stats,
         queue_rx,
+        socket_fds,
         zero_copy,
         mode,
     })
@@ -272,6 +312,33 @@ impl AfXdpBackend {
         self.queue_rx
             .get(q)
             .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The kernel's drop counters of every socket, summed
+    /// (`XDP_STATISTICS`); zero once the backend is shut down.
+    pub fn socket_stats(&self) -> XskStats {
+        let mut total = XskStats::default();
+        if self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            return total;
+        }
+        for &fd in &self.socket_fds {
+            let mut st = [0u64; 6];
+            let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+            // SAFETY: XDP_STATISTICS (7) fills up to `len` bytes of u64
+            // counters; the fd is alive while workers run.
+            let ret = unsafe { libc::getsockopt(fd, 283, 7, st.as_mut_ptr().cast(), &mut len) };
+            if ret == 0 {
+                total.rx_dropped += st[0];
+                total.rx_ring_full += st[3];
+                total.fill_ring_empty += st[4];
+            }
+        }
+        total
     }
 
     /// Every socket runs in zero-copy mode.
@@ -571,9 +638,10 @@ impl WorkerLoop {
             if pending > 0 {
                 sock.tx.submit(pending);
             }
-            // Copy mode transmits only inside sendto(); with need-wakeup
-            // the kernel says when it wants one.
-            if (pending > 0 && !sock.zero_copy) || sock.tx.needs_wakeup() {
+            // Copy mode transmits only inside sendto(); in zero-copy mode
+            // need-wakeup says when the kernel wants one. No syscall for
+            // a socket with nothing queued.
+            if sock.tx.outstanding() > 0 && (!sock.zero_copy || sock.tx.needs_wakeup()) {
                 sock.kick_tx();
             }
         }

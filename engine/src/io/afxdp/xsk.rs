@@ -138,6 +138,11 @@ impl Ring {
         unsafe { &mut *self.ring.cast::<Desc>().add((idx & self.mask) as usize) }
     }
 
+    /// Producer ring: entries published but not yet taken by the kernel.
+    pub fn outstanding(&self) -> u32 {
+        self.cached_prod.wrapping_sub(load(self.consumer))
+    }
+
     /// The kernel wants a wakeup (syscall) to make progress.
     pub fn needs_wakeup(&self) -> bool {
         // SAFETY: flags points into the mmap'd ring, alive with the socket.
