@@ -612,3 +612,52 @@ impl Topo {
         self.lab.exec(&self.cli, &format!("python3 {path}"));
     }
 }
+
+/// A UDP flood generator (C, built once per lab with the system's clang):
+/// `flood DST PORT SECONDS` sends 18-byte datagrams with sendmmsg for
+/// SECONDS and prints how many it sent.
+pub const FLOOD_C: &str = r#"
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+int main(int argc, char **argv) {
+  if (argc != 4) return 2;
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a; memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET; a.sin_port = htons(atoi(argv[2]));
+  if (inet_pton(AF_INET, argv[1], &a.sin_addr) != 1) return 2;
+  if (connect(fd, (void *)&a, sizeof a)) return 1;
+  int secs = atoi(argv[3]);
+  char buf[18] = "uvs-flood-payload";
+  struct mmsghdr m[64]; struct iovec v[64];
+  for (int i = 0; i < 64; i++) {
+    v[i].iov_base = buf; v[i].iov_len = sizeof buf;
+    memset(&m[i], 0, sizeof m[i]);
+    m[i].msg_hdr.msg_iov = &v[i]; m[i].msg_hdr.msg_iovlen = 1;
+  }
+  struct timespec t0, t; clock_gettime(CLOCK_MONOTONIC, &t0);
+  long sent = 0;
+  for (;;) {
+    int r = sendmmsg(fd, m, 64, 0); if (r > 0) sent += r;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (t.tv_sec - t0.tv_sec >= secs) break;
+  }
+  printf("%ld\n", sent);
+  return 0;
+}
+"#;
+
+impl Lab {
+    /// Build the flood generator; returns its path.
+    pub fn flood_tool(&self) -> String {
+        let src = format!("/tmp/{}-flood.c", self.prefix);
+        let bin = format!("/tmp/{}-flood", self.prefix);
+        std::fs::write(&src, FLOOD_C).expect("write flood source");
+        sh(&format!("clang -O2 -o {bin} {src}"));
+        bin
+    }
+}
