@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netns::{config, config_v6, director_net, steering, v6, wait_for, Topo, VIP6};
+use netns::{config, config_v6, config_with, director_net, steering, v4, v6, wait_for, Topo, VIP6};
 use uvs_engine::io::tun::{self, TunConfig};
 use uvs_engine::io::{Backend, Steering};
 use uvs_engine::Engine;
@@ -69,6 +69,26 @@ fn tun_dr_round_robin_and_kernel_path() {
         s.tx_packet.load(std::sync::atomic::Ordering::Relaxed) >= 12,
         "DR frames not sent by packet socket"
     );
+    backend.shutdown();
+    assert!(clean(&topo), "left behind: {}", leftovers(&topo));
+}
+
+/// Full NAT through the TUN backend: the local address is routed into
+/// the device, the port range kept by the engine.
+#[test]
+fn tun_fullnat_round_trip() {
+    let mut topo = Topo::new("tl", false);
+    topo.servers(false, 8080);
+    let local = "198.51.100.100";
+    let top = format!("[fullnat]\naddrs = [\"{local}\"]\nport_range = \"20000-29999\"\n");
+    let st = Steering {
+        fullnat_locals: vec![v4(local)],
+        fullnat_ports: (20000, 29999),
+        ..steering(None)
+    };
+    let backend = start_with(&topo, config_with("fullnat", 8080, "", &top), st);
+    let answers = topo.requests(4, 80);
+    Topo::assert_rr(&answers);
     backend.shutdown();
     assert!(clean(&topo), "left behind: {}", leftovers(&topo));
 }
