@@ -60,6 +60,15 @@ fn afxdp_dr_round_robin_and_kernel_path() {
     let answers = topo.requests(4, 80);
     Topo::assert_rr(&answers);
     topo.assert_kernel_path();
+    // TCP to the director's own address (an SSH-like service) stays with
+    // the kernel.
+    let dir = topo.dir.clone();
+    topo.lab.tcp_server(&dir, netns::DIR_OUT, 2222, "director");
+    let (ok, out) = topo.lab.tcp_request(&topo.cli, netns::DIR_OUT, 2222, "own");
+    assert!(
+        ok && out == "director\nown",
+        "director's own TCP service: {out}"
+    );
     let (redirected, passed) = backend.program_counts();
     assert!(redirected >= 4 * 3, "XDP redirected only {redirected}");
     assert!(passed > 0, "nothing passed to the kernel (ARP, ping)");

@@ -73,6 +73,43 @@ fn tun_dr_round_robin_and_kernel_path() {
     assert!(clean(&topo), "left behind: {}", leftovers(&topo));
 }
 
+/// A new steering replaces routes and rules: what is no longer owned
+/// leaves the device.
+#[test]
+fn tun_steer_replaces_routes_and_rules() {
+    let topo = Topo::new("ts", false);
+    let backend = start(&topo, "nat", 8080, true);
+    let routes = topo.lab.exec(&topo.dir, "ip route show");
+    assert!(
+        routes.contains(&format!("{} dev uvs0", netns::VIP)),
+        "{routes}"
+    );
+    assert_eq!(
+        topo.lab
+            .exec(&topo.dir, "ip rule show pref 7710")
+            .lines()
+            .count(),
+        2
+    );
+    backend.steer(&Steering::default()).expect("steer nothing");
+    let routes = topo.lab.exec(&topo.dir, "ip route show");
+    assert!(!routes.contains("uvs0"), "{routes}");
+    assert_eq!(
+        topo.lab.exec(&topo.dir, "ip rule show pref 7710").trim(),
+        ""
+    );
+    backend.steer(&steering(Some(8080))).expect("steer again");
+    assert_eq!(
+        topo.lab
+            .exec(&topo.dir, "ip rule show pref 7710")
+            .lines()
+            .count(),
+        2
+    );
+    backend.shutdown();
+    assert!(clean(&topo), "left behind: {}", leftovers(&topo));
+}
+
 /// Full NAT through the TUN backend: the local address is routed into
 /// the device, the port range kept by the engine.
 #[test]
