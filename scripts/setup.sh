@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Install what building and testing uvs needs on a fresh Debian machine
-# (iproute2: the daemon tests make a network namespace with `ip netns`).
+# Install what building and testing uvs needs on a fresh Debian machine.
 # Idempotent; does nothing that is already done. Needs root for apt-get.
+#
+# - valgrind: instruction counts in the benchmarks.
+# - clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev: building the
+#   XDP program (clang -target bpf) and libbpf/libxdp under xsk-rs.
+# - iproute2 ethtool iputils-ping python3: the namespace/veth labs of the
+#   I/O tests (ip netns, ethtool -K tx off, ping, a tiny TCP server).
 set -euo pipefail
 
 need_apt=()
-for pkg in valgrind iproute2; do
+for pkg in valgrind clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
+  iproute2 ethtool iputils-ping python3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

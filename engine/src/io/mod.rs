@@ -14,6 +14,11 @@
 //! the engine owns ([`Backend::steer`]) after every configuration change,
 //! and stops it on shutdown.
 
+pub mod afxdp;
+pub mod decap;
+pub mod packet_socket;
+pub mod tun;
+
 use std::fmt::Debug;
 use std::net::IpAddr;
 

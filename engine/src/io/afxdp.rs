@@ -1,0 +1,649 @@
+//! The AF_XDP backend: the engine's fast path.
+//!
+//! At start it attaches its own XDP program ([`prog`], built from
+//! `engine/bpf/steer.bpf.c`) to every configured interface with a
+//! bpf_link (a crash or `kill -9` leaves nothing behind), then binds one
+//! AF_XDP socket per RX queue of each interface and registers it in that
+//! interface's XSKMAP. The program redirects only the traffic the engine
+//! owns ([`Steering`]: virtual services, NAT replies, full-NAT locals,
+//! ICMP errors to those addresses); ARP, SSH, ping to the director and
+//! everything else stays with the kernel.
+//!
+//! Workers: one thread per RX queue index. Worker `q` owns one UMEM and,
+//! on it, the socket of queue `q` of *every* interface that has such a
+//! queue (`XDP_SHARED_UMEM` across devices), so a frame received on one
+//! interface and forwarded out of another is sent from the same UMEM
+//! frame with no copy. Each round the worker takes a batch of up to
+//! [`BATCH`] frames from each socket in turn, calls
+//! [`Engine::process`] once per batch with the clock read once, and puts
+//! `Forward(port)` frames on that port's TX ring; dropped frames go
+//! straight back to the free list.
+//!
+//! `Verdict::Pass` for a frame that already reached a socket cannot be
+//! returned to the kernel (AF_XDP has no reinjection path); such frames
+//! are counted in [`AfXdpStats::pass_lost`] and recycled. The XDP
+//! program's steering keeps them rare (traffic to an owned address and
+//! port that no service wants any more, during a reconfiguration).
+//!
+//! Overload: the worker never sleeps while any ring has work, takes at
+//! most [`BATCH`] frames per socket per round (fair between interfaces)
+//! and, when idle, blocks in `poll()` (100 ms at most, to notice
+//! shutdown) on every socket. Need-wakeup is always on, so the kernel
+//! only gets syscalls when it asks for them (plus the TX kick copy mode
+//! needs). With `busy_poll` the sockets also get `SO_PREFER_BUSY_POLL`;
+//! per packet-io.md, AF_XDP livelocks on the core of the NAPI feeding it,
+//! so give workers cores away from RX interrupts (the daemon's job).
+//! Zero-copy is tried first when asked for and falls back to copy mode
+//! (veth has only copy mode). `XDP_MAX_TX_SKB_BUDGET` is raised to 512
+//! where the kernel accepts it.
+
+mod prog;
+mod xsk;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+pub use prog::XdpMode;
+
+use crate::engine::{Engine, Packet, Verdict, Worker};
+use crate::io::{Backend, IoError, Steering};
+use crate::route::PortId;
+use crate::time::Millis;
+use crate::xmit::FrameBuf;
+
+/// Frames per batch.
+pub const BATCH: usize = 64;
+
+/// How to run the AF_XDP backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfXdpConfig {
+    /// Interfaces, in [`PortId`] order (the engine's `NetView` ports).
+    pub interfaces: Vec<String>,
+    /// UMEM frames per worker (power of two; 4096 default).
+    pub frames: u32,
+    /// UMEM frame size (2048 or 4096).
+    pub frame_size: u32,
+    /// Ring size of every fill/completion/RX/TX ring (power of two).
+    pub ring_size: u32,
+    /// Native, generic or automatic XDP attach.
+    pub mode: XdpMode,
+    /// Try zero-copy first (falls back to copy mode).
+    pub zero_copy: bool,
+    /// Prefer busy polling on the sockets.
+    pub busy_poll: bool,
+    /// CPUs to pin workers to (worker `q` → `worker_cpus[q % len]`);
+    /// empty = no pinning. Keep workers off the CPUs that run the RX
+    /// interrupts/NAPI feeding them, or they livelock (packet-io.md §2).
+    pub worker_cpus: Vec<usize>,
+}
+
+impl Default for AfXdpConfig {
+    fn default() -> AfXdpConfig {
+        AfXdpConfig {
+            interfaces: Vec::new(),
+            frames: 4096,
+            frame_size: 2048,
+            ring_size: 1024,
+            mode: XdpMode::Auto,
+            zero_copy: true,
+            busy_poll: false,
+            worker_cpus: Vec::new(),
+        }
+    }
+}
+
+/// Backend counters (sums over workers, folded once per batch).
+#[derive(Debug, Default)]
+pub struct AfXdpStats {
+    /// Frames received from the sockets.
+    pub rx: AtomicU64,
+    /// Frames put on a TX ring.
+    pub tx: AtomicU64,
+    /// Frames the engine passed but that could not go back to the kernel.
+    pub pass_lost: AtomicU64,
+    /// Frames dropped by the engine.
+    pub dropped: AtomicU64,
+    /// Frames dropped because a TX ring was full or the port unknown.
+    pub tx_full: AtomicU64,
+}
+
+/// The kernel's per-socket drop counters (`XDP_STATISTICS`), summed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XskStats {
+    /// Frames the kernel dropped for other reasons (e.g. too big).
+    pub rx_dropped: u64,
+    /// Frames dropped because the RX ring was full (worker too slow).
+    pub rx_ring_full: u64,
+    /// Times the fill ring was empty (no frame to receive into).
+    pub fill_ring_empty: u64,
+}
+
+/// The running AF_XDP backend.
+#[derive(Debug)]
+pub struct AfXdpBackend {
+    interfaces: Vec<String>,
+    programs: Mutex<Vec<prog::Program>>,
+    stop: Arc<AtomicBool>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    stats: Arc<AfXdpStats>,
+    queue_rx: Vec<Arc<AtomicU64>>,
+    socket_fds: Vec<i32>,
+    zero_copy: bool,
+    mode: XdpMode,
+}
+
+/// Number of RX queues of `ifname` (ETHTOOL_GCHANNELS; 1 if unknown).
+fn rx_queues(ifname: &str) -> u32 {
+    #[repr(C)]
+    #[derive(Default)]
+    struct Channels {
+        cmd: u32,
+        max_rx: u32,
+        max_tx: u32,
+        max_other: u32,
+        max_combined: u32,
+        rx_count: u32,
+        tx_count: u32,
+        other_count: u32,
+        combined_count: u32,
+    }
+    let mut ch = Channels {
+        cmd: 0x3c, // ETHTOOL_GCHANNELS
+        ..Channels::default()
+    };
+    // SAFETY: a plain ifreq-based ioctl on a datagram socket we own; the
+    // name is bounded to IFNAMSIZ - 1 bytes.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return 1;
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, s) in ifr.ifr_name.iter_mut().zip(ifname.bytes().take(15)) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = (&mut ch as *mut Channels).cast();
+        let ret = libc::ioctl(fd, libc::SIOCETHTOOL, &mut ifr);
+        libc::close(fd);
+        if ret != 0 {
+            return 1;
+        }
+    }
+    ch.rx_count.max(ch.combined_count).max(1)
+}
+
+/// Pin the calling thread to `cpu` (best effort: an invalid CPU leaves
+/// the thread unpinned).
+fn pin_to(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks `cpu`
+    // against the set size; sched_setaffinity(0) acts on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu < libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+}
+
+/// Start the backend: attach the steering program to every interface,
+/// bind the sockets and start one worker per RX queue index. Traffic is
+/// steered once [`Backend::steer`] is called.
+pub fn start(engine: Arc<Engine>, config: &AfXdpConfig) -> Result<AfXdpBackend, IoError> {
+    if config.interfaces.is_empty() {
+        return Err(IoError::Setup(
+            "AF_XDP backend needs at least one interface".into(),
+        ));
+    }
+    if !config.frames.is_power_of_two() || !config.ring_size.is_power_of_two() {
+        return Err(IoError::Setup(
+            "AF_XDP frames and ring_size must be powers of two".into(),
+        ));
+    }
+    if config.frame_size != 2048 && config.frame_size != 4096 {
+        return Err(IoError::Setup(
+            "AF_XDP frame_size must be 2048 or 4096".into(),
+        ));
+    }
+    let mut programs = Vec::new();
+    for ifname in &config.interfaces {
+        programs.push(prog::Program::attach(ifname, config.mode)?);
+    }
+    let mode = programs[0].mode;
+    let queues: Vec<u32> = config.interfaces.iter().map(|i| rx_queues(i)).collect();
+    let max_q = queues.iter().copied().max().unwrap_or(1);
+    let opts = xsk::SocketOptions {
+        ring_size: config.ring_size,
+        zero_copy: config.zero_copy,
+        busy_poll: config.busy_poll,
+        batch: BATCH as u32,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(AfXdpStats::default());
+    let mut loops = Vec::new();
+    let mut queue_rx = Vec::new();
+    let mut zero_copy = true;
+    for q in 0..max_q {
+        let mut umem = xsk::Umem::new(config.frames, config.frame_size, config.ring_size)?;
+        let mut ports = Vec::new();
+        for (i, ifname) in config.interfaces.iter().enumerate() {
+            if q >= queues[i] {
+                ports.push(None);
+                continue;
+            }
+            let sock = xsk::Socket::new(&mut umem, ifname, q, opts)?;
+            zero_copy &= sock.zero_copy;
+            ports.push(Some(sock));
+        }
+        let rx_q = Arc::new(AtomicU64::new(0));
+        queue_rx.push(rx_q.clone());
+        loops.push(WorkerLoop::new(
+            engine.clone(),
+            umem,
+            ports,
+            config.ring_size,
+            (stats.clone(), rx_q),
+            stop.clone(),
+        ));
+    }
+    // Register the sockets only now that all are bound: until then owned
+    // traffic falls back to the kernel instead of a half-built worker.
+    let mut socket_fds = Vec::new();
+    for (q, l) in loops.iter().enumerate() {
+        for (i, sock) in l.ports.iter().enumerate() {
+            if let Some(sock) = sock {
+                programs[i].register_socket(q as u32, sock.fd)?;
+                socket_fds.push(sock.fd);
+            }
+        }
+    }
+    let mut workers = Vec::new();
+    for (q, mut l) in loops.into_iter().enumerate() {
+        let cpu = (!config.worker_cpus.is_empty())
+            .then(|| config.worker_cpus[q % config.worker_cpus.len()]);
+        match std::thread::Builder::new()
+            .name(format!("uvs-xdp-q{q}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin_to(cpu);
+                }
+                l.run()
+            }) {
+            Ok(handle) => workers.push(handle),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                for w in workers {
+                    let _ = w.join();
+                }
+                return Err(IoError::Os {
+                    context: "spawn an AF_XDP worker".into(),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(AfXdpBackend {
+        interfaces: config.interfaces.clone(),
+        programs: Mutex::new(programs),
+        stop,
+        workers: Mutex::new(workers),
+        stats,
+        queue_rx,
+        socket_fds,
+        zero_copy,
+        mode,
+    })
+}
+
+impl AfXdpBackend {
+    /// Backend counters.
+    pub fn stats(&self) -> &AfXdpStats {
+        &self.stats
+    }
+
+    /// Number of workers (one per RX queue index).
+    pub fn queues(&self) -> usize {
+        self.queue_rx.len()
+    }
+
+    /// Frames received by the worker of RX queue `q`.
+    pub fn queue_rx(&self, q: usize) -> u64 {
+        self.queue_rx
+            .get(q)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The kernel's drop counters of every socket, summed
+    /// (`XDP_STATISTICS`); zero once the backend is shut down.
+    pub fn socket_stats(&self) -> XskStats {
+        let mut total = XskStats::default();
+        if self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            return total;
+        }
+        for &fd in &self.socket_fds {
+            let mut st = [0u64; 6];
+            let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+            // SAFETY: XDP_STATISTICS (7) fills up to `len` bytes of u64
+            // counters; the fd is alive while workers run.
+            let ret = unsafe { libc::getsockopt(fd, 283, 7, st.as_mut_ptr().cast(), &mut len) };
+            if ret == 0 {
+                total.rx_dropped += st[0];
+                total.rx_ring_full += st[3];
+                total.fill_ring_empty += st[4];
+            }
+        }
+        total
+    }
+
+    /// Every socket runs in zero-copy mode.
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// The mode the XDP program was attached in.
+    pub fn mode(&self) -> XdpMode {
+        self.mode
+    }
+
+    /// Frames the XDP programs redirected to the sockets and passed to
+    /// the kernel, summed over interfaces.
+    pub fn program_counts(&self) -> (u64, u64) {
+        let programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
+        programs.iter().fold((0, 0), |(r, p), prog| {
+            let (r2, p2) = prog.counts();
+            (r + r2, p + p2)
+        })
+    }
+}
+
+impl Backend for AfXdpBackend {
+    fn name(&self) -> &'static str {
+        "af_xdp"
+    }
+
+    fn ports(&self) -> Vec<(PortId, String)> {
+        self.interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (PortId(i as u16), n.clone()))
+            .collect()
+    }
+
+    fn steer(&self, steering: &Steering) -> Result<(), IoError> {
+        let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
+        for p in programs.iter_mut() {
+            p.steer(steering)?;
+        }
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in workers {
+            let _ = w.join();
+        }
+        // Dropping the programs closes the links: the XDP program leaves
+        // every interface.
+        self.programs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+impl Drop for AfXdpBackend {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A worker: one UMEM, one socket per interface on its queue.
+struct WorkerLoop {
+    engine: Arc<Engine>,
+    // Field order matters: sockets drop before the UMEM.
+    ports: Vec<Option<xsk::Socket>>,
+    umem: xsk::Umem,
+    free: Vec<u64>,
+    /// Frames placed on each port's TX ring this round, not yet kicked.
+    tx_pending: Vec<u32>,
+    /// Where each frame of the current batch lives (UMEM frame base).
+    bases: Vec<u64>,
+    fill_target: u32,
+    stats: Arc<AfXdpStats>,
+    rx_q: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    pollfds: Vec<libc::pollfd>,
+}
+
+impl WorkerLoop {
+    fn new(
+        engine: Arc<Engine>,
+        umem: xsk::Umem,
+        ports: Vec<Option<xsk::Socket>>,
+        ring_size: u32,
+        (stats, rx_q): (Arc<AfXdpStats>, Arc<AtomicU64>),
+        stop: Arc<AtomicBool>,
+    ) -> WorkerLoop {
+        let frames = umem.frames();
+        let fs = u64::from(umem.frame_size());
+        let free: Vec<u64> = (0..u64::from(frames)).map(|i| i * fs).collect();
+        let n = ports.iter().flatten().count().max(1) as u32;
+        // Keep half the UMEM on the fill rings, spread over the sockets,
+        // the rest for frames in flight on TX rings.
+        let fill_target = (frames / 2 / n).min(ring_size).max(1);
+        let pollfds = ports
+            .iter()
+            .flatten()
+            .map(|s| libc::pollfd {
+                fd: s.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let nports = ports.len();
+        WorkerLoop {
+            engine,
+            ports,
+            umem,
+            free,
+            tx_pending: vec![0; nports],
+            bases: Vec::with_capacity(BATCH),
+            fill_target,
+            stats,
+            rx_q,
+            stop,
+            pollfds,
+        }
+    }
+
+    /// Completed TX frames back to the free list.
+    fn reclaim(&mut self) {
+        for sock in self.ports.iter_mut().flatten() {
+            let (idx, n) = sock.comp.peek(BATCH as u32 * 4);
+            for k in 0..n {
+                let addr = *sock.comp.addr_at(idx.wrapping_add(k));
+                self.free.push(addr);
+            }
+            sock.comp.release(n);
+        }
+    }
+
+    /// Top up every fill ring from the free list.
+    fn refill(&mut self) {
+        for sock in self.ports.iter_mut().flatten() {
+            // Frames currently owned by the kernel on this fill ring.
+            let (idx, n) = sock
+                .fill
+                .reserve(self.fill_target.min(self.free.len() as u32));
+            for k in 0..n {
+                let addr = self.free.pop().unwrap_or(0);
+                *sock.fill.addr_at(idx.wrapping_add(k)) = addr;
+            }
+            sock.fill.submit(n);
+            if n > 0 && sock.fill.needs_wakeup() {
+                sock.kick_rx();
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let mut worker = Worker::new();
+        let mut batch: Vec<Packet<'static>> = Vec::with_capacity(BATCH);
+        // Prime the fill rings.
+        self.refill();
+        while !self.stop.load(Ordering::Relaxed) {
+            self.reclaim();
+            self.refill();
+            let mut got = 0usize;
+            for rx_port in 0..self.ports.len() {
+                got += self.rx_batch(rx_port, &mut worker, &mut batch);
+            }
+            self.flush_tx();
+            if got == 0 {
+                self.idle();
+            }
+        }
+    }
+
+    /// Wait for traffic (or TX completions) without spinning.
+    fn idle(&mut self) {
+        let tx_busy = self.free.len() < self.umem.frames() as usize / 4;
+        for p in self.pollfds.iter_mut() {
+            p.revents = 0;
+        }
+        let timeout = if tx_busy { 1 } else { 100 };
+        // SAFETY: pollfds is a valid array of our sockets' fds.
+        unsafe {
+            libc::poll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                timeout,
+            )
+        };
+    }
+
+    /// Receive, process and dispatch one batch from `rx_port`.
+    fn rx_batch(
+        &mut self,
+        rx_port: usize,
+        worker: &mut Worker,
+        batch: &mut Vec<Packet<'static>>,
+    ) -> usize {
+        let Some(sock) = self.ports[rx_port].as_mut() else {
+            return 0;
+        };
+        let (idx, n) = sock.rx.peek(BATCH as u32);
+        if n == 0 {
+            return 0;
+        }
+        batch.clear();
+        self.bases.clear();
+        let mut lost = 0u64;
+        for k in 0..n {
+            let d = *sock.rx.desc_at(idx.wrapping_add(k));
+            // SAFETY: the frame came off our RX ring, so we own it, and
+            // each frame appears once in a batch.
+            match unsafe { self.umem.frame(d.addr) } {
+                Some((base, buf)) => {
+                    let start = (d.addr - base) as usize;
+                    match FrameBuf::new(buf, start, d.len as usize) {
+                        Some(frame) => {
+                            self.bases.push(base);
+                            batch.push(Packet {
+                                frame,
+                                ingress: PortId(rx_port as u16),
+                                verdict: Verdict::Pending,
+                            });
+                        }
+                        None => {
+                            self.free.push(base);
+                            lost += 1;
+                        }
+                    }
+                }
+                None => lost += 1,
+            }
+        }
+        sock.rx.release(n);
+        self.engine.process(worker, batch, Millis::now());
+        let (mut tx, mut dropped, mut pass_lost, mut tx_full) = (0u64, lost, 0u64, 0u64);
+        for (p, &base) in batch.iter().zip(self.bases.iter()) {
+            match p.verdict {
+                Verdict::Forward(port) => {
+                    let out = usize::from(port.0);
+                    let sent = match self.ports.get_mut(out).and_then(|s| s.as_mut()) {
+                        Some(s) => {
+                            let (i, r) = s.tx.reserve(1);
+                            if r == 1 {
+                                *s.tx.desc_at(i) = xsk::Desc {
+                                    addr: base + p.frame.start() as u64,
+                                    len: p.frame.len() as u32,
+                                    options: 0,
+                                };
+                                self.tx_pending[out] += 1;
+                                true
+                            } else {
+                                false
+                            }
+                        }
+                        None => false,
+                    };
+                    if sent {
+                        tx += 1;
+                    } else {
+                        tx_full += 1;
+                        self.free.push(base);
+                    }
+                }
+                Verdict::Pass => {
+                    pass_lost += 1;
+                    self.free.push(base);
+                }
+                Verdict::Drop(_) | Verdict::Pending => {
+                    dropped += 1;
+                    self.free.push(base);
+                }
+            }
+        }
+        let got = batch.len();
+        batch.clear();
+        let s = &self.stats;
+        s.rx.fetch_add(u64::from(n), Ordering::Relaxed);
+        self.rx_q.fetch_add(u64::from(n), Ordering::Relaxed);
+        for (c, v) in [
+            (&s.tx, tx),
+            (&s.dropped, dropped),
+            (&s.pass_lost, pass_lost),
+            (&s.tx_full, tx_full),
+        ] {
+            if v != 0 {
+                c.fetch_add(v, Ordering::Relaxed);
+            }
+        }
+        got.max(1)
+    }
+
+    /// Publish this round's TX descriptors and kick the kernel.
+    fn flush_tx(&mut self) {
+        for (i, sock) in self.ports.iter_mut().enumerate() {
+            let pending = std::mem::take(&mut self.tx_pending[i]);
+            let Some(sock) = sock else { continue };
+            if pending > 0 {
+                sock.tx.submit(pending);
+            }
+            // Copy mode transmits only inside sendto(); in zero-copy mode
+            // need-wakeup says when the kernel wants one. No syscall for
+            // a socket with nothing queued.
+            if sock.tx.outstanding() > 0 && (!sock.zero_copy || sock.tx.needs_wakeup()) {
+                sock.kick_tx();
+            }
+        }
+    }
+}
