@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Fuzz the whole packet path (fuzz/fuzz_targets/packet_path.rs).
+#
+#   scripts/fuzz.sh smoke   build, then ~45 s of fuzzing; fails on any crash (CI)
+#   scripts/fuzz.sh long    at least 10,000,000 frames (FUZZ_LONG_SECONDS, default
+#                           300 s), then records frames, time and result in
+#                           bench/RESULTS.md (the "Fuzzing" section is replaced)
+#
+# Needs the nightly toolchain and cargo-fuzz; installs them if missing.
+# The seed corpus (fuzz/corpus/packet_path, gitignored) is regenerated from
+# fuzz/src/lib.rs on every run; what the fuzzer adds to it is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="${1:-smoke}"
+smoke_seconds="${FUZZ_SMOKE_SECONDS:-45}"
+long_seconds="${FUZZ_LONG_SECONDS:-300}"
+min_frames=10000000
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "fuzz: installing the nightly toolchain"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+corpus=fuzz/corpus/packet_path
+(cd fuzz && cargo +nightly run --release --quiet --bin seed_corpus -- corpus/packet_path)
+cargo +nightly fuzz build -O packet_path
+
+case "$mode" in
+  smoke)
+    cargo +nightly fuzz run -O packet_path "$corpus" -- \
+      -max_total_time="$smoke_seconds" -timeout=10 -print_final_stats=1
+    ;;
+  long)
+    log=$(mktemp)
+    start=$(date +%s)
+    status=0
+    cargo +nightly fuzz run -O packet_path "$corpus" -- \
+      -max_total_time="$long_seconds" -timeout=10 -print_final_stats=1 2>&1 | tee "$log" | tail -n 5 || status=$?
+    end=$(date +%s)
+    frames=$(sed -n 's/^uvs-fuzz: frames processed: \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+    inputs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\)$/\1/p' "$log" | tail -n 1)
+    frames=${frames:-0}
+    inputs=${inputs:-0}
+    if [ "$status" -ne 0 ]; then
+      result="FAILED (exit $status; see the crash artifact under fuzz/artifacts/packet_path)"
+    elif [ "$frames" -lt "$min_frames" ]; then
+      result="too short: $frames frames < $min_frames; raise FUZZ_LONG_SECONDS"
+      status=1
+    else
+      result="passed: no crash, no failed check"
+    fi
+    secs=$((end - start))
+    ratio=$(awk -v f="$frames" -v t="$min_frames" 'BEGIN { printf "%.2f", f / t }')
+    section=$(mktemp)
+    cat >"$section" <<MD
+<!-- fuzz:begin (written by scripts/fuzz.sh long; replaced on each run) -->
+## Fuzzing
+
+Run of $(date -u '+%Y-%m-%d %H:%M UTC'): \`scripts/fuzz.sh long\` (cargo-fuzz, libFuzzer + ASan,
+\`-O\`, one process, \`-max_total_time=$long_seconds\`).
+
+| measure | figure | target | ratio |
+|---|---|---|---|
+| frames through \`Engine::process\` | $frames | ≥ $min_frames | $ratio× |
+| fuzz inputs (each a sequence of frames) | $inputs | | |
+| wall time (build excluded) | $secs s | | |
+| result | $result | no crash | |
+
+Frames are counted by the target itself (a static counter of \`Engine::process\`
+calls, one frame each, printed at exit), not derived from the number of inputs.
+<!-- fuzz:end -->
+MD
+    results=bench/RESULTS.md
+    if [ -f "$results" ] && grep -q '<!-- fuzz:begin' "$results"; then
+      awk -v file="$section" '
+        /<!-- fuzz:begin/ { while ((getline line < file) > 0) print line; skip = 1; next }
+        /<!-- fuzz:end -->/ { skip = 0; next }
+        !skip { print }' "$results" >"$results.tmp"
+      mv "$results.tmp" "$results"
+    else
+      { echo; cat "$section"; } >>"$results"
+    fi
+    rm -f "$log" "$section"
+    echo "fuzz: $frames frames in ${secs}s: $result"
+    exit "$status"
+    ;;
+  *)
+    echo "usage: $0 smoke|long" >&2
+    exit 2
+    ;;
+esac
