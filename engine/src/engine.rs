@@ -642,12 +642,17 @@ impl Engine {
             Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
             Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
         };
-        let tunnel_source = match info.daddr {
-            IpAddr::V4(_) => self.settings.tunnel_source_v4,
-            IpAddr::V6(_) => self.settings.tunnel_source_v6,
-        }
-        .or_else(|| net.source_for(info.daddr))
-        .unwrap_or(info.key.vaddr);
+        // Only tunnels use a source address; finding it may take a second
+        // route lookup, so other methods skip it.
+        let tunnel_source = match info.method {
+            ForwardMethod::Tunnel { .. } => match info.daddr {
+                IpAddr::V4(_) => self.settings.tunnel_source_v4,
+                IpAddr::V6(_) => self.settings.tunnel_source_v6,
+            }
+            .or_else(|| net.source_for(info.daddr))
+            .unwrap_or(info.key.vaddr),
+            _ => info.key.vaddr,
+        };
         let params = XmitParams {
             director_mac: hop.src_mac,
             next_hop_mac: hop.dst_mac,
