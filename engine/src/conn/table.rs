@@ -30,9 +30,12 @@ use crate::time::Millis;
 const MAX_LOOKUP_RESTARTS: usize = 64;
 /// The memory budget: bytes per connection, entry and index included.
 pub const MAX_BYTES_PER_CONN: usize = 128;
-/// Keys whose lookups a batch lookup pipelines together (at most 64: one
-/// bit each in a mask).
-const BATCH_GROUP: usize = 32;
+/// Keys whose chains a batch lookup walks together (at most 64: one bit
+/// each in a mask).
+const BATCH_GROUP: usize = 16;
+/// Keys a batch lookup hashes (and whose buckets it prefetches) ahead of
+/// the chain walks.
+const BATCH_CHUNK: usize = 64;
 /// Local address/port candidates tried for one full-NAT connection.
 const FULLNAT_PROBES: u32 = 64;
 
@@ -288,13 +291,14 @@ impl ConnTable {
     /// was. Allocation-free and lock-free, for any batch size (the engine
     /// passes up to 64 keys and a `[Option<ConnRef>; 64]`).
     ///
-    /// The lookups of a group of [`BATCH_GROUP`] keys are software
-    /// pipelined so that their cache misses overlap instead of waiting on
-    /// each other: all keys are hashed and their buckets prefetched, then
-    /// every bucket is read and its first entry prefetched, then the
-    /// chains are walked in lockstep, one entry per key per round, each
-    /// round prefetching the next entries. A key whose walk raced a
-    /// writer falls back to the single lookup, which retries.
+    /// The lookups are software pipelined so that their cache misses
+    /// overlap instead of waiting on each other: every key of a chunk of
+    /// [`BATCH_CHUNK`] is hashed and its bucket prefetched; then, by
+    /// groups of [`BATCH_GROUP`], the buckets are read and each chain's
+    /// first entry prefetched (all its cache lines), and the chains are
+    /// walked in lockstep, one entry per key per round, each round
+    /// prefetching the next entries. A key whose walk raced a writer
+    /// falls back to the single lookup, which retries.
     pub fn lookup_in_batch<'t>(
         &'t self,
         keys: &[ConnKey],
@@ -341,103 +345,130 @@ impl ConnTable {
         index_key_of: impl Fn(&K) -> IndexKey,
     ) {
         let index = self.index(link);
-        for (keys, out) in keys.chunks(BATCH_GROUP).zip(out.chunks_mut(BATCH_GROUP)) {
+        for (keys, out) in keys.chunks(BATCH_CHUNK).zip(out.chunks_mut(BATCH_CHUNK)) {
             let count = keys.len().min(out.len());
-            let mut index_keys = [IndexKey::default(); BATCH_GROUP];
-            let mut hashes = [0u64; BATCH_GROUP];
-            // Stage 1: hash every key, prefetch its bucket.
+            let mut chunk_keys = [IndexKey::default(); BATCH_CHUNK];
+            let mut chunk_hashes = [0u64; BATCH_CHUNK];
+            // Stage 1, for the whole chunk: hash every key, prefetch its
+            // bucket (the buckets of later groups load while earlier
+            // groups walk their chains).
             for ((key, index_key), hash) in keys
                 .iter()
-                .zip(index_keys.iter_mut())
-                .zip(hashes.iter_mut())
+                .zip(chunk_keys.iter_mut())
+                .zip(chunk_hashes.iter_mut())
                 .take(count)
             {
                 *index_key = index_key_of(key);
                 *hash = self.hash(index_key);
                 prefetch(index.bucket(*hash));
             }
-            // Stage 2: read every bucket, prefetch its first entry.
-            let mut versions = [0u64; BATCH_GROUP];
-            let mut cursors = [NIL; BATCH_GROUP];
-            for ((hash, version), cursor) in hashes
-                .iter()
-                .zip(versions.iter_mut())
-                .zip(cursors.iter_mut())
-                .take(count)
-            {
-                let head = index.bucket(*hash).load(Ordering::Acquire);
-                *version = bucket_version(head);
-                *cursor = bucket_first(head);
-                self.prefetch_entry(*cursor);
+            let groups = chunk_keys
+                .chunks(BATCH_GROUP)
+                .zip(chunk_hashes.chunks(BATCH_GROUP))
+                .zip(out[..count].chunks_mut(BATCH_GROUP));
+            for ((index_keys, hashes), out) in groups {
+                self.walk_group(link, index_keys, hashes, out, now);
             }
-            // Stage 3: walk the chains in lockstep; `pending` has a bit
-            // per key still walking.
-            let mut pending: u64 = if count == 64 {
-                u64::MAX
-            } else {
-                (1u64 << count) - 1
-            };
-            let mut retry: u64 = 0;
-            let mut steps = 0usize;
-            while pending != 0 {
-                let mut walking = pending;
-                while walking != 0 {
-                    let i = walking.trailing_zeros() as usize;
-                    walking &= walking - 1;
-                    let (Some(cursor), Some(index_key), Some(result)) =
-                        (cursors.get_mut(i), index_keys.get(i), out.get_mut(i))
-                    else {
-                        pending &= !(1 << i);
-                        continue;
-                    };
-                    let done = if *cursor == NIL {
-                        let version = versions.get(i).copied().unwrap_or(u64::MAX);
-                        let head = hashes
-                            .get(i)
-                            .map(|h| index.bucket(*h).load(Ordering::Acquire));
-                        if head.map(bucket_version) != Some(version) {
-                            retry |= 1 << i;
-                        } else {
-                            *result = None;
-                        }
-                        true
+        }
+    }
+
+    /// Stages 2 and 3 of a batch lookup for one group of at most 64 keys
+    /// whose buckets were prefetched; `out.len()` keys are looked up.
+    fn walk_group<'t>(
+        &'t self,
+        link: Link,
+        index_keys: &[IndexKey],
+        hashes: &[u64],
+        out: &mut [Option<ConnRef<'t>>],
+        now: Millis,
+    ) {
+        let index = self.index(link);
+        let count = out
+            .len()
+            .min(index_keys.len())
+            .min(hashes.len())
+            .min(BATCH_GROUP);
+        // Stage 2: read every bucket, prefetch its first entry.
+        let mut versions = [0u64; BATCH_GROUP];
+        let mut cursors = [NIL; BATCH_GROUP];
+        for ((hash, version), cursor) in hashes
+            .iter()
+            .zip(versions.iter_mut())
+            .zip(cursors.iter_mut())
+            .take(count)
+        {
+            let head = index.bucket(*hash).load(Ordering::Acquire);
+            *version = bucket_version(head);
+            *cursor = bucket_first(head);
+            self.prefetch_entry(*cursor);
+        }
+        // Stage 3: walk the chains in lockstep; `pending` has a bit
+        // per key still walking.
+        let mut pending: u64 = if count == 64 {
+            u64::MAX
+        } else {
+            (1u64 << count) - 1
+        };
+        let mut retry: u64 = 0;
+        let mut steps = 0usize;
+        while pending != 0 {
+            let mut walking = pending;
+            while walking != 0 {
+                let i = walking.trailing_zeros() as usize;
+                walking &= walking - 1;
+                let (Some(cursor), Some(index_key), Some(result)) =
+                    (cursors.get_mut(i), index_keys.get(i), out.get_mut(i))
+                else {
+                    pending &= !(1 << i);
+                    continue;
+                };
+                let done = if *cursor == NIL {
+                    let version = versions.get(i).copied().unwrap_or(u64::MAX);
+                    let head = hashes
+                        .get(i)
+                        .map(|h| index.bucket(*h).load(Ordering::Acquire));
+                    if head.map(bucket_version) != Some(version) {
+                        retry |= 1 << i;
                     } else {
-                        match self.probe(link, *cursor - 1, index_key, now) {
-                            Probe::Found(found) => {
-                                *result = Some(found);
-                                true
-                            }
-                            Probe::Next(next) => {
-                                *cursor = next;
-                                self.prefetch_entry(next);
-                                false
-                            }
-                            Probe::Raced => {
-                                retry |= 1 << i;
-                                true
-                            }
-                        }
-                    };
-                    if done {
-                        pending &= !(1 << i);
+                        *result = None;
                     }
-                }
-                steps += 1;
-                if steps > self.slots.len() {
-                    // A chain longer than the table: it changed under us.
-                    retry |= pending;
-                    pending = 0;
+                    true
+                } else {
+                    match self.probe(link, *cursor - 1, index_key, now) {
+                        Probe::Found(found) => {
+                            *result = Some(found);
+                            true
+                        }
+                        Probe::Next(next) => {
+                            *cursor = next;
+                            self.prefetch_entry(next);
+                            false
+                        }
+                        Probe::Raced => {
+                            retry |= 1 << i;
+                            true
+                        }
+                    }
+                };
+                if done {
+                    pending &= !(1 << i);
                 }
             }
-            // Keys that raced a writer: the single lookup retries.
-            while retry != 0 {
-                let i = retry.trailing_zeros() as usize;
-                retry &= retry - 1;
-                if let (Some(result), Some(index_key), Some(hash)) =
-                    (out.get_mut(i), index_keys.get(i), hashes.get(i))
-                {
-                    *result = self.find_hashed(link, index_key, *hash, now);
-                }
+            steps += 1;
+            if steps > self.slots.len() {
+                // A chain longer than the table: it changed under us.
+                retry |= pending;
+                pending = 0;
+            }
+        }
+        // Keys that raced a writer: the single lookup retries.
+        while retry != 0 {
+            let i = retry.trailing_zeros() as usize;
+            retry &= retry - 1;
+            if let (Some(result), Some(index_key), Some(hash)) =
+                (out.get_mut(i), index_keys.get(i), hashes.get(i))
+            {
+                *result = self.find_hashed(link, index_key, *hash, now);
             }
         }
     }
