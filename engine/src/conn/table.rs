@@ -293,8 +293,8 @@ impl ConnTable {
     ///
     /// The lookups are software pipelined so that their cache misses
     /// overlap instead of waiting on each other: every key of a chunk of
-    /// [`BATCH_CHUNK`] is hashed and its bucket prefetched; then, by
-    /// groups of [`BATCH_GROUP`], the buckets are read and each chain's
+    /// 64 is hashed and its bucket prefetched; then, by groups of 16,
+    /// the buckets are read and each chain's
     /// first entry prefetched (all its cache lines), and the chains are
     /// walked in lockstep, one entry per key per round, each round
     /// prefetching the next entries. A key whose walk raced a writer
