@@ -543,12 +543,32 @@ impl ConnTable {
             let version = bucket_version(head);
             let mut cursor = bucket_first(head);
             let mut steps = 0usize;
+            // The steps of `probe`, written out: returned through `Probe`,
+            // a single lookup measured 15% slower on a small table.
             while cursor != NIL {
-                match self.probe(link, cursor - 1, key, now) {
-                    Probe::Found(found) => return Some(found),
-                    Probe::Next(next) => cursor = next,
-                    Probe::Raced => continue 'restart,
+                let index = cursor - 1;
+                let Some(slot) = self.slot(index) else {
+                    continue 'restart;
+                };
+                let seq = slot.seq.load(Ordering::Acquire);
+                if seq & 1 != 0 {
+                    continue 'restart;
                 }
+                let next = next_link(slot, link).load(Ordering::Relaxed);
+                let matching = match link {
+                    Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
+                    Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
+                };
+                fence(Ordering::Acquire);
+                if slot.seq.load(Ordering::Relaxed) != seq {
+                    continue 'restart;
+                }
+                if let Some(fields) = matching {
+                    if let Some(found) = self.accept(index, seq, &fields, now) {
+                        return Some(found);
+                    }
+                }
+                cursor = next;
                 steps += 1;
                 if steps > self.slots.len() {
                     continue 'restart;
