@@ -171,9 +171,28 @@ fn time_rounds(mut round: impl FnMut() -> usize) -> (f64, f64) {
     (figures[0], figures[figures.len() / 2])
 }
 
-/// (single, batch) (min, median) ns per hit lookup in a table of
-/// `entries`, and its bytes per connection.
-fn measure(entries: u32) -> ((f64, f64), (f64, f64), f64) {
+/// Min and median ns per key of batch lookups of `N` keys.
+fn time_batches<const N: usize>(table: &ConnTable, keys: &[ConnKey]) -> (f64, f64) {
+    let mut start = 0usize;
+    time_rounds(|| {
+        let mut hits = 0;
+        let mut results = [None; N];
+        for _ in 0..SUMMARY_LOOKUPS / N {
+            start += N;
+            if start + N > keys.len() {
+                start = 0;
+            }
+            table.lookup_in_batch(black_box(&keys[start..start + N]), Millis(1), &mut results);
+            hits += results.iter().filter(|r| r.is_some()).count();
+        }
+        hits
+    })
+}
+
+/// (single, batch of 32, batch of 64) (min, median) ns per hit lookup
+/// in a table of `entries`, and its bytes per connection.
+#[allow(clippy::type_complexity)]
+fn measure(entries: u32) -> ((f64, f64), (f64, f64), (f64, f64), f64) {
     let (table, _) = filled(entries);
     let keys = scattered_keys(entries);
     let mut next = 0usize;
@@ -185,33 +204,17 @@ fn measure(entries: u32) -> ((f64, f64), (f64, f64), f64) {
         }
         hits
     });
-    let mut start = 0usize;
-    let batch = time_rounds(|| {
-        let mut hits = 0;
-        let mut results = [None; BATCH];
-        for _ in 0..SUMMARY_LOOKUPS / BATCH {
-            start += BATCH;
-            if start + BATCH > keys.len() {
-                start = 0;
-            }
-            table.lookup_in_batch(
-                black_box(&keys[start..start + BATCH]),
-                Millis(1),
-                &mut results,
-            );
-            hits += results.iter().filter(|r| r.is_some()).count();
-        }
-        hits
-    });
-    (single, batch, table.bytes_per_conn())
+    let batch = time_batches::<BATCH>(&table, &keys);
+    let batch_64 = time_batches::<64>(&table, &keys);
+    (single, batch, batch_64, table.bytes_per_conn())
 }
 
 /// Print ns per lookup at 1 k and 1 M entries side by side, single and
 /// batched, with the 1 M / 1 k ratio (issue 3 wants ≤ 2), and the bytes
 /// per connection.
 fn summary() {
-    let (single_1k, batch_1k, bytes_1k) = measure(1_000);
-    let (single_1m, batch_1m, bytes_1m) = measure(1_000_000);
+    let (single_1k, batch_1k, batch64_1k, bytes_1k) = measure(1_000);
+    let (single_1m, batch_1m, batch64_1m, bytes_1m) = measure(1_000_000);
     println!("conn table lookup_in hits, thread CPU ns per lookup (min / median of {SUMMARY_ROUNDS} rounds of {SUMMARY_LOOKUPS}):");
     println!(
         "  {:<22} {:>17} {:>17} {:>15}",
@@ -220,6 +223,7 @@ fn summary() {
     for (name, small, large) in [
         ("single", single_1k, single_1m),
         ("batch of 32, per key", batch_1k, batch_1m),
+        ("batch of 64, per key", batch64_1k, batch64_1m),
     ] {
         println!(
             "  {name:<22} {:>7.1} / {:>7.1} {:>7.1} / {:>7.1} {:>6.2} / {:>6.2}",
