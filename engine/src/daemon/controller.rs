@@ -43,6 +43,7 @@ pub struct Controller {
     steering: Steering,
     stats: Stats,
     route_misses: u64,
+    generation: u64,
 }
 
 impl Controller {
@@ -68,12 +69,24 @@ impl Controller {
             steering,
             stats,
             route_misses: 0,
+            generation: 0,
         })
     }
 
     /// The running configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What the backend is steered to deliver now.
+    pub fn steering(&self) -> &Steering {
+        &self.steering
+    }
+
+    /// Counts committed changes: differs after every change to the
+    /// running configuration.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The engine.
@@ -110,6 +123,7 @@ impl Controller {
         }
         self.steering = steering;
         self.config = next;
+        self.generation += 1;
         self.stats.sync(&self.engine.snapshot());
         Ok(())
     }

@@ -21,11 +21,14 @@ pub mod commands;
 pub mod control;
 pub mod controller;
 pub mod estimator;
+pub mod kernel;
 pub mod log;
+pub mod neighbours;
 pub mod netview;
 pub mod signals;
 pub mod steering;
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,11 +40,14 @@ use uvs_conf::control::DEFAULT_SOCKET_PATH;
 use uvs_conf::Config;
 
 pub use controller::Controller;
+pub use kernel::KernelSetup;
 
 use crate::dest::DestRegistry;
 use crate::engine::{Engine, DEST_REGISTRY_CAPACITY};
+use crate::io::afxdp::{self, AfXdpConfig};
 use crate::io::mem::MemBackend;
-use crate::io::{Backend, IoError};
+use crate::io::tun::{self, TunConfig};
+use crate::io::{Backend, IoError, Steering};
 use crate::route::NetView;
 use crate::snapshot::Snapshot;
 
@@ -100,7 +106,8 @@ impl BackendKind {
 }
 
 /// Start a backend of `kind` for `engine` on `interfaces` (in
-/// [`crate::route::PortId`] order, as in the engine's network view).
+/// [`crate::route::PortId`] order, as in the engine's network view),
+/// with the defaults of [`AfXdpConfig`] and [`TunConfig`].
 pub fn start_backend(
     kind: BackendKind,
     engine: Arc<Engine>,
@@ -108,11 +115,32 @@ pub fn start_backend(
 ) -> Result<Box<dyn Backend>, IoError> {
     match kind {
         BackendKind::Mem => Ok(Box::new(MemBackend::new(engine, interfaces))),
-        BackendKind::Afxdp | BackendKind::Tun => Err(IoError::Setup(format!(
-            "backend {} is not built yet",
-            kind.name()
-        ))),
+        BackendKind::Afxdp => {
+            let config = AfXdpConfig {
+                interfaces: interfaces.to_vec(),
+                ..AfXdpConfig::default()
+            };
+            Ok(Box::new(afxdp::start(engine, &config)?))
+        }
+        BackendKind::Tun => {
+            let config = TunConfig {
+                interfaces: interfaces.to_vec(),
+                ..TunConfig::default()
+            };
+            Ok(Box::new(tun::start(engine, &config)?))
+        }
     }
+}
+
+/// Prepare the kernel for `kind` and start it.
+fn try_backend(
+    kind: BackendKind,
+    engine: &Arc<Engine>,
+    interfaces: &[String],
+    kernel: &mut KernelSetup,
+) -> Result<Box<dyn Backend>, String> {
+    kernel.prepare(kind)?;
+    start_backend(kind, Arc::clone(engine), interfaces).map_err(|e| e.to_string())
 }
 
 /// The backend asked for, or AF_XDP falling back to TUN (the reason
@@ -121,21 +149,44 @@ fn choose_backend(
     asked: Option<BackendKind>,
     engine: &Arc<Engine>,
     interfaces: &[String],
-) -> Result<Box<dyn Backend>, String> {
+    kernel: &mut KernelSetup,
+) -> Result<(BackendKind, Box<dyn Backend>), String> {
     if let Some(kind) = asked {
-        return start_backend(kind, Arc::clone(engine), interfaces)
+        return try_backend(kind, engine, interfaces, kernel)
+            .map(|backend| (kind, backend))
             .map_err(|e| format!("backend {}: {e}", kind.name()));
     }
-    match start_backend(BackendKind::Afxdp, Arc::clone(engine), interfaces) {
-        Ok(backend) => Ok(backend),
+    match try_backend(BackendKind::Afxdp, engine, interfaces, kernel) {
+        Ok(backend) => Ok((BackendKind::Afxdp, backend)),
         Err(afxdp) => {
             log::warn(format_args!(
                 "AF_XDP backend unavailable ({afxdp}); falling back to TUN"
             ));
-            start_backend(BackendKind::Tun, Arc::clone(engine), interfaces)
+            try_backend(BackendKind::Tun, engine, interfaces, kernel)
+                .map(|backend| (BackendKind::Tun, backend))
                 .map_err(|tun| format!("no backend could start: afxdp: {afxdp}; tun: {tun}"))
         }
     }
+}
+
+/// The addresses the director must answer ARP/NDP for.
+fn owned_addresses(steering: &Steering) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = steering
+        .virtual_services
+        .iter()
+        .map(|&(_, addr, _)| addr)
+        .chain(steering.fullnat_locals.iter().copied())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The file recording kernel changes for the daemon on `socket`.
+pub fn kernel_state_path(socket: &std::path::Path) -> PathBuf {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".kernel");
+    PathBuf::from(name)
 }
 
 /// `--check FILE`: 0 when valid, 1 with every problem on stderr.
@@ -205,12 +256,14 @@ fn start(options: Options) -> Result<ExitCode, String> {
             NetView::default()
         }
     };
-    let engine = Arc::new(Engine::new(&config, net).map_err(|e| e.to_string())?);
+    let engine = Arc::new(Engine::new(&config, net.clone()).map_err(|e| e.to_string())?);
     let listener = control::bind(&options.socket).map_err(|e| e.to_string())?;
     let mut server = control::ControlServer::new(listener, options.socket.clone());
-    let backend = match choose_backend(options.backend, &engine, &interfaces) {
-        Ok(backend) => backend,
+    let mut kernel = KernelSetup::new(kernel_state_path(&options.socket));
+    let (kind, backend) = match choose_backend(options.backend, &engine, &interfaces, &mut kernel) {
+        Ok(chosen) => chosen,
         Err(e) => {
+            kernel.restore();
             server.remove_socket();
             return Err(e);
         }
@@ -228,6 +281,7 @@ fn start(options: Options) -> Result<ExitCode, String> {
     let controller = match Controller::new(config, options.config.clone(), engine, backend) {
         Ok(c) => c,
         Err(e) => {
+            kernel.restore();
             server.remove_socket();
             return Err(e);
         }
@@ -241,6 +295,7 @@ fn start(options: Options) -> Result<ExitCode, String> {
         Ok(poll) => poll,
         Err(e) => {
             controller.backend().shutdown();
+            kernel.restore();
             server.remove_socket();
             return Err(format!("cannot set up the event loop: {e}"));
         }
@@ -253,50 +308,119 @@ fn start(options: Options) -> Result<ExitCode, String> {
         "control socket {} ready",
         options.socket.display()
     ));
+    let state = kernel.state_path().to_path_buf();
+    let plane = Plane {
+        controller,
+        kernel,
+        kind,
+        interfaces,
+        net,
+    };
     let thread = std::thread::Builder::new()
         .name("uvsd-control".into())
-        .spawn(move || serve(poll, server, signals, controller, &interfaces));
-    let (controller, server) = match thread {
+        .spawn(move || serve(poll, server, signals, plane));
+    let (plane, server) = match thread {
         Ok(handle) => match handle.join() {
             Ok(done) => done,
             Err(_) => {
                 // The thread took its state with it; the socket file is
-                // all that is left to clean.
+                // left to clean, and the kernel changes to the next start
+                // (the state file lists them).
                 let _ = std::fs::remove_file(&options.socket);
-                return Err("the control thread panicked".to_string());
+                return Err(format!(
+                    "the control thread panicked; {} lists kernel changes left behind",
+                    state.display()
+                ));
             }
         },
         Err(e) => return Err(format!("cannot start the control thread: {e}")),
     };
+    let Plane {
+        controller,
+        mut kernel,
+        ..
+    } = plane;
     controller.backend().shutdown();
+    kernel.restore();
     server.remove_socket();
     log::info(controller::traffic_summary(controller.engine()));
     log::info("uvsd stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The control thread's event loop: clients, signals, estimator ticks
-/// and network refreshes, until a stop signal (or a broken poll).
+/// What the control thread owns besides the socket and signals.
+struct Plane {
+    controller: Controller,
+    kernel: KernelSetup,
+    kind: BackendKind,
+    interfaces: Vec<String>,
+    net: NetView,
+}
+
+impl Plane {
+    /// After a configuration change (and at start): answer ARP/NDP for
+    /// the owned addresses, and resolve the real servers' neighbours.
+    fn changed(&mut self, resolver: &mut neighbours::Resolver) {
+        let owned = owned_addresses(self.controller.steering());
+        self.kernel
+            .sync_addresses(self.kind, &owned, &self.interfaces);
+        resolver.want(
+            neighbours::wanted(self.controller.config(), &self.net),
+            &self.net,
+            Instant::now(),
+        );
+    }
+
+    /// Read the network view again and hand it to the engine.
+    fn refresh(&mut self, net_error: &mut Option<String>) {
+        if self.interfaces.is_empty() {
+            return;
+        }
+        match netview::read(&self.interfaces) {
+            Ok(view) => {
+                self.net = view.clone();
+                self.controller.engine().set_net(view);
+                if net_error.take().is_some() {
+                    log::info("network view readable again");
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if net_error.as_deref() != Some(message.as_str()) {
+                    log::warn(format_args!("cannot refresh the network view: {message}"));
+                    *net_error = Some(message);
+                }
+            }
+        }
+    }
+}
+
+/// The control thread's event loop: clients, signals, estimator ticks,
+/// neighbour resolution and network refreshes, until a stop signal (or
+/// a broken poll).
 fn serve(
     mut poll: Poll,
     mut server: control::ControlServer,
     mut signals: signal_hook_mio::v1_0::Signals,
-    mut controller: Controller,
-    interfaces: &[String],
-) -> (Controller, control::ControlServer) {
+    mut plane: Plane,
+) -> (Plane, control::ControlServer) {
     let tick = Duration::from_secs(estimator::TICK_SECS);
     let mut events = Events::with_capacity(256);
     let mut next_tick = Instant::now() + tick;
     let mut next_net = Instant::now() + NET_REFRESH;
+    let mut next_miss = Instant::now() + neighbours::POLL;
     let mut net_error: Option<String> = None;
+    let mut resolver = neighbours::Resolver::new();
+    let mut generation = plane.controller.generation();
+    plane.changed(&mut resolver);
     loop {
         let now = Instant::now();
-        let wake = next_tick.min(next_net);
+        let wake = next_tick.min(next_net).min(next_miss);
         let timeout = wake.saturating_duration_since(now);
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 log::error(format_args!("event loop failed: {e}; shutting down"));
-                return (controller, server);
+                return (plane, server);
             }
         }
         for event in events.iter() {
@@ -307,48 +431,47 @@ fn serve(
                         match action {
                             signals::SignalAction::Reload => {
                                 log::info("SIGHUP: reloading the configuration");
-                                controller.reload();
+                                plane.controller.reload();
                             }
                             signals::SignalAction::Stop(name) => {
                                 log::info(format_args!("{name}: shutting down"));
-                                return (controller, server);
+                                return (plane, server);
                             }
                         }
                     }
                 }
-                token => server.ready(poll.registry(), token, &mut controller),
+                token => server.ready(poll.registry(), token, &mut plane.controller),
             }
+        }
+        if plane.controller.generation() != generation {
+            generation = plane.controller.generation();
+            plane.changed(&mut resolver);
         }
         let now = Instant::now();
         if now >= next_tick {
-            controller.tick();
+            plane.controller.tick();
             next_tick += tick;
             if next_tick <= now {
                 // The loop fell behind (a long command): skip, don't burst.
                 next_tick = now + tick;
             }
-            if controller.route_misses_grew() {
+            if plane.controller.route_misses_grew() {
                 next_net = next_net.min(now + NET_REFRESH_ON_MISS);
+            }
+        }
+        if now >= next_miss {
+            next_miss = now + neighbours::POLL;
+            resolver.poll(plane.controller.engine(), &plane.net, now);
+            if resolver.busy() {
+                next_net = next_net.min(now + neighbours::POLL);
             }
         }
         if now >= next_net {
             next_net = now + NET_REFRESH;
-            if !interfaces.is_empty() {
-                match netview::read(interfaces) {
-                    Ok(view) => {
-                        controller.engine().set_net(view);
-                        if net_error.take().is_some() {
-                            log::info("network view readable again");
-                        }
-                    }
-                    Err(e) => {
-                        let message = e.to_string();
-                        if net_error.as_deref() != Some(message.as_str()) {
-                            log::warn(format_args!("cannot refresh the network view: {message}"));
-                            net_error = Some(message);
-                        }
-                    }
-                }
+            plane.refresh(&mut net_error);
+            resolver.settle(&plane.net, now);
+            if resolver.busy() {
+                next_net = now + neighbours::POLL;
             }
         }
     }

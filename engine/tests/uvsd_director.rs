@@ -1,0 +1,130 @@
+//! The real `uvsd` binary as a director (root; namespaces): started in a
+//! director namespace with a config file, on each backend, it balances a
+//! client's TCP connections to a virtual address on the client's own
+//! subnet over two DR real servers. Nobody holds a static ARP entry: the
+//! director answers ARP for the virtual address (a local address under
+//! AF_XDP, proxy ARP under TUN) and resolves the real servers' MACs
+//! itself, also after its neighbour table is flushed (the engine's
+//! `no_neighbour` drops trigger a solicitation; the client's SYN
+//! retransmission then gets through). SIGTERM undoes every kernel change.
+
+mod netns;
+mod uvsd_support;
+
+use std::time::{Duration, Instant};
+
+use netns::{mac_str, Topo, MAC_OUT};
+use uvsd_support::Uvsd;
+
+/// A virtual address on the client's subnet (203.0.113.0/24), so the
+/// client must ARP for it.
+const VIP: &str = "203.0.113.80";
+const PORT: u16 = 8080;
+
+fn dr_config() -> String {
+    format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:{PORT}\"\nscheduler = \"rr\"\n\
+         [[service.real_server]]\naddress = \"{}\"\nmethod = \"dr\"\n\
+         [[service.real_server]]\naddress = \"{}\"\nmethod = \"dr\"\n",
+        netns::RS[0],
+        netns::RS[1]
+    )
+}
+
+/// A DR lab: real servers hold VIP on lo (arp_ignore), serve on PORT.
+fn dr_lab(tag: &str) -> Topo {
+    let mut topo = Topo::new(tag, true);
+    for rs in &topo.rs {
+        topo.lab.exec(rs, &format!("ip addr add {VIP}/32 dev lo"));
+    }
+    topo.servers(true, PORT);
+    topo
+}
+
+fn requests(topo: &Topo, n: usize) -> Vec<String> {
+    topo.requests_to(VIP, n, PORT)
+}
+
+/// The client's neighbour entry for the VIP: learnt (not PERMANENT) and
+/// the director's MAC.
+fn assert_vip_learnt(topo: &Topo) {
+    let entry = topo
+        .lab
+        .exec(&topo.cli, &format!("ip neigh show {VIP} dev eth0"));
+    assert!(
+        entry.contains(&mac_str(MAC_OUT)) && !entry.contains("PERMANENT"),
+        "client's ARP entry for the VIP: {entry:?}"
+    );
+}
+
+fn dr_through(backend: &str, tag: &str) {
+    let topo = dr_lab(tag);
+    let mut uvsd = Uvsd::start(&topo.dir, &["--backend", backend], Some(&dr_config()));
+    let answers = requests(&topo, 4);
+    Topo::assert_rr(&answers);
+    assert_vip_learnt(&topo);
+
+    // A cold neighbour table: once the director's periodic view read
+    // (every 10 s) has dropped the flushed MACs, a connection still gets
+    // through: the engine's no_neighbour drop triggers a solicitation and
+    // the client's SYN retransmission passes. Flush and connect until the
+    // miss shows (bounded); every connection must succeed meanwhile.
+    let no_neighbour = |uvsd: &Uvsd| {
+        uvsd.engine_stats()
+            .drops
+            .get("no_neighbour")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = no_neighbour(&uvsd);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut slow = Duration::ZERO;
+    while no_neighbour(&uvsd) == before {
+        assert!(
+            Instant::now() < deadline,
+            "no connection met the flushed neighbour table\n{}",
+            uvsd.log_text()
+        );
+        topo.lab
+            .exec(&topo.dir, "ip neigh flush dev in1; ip neigh flush dev in2");
+        let started = Instant::now();
+        requests(&topo, 1);
+        slow = started.elapsed();
+    }
+    assert!(
+        slow < Duration::from_secs(4),
+        "the connection that met the cold table took {slow:?}"
+    );
+    assert!(
+        uvsd.log_text().contains("starting") && !uvsd.log_text().contains("no neighbour answered"),
+        "{}",
+        uvsd.log_text()
+    );
+
+    let status = uvsd.stop();
+    assert!(status.success(), "uvsd exit: {status}\n{}", uvsd.log_text());
+    let addrs = topo.lab.exec(&topo.dir, "ip -o addr show");
+    assert!(
+        !addrs.contains(VIP),
+        "the VIP was left on the director: {addrs}"
+    );
+    let proxies = topo.lab.exec(&topo.dir, "ip neigh show proxy");
+    assert!(!proxies.contains(VIP), "proxy entry left: {proxies}");
+    assert!(
+        !uvsd.socket.with_extension("sock.kernel").exists(),
+        "kernel state file left behind"
+    );
+    // The connection is refused now (nothing answers the VIP's port).
+    let (ok, _) = topo.lab.tcp_request(&topo.cli, VIP, PORT, "after");
+    assert!(!ok, "the VIP still answered after uvsd stopped");
+}
+
+#[test]
+fn dr_on_afxdp_with_no_static_arp() {
+    dr_through("afxdp", "ud");
+}
+
+#[test]
+fn dr_on_tun_with_no_static_arp() {
+    dr_through("tun", "ut");
+}
