@@ -14,6 +14,8 @@ mod uvsd_support;
 use std::time::{Duration, Instant};
 
 use netns::{mac_str, Topo, MAC_OUT};
+use uvs_conf::control::{Command as Ctl, Response, ServiceSpec};
+use uvs_conf::{DestConfig, ForwardMethod, Protocol, SchedFlags, SchedulerName, ServiceKey};
 use uvsd_support::Uvsd;
 
 /// A virtual address on the client's subnet (203.0.113.0/24), so the
@@ -127,4 +129,125 @@ fn dr_on_afxdp_with_no_static_arp() {
 #[test]
 fn dr_on_tun_with_no_static_arp() {
     dr_through("tun", "ut");
+}
+
+/// NAT real servers listen on their own addresses (PORT) and route back
+/// through the director.
+fn nat_lab(tag: &str) -> Topo {
+    let mut topo = Topo::new(tag, false);
+    topo.servers(false, PORT);
+    topo
+}
+
+fn service_key() -> ServiceKey {
+    ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: VIP.parse().unwrap(),
+        port: PORT,
+    }
+}
+
+fn add_nat_service(uvsd: &Uvsd) {
+    let spec = ServiceSpec {
+        key: service_key(),
+        scheduler: SchedulerName::Rr,
+        flags: SchedFlags::default(),
+        persistence: None,
+        one_packet: false,
+        fwmark_match: Vec::new(),
+    };
+    assert_eq!(uvsd.ctl(Ctl::AddService { service: spec }), Response::Ok);
+    for rs in netns::RS {
+        let server = DestConfig {
+            addr: rs.parse().unwrap(),
+            port: PORT,
+            method: ForwardMethod::Nat,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        assert_eq!(
+            uvsd.ctl(Ctl::AddServer {
+                service: service_key(),
+                server
+            }),
+            Response::Ok
+        );
+    }
+}
+
+/// `uvsd` with no config and no `--backend`: it starts with nothing
+/// attached, and once a NAT service and its real servers are added over
+/// the control socket it attaches (AF_XDP by default) to the interfaces
+/// that route to the VIP and the real servers, and serves.
+#[test]
+fn empty_start_attaches_on_demand_and_serves_nat() {
+    let topo = nat_lab("ue");
+    let mut uvsd = Uvsd::start(&topo.dir, &[], None);
+    assert!(
+        uvsd.log_text().contains("waiting for a virtual service"),
+        "{}",
+        uvsd.log_text()
+    );
+    add_nat_service(&uvsd);
+    let answers = requests(&topo, 4);
+    Topo::assert_rr(&answers);
+    assert_vip_learnt(&topo);
+    let log = uvsd.log_text();
+    assert!(
+        log.contains("backend af_xdp on out0, in1, in2")
+            || log.contains("backend af_xdp on out0, in2, in1"),
+        "{log}"
+    );
+    let status = uvsd.stop();
+    assert!(status.success(), "{status}\n{}", uvsd.log_text());
+    assert!(!topo.lab.exec(&topo.dir, "ip -o addr show").contains(VIP));
+}
+
+/// TUN backend, NAT: `kill -9` leaves the TUN device, policy rules,
+/// proxy ARP entries and sysctls behind; a restart cleans them up by
+/// itself and serves again. A second uvsd on the same interfaces is
+/// refused with a clear message, and does not disturb the first.
+#[test]
+fn tun_restart_after_kill9_and_second_daemon_refused() {
+    let topo = nat_lab("uk");
+    let config = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:{PORT}\"\nscheduler = \"rr\"\n\
+         [[service.real_server]]\naddress = \"{}\"\nmethod = \"nat\"\n\
+         [[service.real_server]]\naddress = \"{}\"\nmethod = \"nat\"\n",
+        netns::RS[0],
+        netns::RS[1]
+    );
+    let mut uvsd = Uvsd::start(&topo.dir, &["--backend", "tun"], Some(&config));
+    Topo::assert_rr(&requests(&topo, 2));
+    uvsd.kill9();
+    let left = topo.lab.exec(&topo.dir, "ip neigh show proxy");
+    assert!(
+        left.contains(VIP),
+        "expected leftovers after kill -9: {left}"
+    );
+
+    uvsd.launch(&topo.dir, &["--backend", "tun"], true);
+    Topo::assert_rr(&requests(&topo, 4));
+    assert!(
+        uvsd.log_text().contains("did not stop cleanly"),
+        "{}",
+        uvsd.log_text()
+    );
+
+    for extra in [&["--backend", "tun"][..], &[][..]] {
+        let (status, log) = uvsd.second(&topo.dir, extra);
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(
+            log.contains("already driven by another uvsd"),
+            "second uvsd: {log}"
+        );
+    }
+    Topo::assert_rr(&requests(&topo, 2));
+    let status = uvsd.stop();
+    assert!(status.success(), "{status}\n{}", uvsd.log_text());
+    let proxies = topo.lab.exec(&topo.dir, "ip neigh show proxy");
+    assert!(!proxies.contains(VIP), "proxy entry left: {proxies}");
+    let links = topo.lab.exec(&topo.dir, "ip -o link show");
+    assert!(!links.contains("uvs0"), "TUN device left: {links}");
 }

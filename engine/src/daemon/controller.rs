@@ -94,6 +94,16 @@ impl Controller {
         &self.engine
     }
 
+    /// Put `backend` in place of the running one (shut down first) and
+    /// steer it to the running configuration's traffic.
+    pub fn replace_backend(&mut self, backend: Box<dyn Backend>) -> Result<(), String> {
+        let old = std::mem::replace(&mut self.backend, backend);
+        old.shutdown();
+        self.backend
+            .steer(&self.steering)
+            .map_err(|e| format!("backend {}: cannot steer traffic: {e}", self.backend.name()))
+    }
+
     /// The backend.
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()

@@ -22,6 +22,7 @@ pub mod control;
 pub mod controller;
 pub mod estimator;
 pub mod kernel;
+pub mod lock;
 pub mod log;
 pub mod neighbours;
 pub mod netview;
@@ -138,7 +139,11 @@ fn try_backend(
     engine: &Arc<Engine>,
     interfaces: &[String],
     kernel: &mut KernelSetup,
+    locks: &mut lock::Locks,
 ) -> Result<Box<dyn Backend>, String> {
+    if kind == BackendKind::Tun {
+        locks.acquire(&[TunConfig::default().device], "TUN device")?;
+    }
     kernel.prepare(kind)?;
     start_backend(kind, Arc::clone(engine), interfaces).map_err(|e| e.to_string())
 }
@@ -150,19 +155,20 @@ fn choose_backend(
     engine: &Arc<Engine>,
     interfaces: &[String],
     kernel: &mut KernelSetup,
+    locks: &mut lock::Locks,
 ) -> Result<(BackendKind, Box<dyn Backend>), String> {
     if let Some(kind) = asked {
-        return try_backend(kind, engine, interfaces, kernel)
+        return try_backend(kind, engine, interfaces, kernel, locks)
             .map(|backend| (kind, backend))
             .map_err(|e| format!("backend {}: {e}", kind.name()));
     }
-    match try_backend(BackendKind::Afxdp, engine, interfaces, kernel) {
+    match try_backend(BackendKind::Afxdp, engine, interfaces, kernel, locks) {
         Ok(backend) => Ok((BackendKind::Afxdp, backend)),
         Err(afxdp) => {
             log::warn(format_args!(
                 "AF_XDP backend unavailable ({afxdp}); falling back to TUN"
             ));
-            try_backend(BackendKind::Tun, engine, interfaces, kernel)
+            try_backend(BackendKind::Tun, engine, interfaces, kernel, locks)
                 .map(|backend| (BackendKind::Tun, backend))
                 .map_err(|tun| format!("no backend could start: afxdp: {afxdp}; tun: {tun}"))
         }
@@ -180,6 +186,35 @@ fn owned_addresses(steering: &Steering) -> Vec<IpAddr> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The addresses whose interfaces the director attaches to when the
+/// config names none: virtual and full-NAT local addresses, real servers.
+fn needed_addresses(config: &Config) -> Vec<IpAddr> {
+    let mut out = steering::compute(config)
+        .map(|s| owned_addresses(&s))
+        .unwrap_or_default();
+    out.extend(
+        config
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter().map(|d| d.addr)),
+    );
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The interfaces to attach at start: those the config names; else
+/// (real backends) those routing to the configuration's addresses; the
+/// in-memory backend takes every interface that is up.
+fn initial_interfaces(config: &Config, asked: Option<BackendKind>) -> Result<Vec<String>, String> {
+    let listed = if !config.engine.interfaces.is_empty() || asked == Some(BackendKind::Mem) {
+        netview::choose_interfaces(&config.engine.interfaces)
+    } else {
+        netview::interfaces_for(&needed_addresses(config), &[TunConfig::default().device])
+    };
+    listed.map_err(|e| format!("cannot list network interfaces: {e}"))
 }
 
 /// The file recording kernel changes for the daemon on `socket`.
@@ -245,8 +280,7 @@ fn start(options: Options) -> Result<ExitCode, String> {
             None => "no config file: starting with no services".to_string(),
         }
     ));
-    let interfaces = netview::choose_interfaces(&config.engine.interfaces)
-        .map_err(|e| format!("cannot list network interfaces: {e}"))?;
+    let interfaces = initial_interfaces(&config, options.backend)?;
     let net = match netview::read(&interfaces) {
         Ok(net) => net,
         Err(e) => {
@@ -259,8 +293,34 @@ fn start(options: Options) -> Result<ExitCode, String> {
     let engine = Arc::new(Engine::new(&config, net.clone()).map_err(|e| e.to_string())?);
     let listener = control::bind(&options.socket).map_err(|e| e.to_string())?;
     let mut server = control::ControlServer::new(listener, options.socket.clone());
+    let mut locks = lock::Locks::new();
+    // The in-memory backend drives no interface: nothing to lock.
+    let drives = options.backend != Some(BackendKind::Mem);
+    if let Err(e) = drives
+        .then(|| locks.acquire(&interfaces, "interface"))
+        .unwrap_or(Ok(()))
+    {
+        server.remove_socket();
+        return Err(e);
+    }
     let mut kernel = KernelSetup::new(kernel_state_path(&options.socket));
-    let (kind, backend) = match choose_backend(options.backend, &engine, &interfaces, &mut kernel) {
+    let idle = interfaces.is_empty() && options.backend != Some(BackendKind::Mem);
+    let chosen = if idle {
+        log::info("no interface to attach to yet: waiting for a virtual service");
+        Ok((
+            BackendKind::Mem,
+            Box::new(MemBackend::new(Arc::clone(&engine), &[])) as Box<dyn Backend>,
+        ))
+    } else {
+        choose_backend(
+            options.backend,
+            &engine,
+            &interfaces,
+            &mut kernel,
+            &mut locks,
+        )
+    };
+    let (kind, backend) = match chosen {
         Ok(chosen) => chosen,
         Err(e) => {
             kernel.restore();
@@ -268,16 +328,9 @@ fn start(options: Options) -> Result<ExitCode, String> {
             return Err(e);
         }
     };
-    let ports: Vec<String> = backend.ports().into_iter().map(|(_, n)| n).collect();
-    log::info(format_args!(
-        "backend {} on {}",
-        backend.name(),
-        if ports.is_empty() {
-            "no interface".to_string()
-        } else {
-            ports.join(", ")
-        }
-    ));
+    if !idle {
+        log_backend(backend.as_ref());
+    }
     let controller = match Controller::new(config, options.config.clone(), engine, backend) {
         Ok(c) => c,
         Err(e) => {
@@ -312,7 +365,10 @@ fn start(options: Options) -> Result<ExitCode, String> {
     let plane = Plane {
         controller,
         kernel,
+        locks,
+        asked: options.backend,
         kind,
+        idle,
         interfaces,
         net,
     };
@@ -348,19 +404,125 @@ fn start(options: Options) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// "backend af_xdp on out0, in1".
+fn log_backend(backend: &dyn Backend) {
+    let ports: Vec<String> = backend.ports().into_iter().map(|(_, n)| n).collect();
+    log::info(format_args!(
+        "backend {} on {}",
+        backend.name(),
+        if ports.is_empty() {
+            "no interface".to_string()
+        } else {
+            ports.join(", ")
+        }
+    ));
+}
+
 /// What the control thread owns besides the socket and signals.
 struct Plane {
     controller: Controller,
     kernel: KernelSetup,
+    locks: lock::Locks,
+    /// The backend asked for on the command line.
+    asked: Option<BackendKind>,
+    /// The backend running (`Mem` while idle).
     kind: BackendKind,
+    /// No interface yet: a placeholder runs until a service needs one.
+    idle: bool,
+    /// Attached interfaces, in `PortId` order (only ever appended to).
     interfaces: Vec<String>,
     net: NetView,
 }
 
 impl Plane {
-    /// After a configuration change (and at start): answer ARP/NDP for
-    /// the owned addresses, and resolve the real servers' neighbours.
-    fn changed(&mut self, resolver: &mut neighbours::Resolver) {
+    /// When the config names no interface: the interfaces the running
+    /// configuration needs that are not attached yet.
+    fn missing_interfaces(&self) -> Vec<String> {
+        let config = self.controller.config();
+        if !config.engine.interfaces.is_empty() || self.asked == Some(BackendKind::Mem) {
+            return Vec::new();
+        }
+        match netview::interfaces_for(&needed_addresses(config), &[TunConfig::default().device]) {
+            Ok(needed) => needed
+                .into_iter()
+                .filter(|name| !self.interfaces.contains(name))
+                .collect(),
+            Err(e) => {
+                log::warn(format_args!("cannot list network interfaces: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Restart the backend on the attached interfaces plus `more`
+    /// (appended: existing ports keep their ids). The connection table
+    /// lives in the engine, so established connections survive; frames
+    /// arriving during the restart are lost and retransmitted.
+    fn attach(&mut self, more: Vec<String>, net_error: &mut Option<String>) {
+        log::info(format_args!(
+            "the configuration needs {}: restarting the backend to attach",
+            more.join(", ")
+        ));
+        if let Err(e) = self.locks.acquire(&more, "interface") {
+            log::error(e);
+            return;
+        }
+        // Shut the running backend down before the new one attaches (one
+        // XDP program and one TUN device per interface/name).
+        self.controller.backend().shutdown();
+        self.interfaces.extend(more);
+        self.refresh(net_error);
+        let engine = Arc::clone(self.controller.engine());
+        let started = if self.idle {
+            choose_backend(
+                self.asked,
+                &engine,
+                &self.interfaces,
+                &mut self.kernel,
+                &mut self.locks,
+            )
+        } else {
+            try_backend(
+                self.kind,
+                &engine,
+                &self.interfaces,
+                &mut self.kernel,
+                &mut self.locks,
+            )
+            .map(|backend| (self.kind, backend))
+        };
+        match started {
+            Ok((kind, backend)) => {
+                log_backend(backend.as_ref());
+                self.kind = kind;
+                self.idle = false;
+                if let Err(e) = self.controller.replace_backend(backend) {
+                    log::error(e);
+                }
+            }
+            Err(e) => {
+                log::error(format_args!(
+                    "cannot start the backend on {}: {e}; no traffic is served",
+                    self.interfaces.join(", ")
+                ));
+                self.kind = BackendKind::Mem;
+                self.idle = true;
+                let placeholder = Box::new(MemBackend::new(engine, &[]));
+                if let Err(e) = self.controller.replace_backend(placeholder) {
+                    log::error(e);
+                }
+            }
+        }
+    }
+
+    /// After a configuration change (and at start): attach to newly
+    /// needed interfaces, answer ARP/NDP for the owned addresses, and
+    /// resolve the real servers' neighbours.
+    fn changed(&mut self, resolver: &mut neighbours::Resolver, net_error: &mut Option<String>) {
+        let more = self.missing_interfaces();
+        if !more.is_empty() {
+            self.attach(more, net_error);
+        }
         let owned = owned_addresses(self.controller.steering());
         self.kernel
             .sync_addresses(self.kind, &owned, &self.interfaces);
@@ -410,9 +572,11 @@ fn serve(
     let mut next_net = Instant::now() + NET_REFRESH;
     let mut next_miss = Instant::now() + neighbours::POLL;
     let mut net_error: Option<String> = None;
-    let mut resolver = neighbours::Resolver::new();
+    // The in-memory backend sends nothing: no neighbour to resolve (and
+    // no datagram to send from a test's host namespace).
+    let mut resolver = neighbours::Resolver::new(plane.asked != Some(BackendKind::Mem));
     let mut generation = plane.controller.generation();
-    plane.changed(&mut resolver);
+    plane.changed(&mut resolver, &mut net_error);
     loop {
         let now = Instant::now();
         let wake = next_tick.min(next_net).min(next_miss);
@@ -445,7 +609,7 @@ fn serve(
         }
         if plane.controller.generation() != generation {
             generation = plane.controller.generation();
-            plane.changed(&mut resolver);
+            plane.changed(&mut resolver, &mut net_error);
         }
         let now = Instant::now();
         if now >= next_tick {

@@ -35,15 +35,19 @@ pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pending neighbour resolutions.
 #[derive(Debug, Default)]
 pub struct Resolver {
+    enabled: bool,
     pending: HashMap<IpAddr, Instant>,
     misses: Vec<IpAddr>,
     solicited: u64,
 }
 
 impl Resolver {
-    /// A resolver with nothing pending.
-    pub fn new() -> Resolver {
-        Resolver::default()
+    /// A resolver with nothing pending; a disabled one never solicits.
+    pub fn new(enabled: bool) -> Resolver {
+        Resolver {
+            enabled,
+            ..Resolver::default()
+        }
     }
 
     /// Whether some address is being resolved (the view should be read
@@ -60,6 +64,9 @@ impl Resolver {
     /// Solicit each of `addrs` whose next hop `net` routes but has no MAC
     /// for, unless already pending.
     pub fn want(&mut self, addrs: impl IntoIterator<Item = IpAddr>, net: &NetView, now: Instant) {
+        if !self.enabled {
+            return;
+        }
         for addr in addrs {
             if net.next_hop(addr) != Err(RouteError::NoNeighbour) {
                 continue;
