@@ -296,10 +296,12 @@ fn start(options: Options) -> Result<ExitCode, String> {
     let mut locks = lock::Locks::new();
     // The in-memory backend drives no interface: nothing to lock.
     let drives = options.backend != Some(BackendKind::Mem);
-    if let Err(e) = drives
-        .then(|| locks.acquire(&interfaces, "interface"))
-        .unwrap_or(Ok(()))
-    {
+    let locked = if drives {
+        locks.acquire(&interfaces, "interface")
+    } else {
+        Ok(())
+    };
+    if let Err(e) = locked {
         server.remove_socket();
         return Err(e);
     }
