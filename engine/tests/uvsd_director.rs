@@ -251,3 +251,60 @@ fn tun_restart_after_kill9_and_second_daemon_refused() {
     let links = topo.lab.exec(&topo.dir, "ip -o link show");
     assert!(!links.contains("uvs0"), "TUN device left: {links}");
 }
+
+/// TUN (IPIP) forwarding, the real servers running `uvsd --decap`: the
+/// director encapsulates towards each real server, whose decap role
+/// hands the inner packet to its stack; the reply goes from the VIP
+/// straight back to the client. SIGTERM removes the decap device.
+fn tunnel_through(backend: &str, tag: &str) {
+    let mut topo = Topo::new(tag, false);
+    for rs in &topo.rs {
+        topo.lab.exec(
+            rs,
+            "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+             net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2",
+        );
+    }
+    topo.servers(true, PORT);
+    let mut roles = Vec::new();
+    for (i, rs) in topo.rs.iter().enumerate() {
+        let role = Uvsd::start_plain(
+            rs,
+            &["--decap", "--vip", VIP, "--director", netns::DIR_IN[i]],
+            "decap role on uvsdecap0",
+        );
+        roles.push(role);
+    }
+    let config = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:{PORT}\"\nscheduler = \"rr\"\n\
+         [[service.real_server]]\naddress = \"{}\"\nmethod = \"tun\"\n\
+         [[service.real_server]]\naddress = \"{}\"\nmethod = \"tun\"\n",
+        netns::RS[0],
+        netns::RS[1]
+    );
+    let mut uvsd = Uvsd::start(&topo.dir, &["--backend", backend], Some(&config));
+    Topo::assert_rr(&requests(&topo, 4));
+    assert_vip_learnt(&topo);
+    assert!(uvsd.stop().success(), "{}", uvsd.log_text());
+    for (i, role) in roles.iter_mut().enumerate() {
+        let status = role.stop();
+        assert!(status.success(), "{status}\n{}", role.log_text());
+        assert!(
+            role.log_text().contains("packets delivered"),
+            "{}",
+            role.log_text()
+        );
+        let links = topo.lab.exec(&topo.rs[i], "ip -o link show");
+        assert!(!links.contains("uvsdecap0"), "decap device left: {links}");
+    }
+}
+
+#[test]
+fn tunnel_on_afxdp_to_decap_roles() {
+    tunnel_through("afxdp", "uq");
+}
+
+#[test]
+fn tunnel_on_tun_to_decap_roles() {
+    tunnel_through("tun", "uw");
+}

@@ -20,6 +20,7 @@
 pub mod commands;
 pub mod control;
 pub mod controller;
+pub mod decap;
 pub mod estimator;
 pub mod kernel;
 pub mod lock;
@@ -82,6 +83,29 @@ pub struct Options {
     /// Packet backend [default: afxdp, falling back to tun].
     #[arg(long, value_enum, value_name = "KIND")]
     pub backend: Option<BackendKind>,
+    /// Run only the decap role of a TUN-mode real server (no engine, no
+    /// control socket): needs --vip and --director.
+    #[arg(long, conflicts_with_all = ["config", "check", "backend"], requires_all = ["vips", "directors"])]
+    pub decap: bool,
+    /// With --decap: a virtual address this real server answers for
+    /// (repeat for more).
+    #[arg(long = "vip", value_name = "ADDR", requires = "decap")]
+    pub vips: Vec<IpAddr>,
+    /// With --decap: a director whose tunnels are accepted (repeat for
+    /// more); tunnels from any other source are dropped.
+    #[arg(long = "director", value_name = "ADDR", requires = "decap")]
+    pub directors: Vec<IpAddr>,
+    /// With --decap: also receive GUE on this UDP port.
+    #[arg(long, value_name = "PORT", requires = "decap")]
+    pub gue_port: Option<u16>,
+    /// With --decap: the TUN device holding the virtual addresses.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "uvsdecap0",
+        requires = "decap"
+    )]
+    pub decap_device: String,
 }
 
 /// Which packet backend to run.
@@ -255,7 +279,17 @@ pub fn run(options: Options) -> ExitCode {
     if let Some(path) = &options.check {
         return check(path);
     }
-    match start(options) {
+    let result = if options.decap {
+        decap::run(&decap::DecapOptions {
+            vips: options.vips.clone(),
+            directors: options.directors.clone(),
+            gue_port: options.gue_port,
+            device: options.decap_device.clone(),
+        })
+    } else {
+        start(options)
+    };
+    match result {
         Ok(code) => code,
         Err(message) => {
             log::error(message);

@@ -65,6 +65,34 @@ impl Uvsd {
         uvsd
     }
 
+    /// Start `uvsd ARGS` in `ns` with no socket or config argument (the
+    /// decap role), and wait until its log shows `ready`.
+    pub fn start_plain(ns: &str, args: &[&str], ready: &str) -> Uvsd {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let log = dir.path().join("uvsd.log");
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut uvsd = Uvsd {
+            child: Some(spawn(ns, &args, &log)),
+            socket: dir.path().join("none.sock"),
+            config: dir.path().join("none.toml"),
+            dir,
+            log,
+        };
+        let start = Instant::now();
+        while !uvsd.log_text().contains(ready) {
+            if let Some(status) = uvsd.try_status() {
+                panic!("uvsd exited with {status}:\n{}", uvsd.log_text());
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "uvsd never logged {ready:?}:\n{}",
+                uvsd.log_text()
+            );
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        uvsd
+    }
+
     /// The arguments uvsd is started with.
     fn args(&self, extra: &[&str], with_config: bool) -> Vec<String> {
         let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
