@@ -308,3 +308,46 @@ fn tunnel_on_afxdp_to_decap_roles() {
 fn tunnel_on_tun_to_decap_roles() {
     tunnel_through("tun", "uw");
 }
+
+/// An IPv6 VIP on the client's subnet: the client finds it by NDP (no
+/// static entry), on both backends; DR to two real servers.
+fn dr6_through(backend: &str, tag: &str) {
+    const VIP6: &str = "2001:db8:c::80";
+    let mut topo = Topo::new(tag, true);
+    for rs in &topo.rs {
+        topo.lab
+            .exec(rs, &format!("ip -6 addr add {VIP6}/128 dev lo nodad"));
+    }
+    topo.servers(true, PORT);
+    let config = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"[{VIP6}]:{PORT}\"\nscheduler = \"rr\"\n\
+         [[service.real_server]]\naddress = \"{}\"\nmethod = \"dr\"\n\
+         [[service.real_server]]\naddress = \"{}\"\nmethod = \"dr\"\n",
+        netns::RS6[0],
+        netns::RS6[1]
+    );
+    let mut uvsd = Uvsd::start(&topo.dir, &["--backend", backend], Some(&config));
+    Topo::assert_rr(&topo.requests_to(VIP6, 4, PORT));
+    let entry = topo
+        .lab
+        .exec(&topo.cli, &format!("ip -6 neigh show {VIP6} dev eth0"));
+    assert!(
+        entry.contains(&mac_str(MAC_OUT)) && !entry.contains("PERMANENT"),
+        "client's NDP entry for the VIP: {entry:?}"
+    );
+    assert!(uvsd.stop().success(), "{}", uvsd.log_text());
+    let addrs = topo.lab.exec(&topo.dir, "ip -o addr show");
+    assert!(!addrs.contains(VIP6), "VIP left: {addrs}");
+    let proxies = topo.lab.exec(&topo.dir, "ip -6 neigh show proxy");
+    assert!(!proxies.contains(VIP6), "proxy entry left: {proxies}");
+}
+
+#[test]
+fn dr_ipv6_on_afxdp_with_no_static_ndp() {
+    dr6_through("afxdp", "u6");
+}
+
+#[test]
+fn dr_ipv6_on_tun_with_no_static_ndp() {
+    dr6_through("tun", "u7");
+}
