@@ -351,3 +351,101 @@ fn dr_ipv6_on_afxdp_with_no_static_ndp() {
 fn dr_ipv6_on_tun_with_no_static_ndp() {
     dr6_through("tun", "u7");
 }
+
+/// Attaching to a newly needed interface restarts the backend; a
+/// connection established before goes on afterwards (the connection
+/// table lives in the engine).
+#[test]
+fn attach_restart_keeps_established_connections() {
+    let topo = nat_lab("ua");
+    let mut uvsd = Uvsd::start(&topo.dir, &[], None);
+    let spec = ServiceSpec {
+        key: service_key(),
+        scheduler: SchedulerName::Rr,
+        flags: SchedFlags::default(),
+        persistence: None,
+        one_packet: false,
+        fwmark_match: Vec::new(),
+    };
+    assert_eq!(uvsd.ctl(Ctl::AddService { service: spec }), Response::Ok);
+    let server = |rs: &str| DestConfig {
+        addr: rs.parse().unwrap(),
+        port: PORT,
+        method: ForwardMethod::Nat,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+    };
+    assert_eq!(
+        uvsd.ctl(Ctl::AddServer {
+            service: service_key(),
+            server: server(netns::RS[0])
+        }),
+        Response::Ok
+    );
+    // A client that sends half its payload, waits for a go file, then
+    // sends the rest.
+    let go = format!("/tmp/{}-go", topo.lab.prefix());
+    let script = format!(
+        "import socket,sys,os,time\n\
+         c=socket.create_connection(('{VIP}',{PORT}),timeout=20)\n\
+         c.sendall(b'first-')\n\
+         end=time.time()+20\n\
+         while not os.path.exists('{go}') and time.time()<end: time.sleep(0.02)\n\
+         c.sendall(b'second')\n\
+         c.shutdown(socket.SHUT_WR)\n\
+         d=b''\n\
+         while True:\n\
+         \x20 b=c.recv(65536)\n\
+         \x20 if not b: break\n\
+         \x20 d+=b\n\
+         sys.stdout.write(d.decode())\n"
+    );
+    let path = format!("/tmp/{}-long.py", topo.lab.prefix());
+    std::fs::write(&path, script).unwrap();
+    let client = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &topo.cli, "timeout", "30", "python3", &path,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while uvsd.engine_stats().new_conns == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the long connection never opened"
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    // rs2 sits behind in2: attaching it restarts the backend.
+    assert_eq!(
+        uvsd.ctl(Ctl::AddServer {
+            service: service_key(),
+            server: server(netns::RS[1])
+        }),
+        Response::Ok
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !uvsd.log_text().contains("on out0, in1, in2") {
+        assert!(
+            Instant::now() < deadline,
+            "in2 never attached:\n{}",
+            uvsd.log_text()
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    std::fs::write(&go, "").unwrap();
+    let out = client.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "long connection failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        uvsd.log_text()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "rs1\nfirst-second");
+    // New connections reach both real servers.
+    Topo::assert_rr(&requests(&topo, 4));
+    assert!(uvsd.stop().success(), "{}", uvsd.log_text());
+}
