@@ -23,9 +23,11 @@ use uvsd_support::Uvsd;
 const VIP: &str = "203.0.113.80";
 const PORT: u16 = 8080;
 
+/// The backend settings are the config file's (a small UMEM, a TUN
+/// device of another name).
 fn dr_config() -> String {
     format!(
-        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:{PORT}\"\nscheduler = \"rr\"\n\
+        "[engine]\numem_frames = 1024\ntun_device = \"uvsdr0\"\n\n[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:{PORT}\"\nscheduler = \"rr\"\n\
          [[service.real_server]]\naddress = \"{}\"\nmethod = \"dr\"\n\
          [[service.real_server]]\naddress = \"{}\"\nmethod = \"dr\"\n",
         netns::RS[0],
@@ -65,6 +67,12 @@ fn dr_through(backend: &str, tag: &str) {
     let answers = requests(&topo, 4);
     Topo::assert_rr(&answers);
     assert_vip_learnt(&topo);
+    let (has_device, _) = topo.lab.try_exec(&topo.dir, "ip link show dev uvsdr0");
+    assert_eq!(
+        has_device,
+        backend == "tun",
+        "TUN device named by the config"
+    );
 
     // A cold neighbour table: once the director's periodic view read
     // (every 10 s) has dropped the flushed MACs, a connection still gets
@@ -112,6 +120,8 @@ fn dr_through(backend: &str, tag: &str) {
     );
     let proxies = topo.lab.exec(&topo.dir, "ip neigh show proxy");
     assert!(!proxies.contains(VIP), "proxy entry left: {proxies}");
+    let (has_device, _) = topo.lab.try_exec(&topo.dir, "ip link show dev uvsdr0");
+    assert!(!has_device, "TUN device left");
     assert!(
         !uvsd.socket.with_extension("sock.kernel").exists(),
         "kernel state file left behind"

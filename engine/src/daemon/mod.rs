@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use mio::{Events, Poll, Token};
 use uvs_conf::control::DEFAULT_SOCKET_PATH;
-use uvs_conf::Config;
+use uvs_conf::{Config, EngineSettings};
 
 pub use controller::Controller;
 pub use kernel::KernelSetup;
@@ -131,24 +131,30 @@ impl BackendKind {
 }
 
 /// Start a backend of `kind` for `engine` on `interfaces` (in
-/// [`crate::route::PortId`] order, as in the engine's network view),
-/// with the defaults of [`AfXdpConfig`] and [`TunConfig`].
+/// [`crate::route::PortId`] order, as in the engine's network view):
+/// the defaults of [`AfXdpConfig`] and [`TunConfig`] with `settings`'
+/// `umem_frames` (rings sized to at most half of them) and `tun_device`.
 pub fn start_backend(
     kind: BackendKind,
     engine: Arc<Engine>,
     interfaces: &[String],
+    settings: &EngineSettings,
 ) -> Result<Box<dyn Backend>, IoError> {
     match kind {
         BackendKind::Mem => Ok(Box::new(MemBackend::new(engine, interfaces))),
         BackendKind::Afxdp => {
+            let default = AfXdpConfig::default();
             let config = AfXdpConfig {
                 interfaces: interfaces.to_vec(),
-                ..AfXdpConfig::default()
+                frames: settings.umem_frames,
+                ring_size: default.ring_size.min(settings.umem_frames / 2).max(1),
+                ..default
             };
             Ok(Box::new(afxdp::start(engine, &config)?))
         }
         BackendKind::Tun => {
             let config = TunConfig {
+                device: settings.tun_device.clone(),
                 interfaces: interfaces.to_vec(),
                 ..TunConfig::default()
             };
@@ -164,12 +170,13 @@ fn try_backend(
     interfaces: &[String],
     kernel: &mut KernelSetup,
     locks: &mut lock::Locks,
+    settings: &EngineSettings,
 ) -> Result<Box<dyn Backend>, String> {
     if kind == BackendKind::Tun {
-        locks.acquire(&[TunConfig::default().device], "TUN device")?;
+        locks.acquire(std::slice::from_ref(&settings.tun_device), "TUN device")?;
     }
     kernel.prepare(kind)?;
-    start_backend(kind, Arc::clone(engine), interfaces).map_err(|e| e.to_string())
+    start_backend(kind, Arc::clone(engine), interfaces, settings).map_err(|e| e.to_string())
 }
 
 /// The backend asked for, or AF_XDP falling back to TUN (the reason
@@ -180,21 +187,36 @@ fn choose_backend(
     interfaces: &[String],
     kernel: &mut KernelSetup,
     locks: &mut lock::Locks,
+    settings: &EngineSettings,
 ) -> Result<(BackendKind, Box<dyn Backend>), String> {
     if let Some(kind) = asked {
-        return try_backend(kind, engine, interfaces, kernel, locks)
+        return try_backend(kind, engine, interfaces, kernel, locks, settings)
             .map(|backend| (kind, backend))
             .map_err(|e| format!("backend {}: {e}", kind.name()));
     }
-    match try_backend(BackendKind::Afxdp, engine, interfaces, kernel, locks) {
+    match try_backend(
+        BackendKind::Afxdp,
+        engine,
+        interfaces,
+        kernel,
+        locks,
+        settings,
+    ) {
         Ok(backend) => Ok((BackendKind::Afxdp, backend)),
         Err(afxdp) => {
             log::warn(format_args!(
                 "AF_XDP backend unavailable ({afxdp}); falling back to TUN"
             ));
-            try_backend(BackendKind::Tun, engine, interfaces, kernel, locks)
-                .map(|backend| (BackendKind::Tun, backend))
-                .map_err(|tun| format!("no backend could start: afxdp: {afxdp}; tun: {tun}"))
+            try_backend(
+                BackendKind::Tun,
+                engine,
+                interfaces,
+                kernel,
+                locks,
+                settings,
+            )
+            .map(|backend| (BackendKind::Tun, backend))
+            .map_err(|tun| format!("no backend could start: afxdp: {afxdp}; tun: {tun}"))
         }
     }
 }
@@ -354,6 +376,7 @@ fn start(options: Options) -> Result<ExitCode, String> {
             &interfaces,
             &mut kernel,
             &mut locks,
+            &config.engine,
         )
     };
     let (kind, backend) = match chosen {
@@ -509,6 +532,7 @@ impl Plane {
         self.interfaces.extend(more);
         self.refresh(net_error);
         let engine = Arc::clone(self.controller.engine());
+        let settings = self.controller.config().engine.clone();
         let started = if self.idle {
             choose_backend(
                 self.asked,
@@ -516,6 +540,7 @@ impl Plane {
                 &self.interfaces,
                 &mut self.kernel,
                 &mut self.locks,
+                &settings,
             )
         } else {
             try_backend(
@@ -524,6 +549,7 @@ impl Plane {
                 &self.interfaces,
                 &mut self.kernel,
                 &mut self.locks,
+                &settings,
             )
             .map(|backend| (self.kind, backend))
         };
