@@ -32,7 +32,8 @@
 //!
 //! **Undo.** Every change is written to a state file next to the control
 //! socket (`<socket>.kernel`) before it is made: original sysctl values,
-//! addresses and proxy entries added. Shutdown undoes them and removes
+//! addresses and proxy entries added, and the network namespace they
+//! were made in (a file from another namespace is not undone). Shutdown undoes them and removes
 //! the file; after a `kill -9`, the next start finds the file and undoes
 //! what the killed process left, so a restart needs no manual cleanup.
 //!
@@ -54,6 +55,15 @@ use super::{log, BackendKind};
 /// Most virtual addresses uvsd will make local or proxy (fwmark ranges
 /// can be large); beyond this, a warning.
 pub const MAX_OWNED_ADDRESSES: usize = 1024;
+
+/// The inode of this thread's network namespace (0 if unknown).
+fn netns_id() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/thread-self/ns/net")
+        .or_else(|_| fs::metadata("/proc/self/ns/net"))
+        .map(|m| m.ino())
+        .unwrap_or(0)
+}
 
 /// A sysctl path under `/proc/sys`, from its components (interface
 /// names may contain dots, so no dotted names here).
@@ -228,6 +238,23 @@ impl KernelSetup {
     pub fn new(state: PathBuf) -> KernelSetup {
         if let Ok(text) = fs::read_to_string(&state) {
             let left: Vec<Change> = text.lines().filter_map(Change::parse).collect();
+            let here = netns_id();
+            let written_in = text
+                .lines()
+                .find_map(|l| l.strip_prefix("netns\t"))
+                .and_then(|n| n.trim().parse::<u64>().ok());
+            if written_in.is_some_and(|ns| ns != here) {
+                log::warn(format_args!(
+                    "{} was left by a uvsd in another network namespace; not undoing it here",
+                    state.display()
+                ));
+                let _ = fs::remove_file(&state);
+                return KernelSetup {
+                    state,
+                    changes: Vec::new(),
+                    local_vips: false,
+                };
+            }
             if !left.is_empty() {
                 log::warn(format_args!(
                     "{} lists {} kernel change(s) of a uvsd that did not stop cleanly; undoing them",
@@ -253,7 +280,7 @@ impl KernelSetup {
     }
 
     fn persist(&self) {
-        let mut text = String::new();
+        let mut text = format!("netns\t{}\n", netns_id());
         for change in &self.changes {
             text.push_str(&change.line());
             text.push('\n');

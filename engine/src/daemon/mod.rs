@@ -2,17 +2,34 @@
 //!
 //! [`run`] is the whole daemon, and `src/bin/uvsd.rs` only calls it. At
 //! start it reads and validates the config file (errors as
-//! `file:line:column`, exit 1), or starts with no services; reads the
-//! kernel's network view ([`netview`]); builds the [`Engine`]; binds the
-//! control socket ([`control`]); starts a packet backend through
-//! [`start_backend`] (AF_XDP, falling back to TUN, or the in-memory one);
-//! and hands everything to the control thread. That thread runs one mio
-//! event loop: control clients, signals ([`signals`]), the 2 s rate
-//! estimator tick ([`estimator`]) and the periodic network view refresh.
-//! Changes from clients and from SIGHUP go through [`Controller::commit`]
-//! ([`commands`] for the ipvsadm semantics, [`steering`] for what the
-//! backend must deliver). SIGTERM or SIGINT ends the loop; the backend is
-//! shut down and the socket file removed.
+//! `file:line:column`, exit 1), or starts with no services; chooses the
+//! interfaces (`[engine] interfaces`, or else those the kernel routes the
+//! virtual addresses and real servers over: [`netview::interfaces_for`]);
+//! reads the kernel's network view ([`netview`]); builds the [`Engine`];
+//! binds the control socket ([`control`]); locks the interfaces against
+//! a second uvsd ([`lock`]); undoes what a killed predecessor left in the
+//! kernel and prepares it for the backend ([`kernel`]); starts a packet
+//! backend through [`start_backend`] (AF_XDP, falling back to TUN with
+//! the reason logged; `[engine] umem_frames` and `tun_device`); and hands
+//! everything to the control thread.
+//!
+//! That thread runs one mio event loop: control clients, signals
+//! ([`signals`]), the 2 s rate estimator tick ([`estimator`]), neighbour
+//! resolution every 100 ms ([`neighbours`]) and the periodic network
+//! view refresh. Changes from clients and from SIGHUP go through
+//! [`Controller::commit`] ([`commands`] for the ipvsadm semantics,
+//! [`steering`] for what the backend must deliver). After each change
+//! the loop makes the director answer ARP/NDP for the owned addresses
+//! ([`kernel::KernelSetup::sync_addresses`]), has the kernel resolve the
+//! real servers' MACs, and — when no interface is configured — attaches
+//! to newly needed interfaces by restarting the backend on the larger
+//! set (the connection table lives in the engine, so established
+//! connections survive; with nothing configured uvsd starts idle and
+//! attaches when the first service arrives). SIGTERM or SIGINT ends the
+//! loop; the backend is shut down, every kernel change undone and the
+//! socket file removed.
+//!
+//! `uvsd --decap` runs only the real-server decap role ([`decap`]).
 //!
 //! Logs go to stderr, one line per event ([`log`]); the packet path
 //! never logs.
@@ -68,7 +85,9 @@ pub const NET_REFRESH_ON_MISS: Duration = Duration::from_secs(1);
     long_about = "uvs director daemon: a userspace Linux Virtual Server.\n\n\
         Reads FILE (TOML), balances the services it names, and serves uvsadm on a control \
         socket. SIGHUP re-reads FILE (a file with an error is refused and the running \
-        configuration stays); SIGTERM or SIGINT shuts down cleanly."
+        configuration stays); SIGTERM or SIGINT shuts down cleanly.\n\n\
+        On a TUN-mode real server, `uvsd --decap --vip VIP --director ADDR` runs only the \
+        decap role."
 )]
 pub struct Options {
     /// Configuration file; without it uvsd starts with no services.
