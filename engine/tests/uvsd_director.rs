@@ -214,13 +214,13 @@ fn empty_start_attaches_on_demand_and_serves_nat() {
     assert!(!topo.lab.exec(&topo.dir, "ip -o addr show").contains(VIP));
 }
 
-/// TUN backend, NAT: `kill -9` leaves the TUN device, policy rules,
-/// proxy ARP entries and sysctls behind; a restart cleans them up by
-/// itself and serves again. A second uvsd on the same interfaces is
-/// refused with a clear message, and does not disturb the first.
-#[test]
-fn tun_restart_after_kill9_and_second_daemon_refused() {
-    let topo = nat_lab("uk");
+/// NAT: `kill -9` leaves kernel changes behind (TUN: the device's
+/// policy rules, proxy ARP entries, sysctls; AF_XDP: the VIP on lo,
+/// accept_local); a restart cleans them up by itself and serves again.
+/// A second uvsd on the same interfaces is refused with a clear message,
+/// and does not disturb the first.
+fn restart_after_kill9(backend: &str, tag: &str) {
+    let topo = nat_lab(tag);
     let config = format!(
         "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:{PORT}\"\nscheduler = \"rr\"\n\
          [[service.real_server]]\naddress = \"{}\"\nmethod = \"nat\"\n\
@@ -228,16 +228,18 @@ fn tun_restart_after_kill9_and_second_daemon_refused() {
         netns::RS[0],
         netns::RS[1]
     );
-    let mut uvsd = Uvsd::start(&topo.dir, &["--backend", "tun"], Some(&config));
+    let mut uvsd = Uvsd::start(&topo.dir, &["--backend", backend], Some(&config));
     Topo::assert_rr(&requests(&topo, 2));
     uvsd.kill9();
-    let left = topo.lab.exec(&topo.dir, "ip neigh show proxy");
+    let left = topo
+        .lab
+        .exec(&topo.dir, "ip neigh show proxy; ip -o addr show dev lo");
     assert!(
         left.contains(VIP),
         "expected leftovers after kill -9: {left}"
     );
 
-    uvsd.launch(&topo.dir, &["--backend", "tun"], true);
+    uvsd.launch(&topo.dir, &["--backend", backend], true);
     Topo::assert_rr(&requests(&topo, 4));
     assert!(
         uvsd.log_text().contains("did not stop cleanly"),
@@ -245,7 +247,11 @@ fn tun_restart_after_kill9_and_second_daemon_refused() {
         uvsd.log_text()
     );
 
-    for extra in [&["--backend", "tun"][..], &[][..]] {
+    for extra in [
+        &["--backend", "tun"][..],
+        &["--backend", "afxdp"][..],
+        &[][..],
+    ] {
         let (status, log) = uvsd.second(&topo.dir, extra);
         assert_eq!(status.code(), Some(1), "{log}");
         assert!(
@@ -256,10 +262,22 @@ fn tun_restart_after_kill9_and_second_daemon_refused() {
     Topo::assert_rr(&requests(&topo, 2));
     let status = uvsd.stop();
     assert!(status.success(), "{status}\n{}", uvsd.log_text());
-    let proxies = topo.lab.exec(&topo.dir, "ip neigh show proxy");
-    assert!(!proxies.contains(VIP), "proxy entry left: {proxies}");
+    let left = topo
+        .lab
+        .exec(&topo.dir, "ip neigh show proxy; ip -o addr show dev lo");
+    assert!(!left.contains(VIP), "VIP left behind: {left}");
     let links = topo.lab.exec(&topo.dir, "ip -o link show");
     assert!(!links.contains("uvs0"), "TUN device left: {links}");
+}
+
+#[test]
+fn tun_restart_after_kill9_and_second_daemon_refused() {
+    restart_after_kill9("tun", "uk");
+}
+
+#[test]
+fn afxdp_restart_after_kill9_and_second_daemon_refused() {
+    restart_after_kill9("afxdp", "uj");
 }
 
 /// TUN (IPIP) forwarding, the real servers running `uvsd --decap`: the
