@@ -7,11 +7,12 @@
 #   XDP program (clang -target bpf) and libbpf/libxdp under xsk-rs.
 # - iproute2 ethtool iputils-ping python3: the namespace/veth labs of the
 #   I/O tests (ip netns, ethtool -K tx off, ping, a tiny TCP server).
+# - procps: sysctl, which the TUN backend and decap role run (and the labs).
 set -euo pipefail
 
 need_apt=()
 for pkg in valgrind clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-  iproute2 ethtool iputils-ping python3; do
+  iproute2 ethtool iputils-ping python3 procps; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
