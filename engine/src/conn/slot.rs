@@ -634,3 +634,32 @@ pub(crate) fn unlock_bucket(bucket: &AtomicU64, first: u32, version: u64) {
         Ordering::Release,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_part_fills_exactly_one_cache_line_and_entry_stays_112_bytes() {
+        assert_eq!(std::mem::size_of::<SlotHot>(), 64);
+        assert_eq!(std::mem::align_of::<SlotHot>(), 64);
+        assert_eq!(std::mem::size_of::<SlotCold>(), 48);
+        assert_eq!(SLOT_BYTES, 112);
+    }
+
+    #[test]
+    fn every_hot_part_starts_a_cache_line_in_small_and_huge_page_arrays() {
+        // 10 entries come from the heap, 40 000 (2.5 MiB) from a mapping.
+        for len in [10, 40_000] {
+            let slots = Slots::new(len);
+            assert_eq!(slots.len(), len);
+            for slot in slots.iter() {
+                assert_eq!(std::ptr::from_ref(slot.hot) as usize % 64, 0);
+            }
+            let last = slots.get(len - 1).expect("last entry");
+            assert!(slots.get(len).is_none());
+            last.cold.dest.store(7, Ordering::Relaxed);
+            assert_eq!(last.read_fields().dest, 7);
+        }
+    }
+}
