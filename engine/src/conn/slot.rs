@@ -249,7 +249,7 @@ impl Slot<'_> {
         }
     }
 
-    /// The in-index key, reading only the entry's first 64 bytes (inside
+    /// The in-index key, reading only the entry's hot part (one cache line) (inside
     /// a sequence-checked section).
     pub fn read_in_key(&self) -> IndexKey {
         let mut addrs = [0u64; 4];
