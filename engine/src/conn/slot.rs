@@ -1,4 +1,5 @@
-//! The layout of one table entry (112 bytes) and of the hash buckets.
+//! The layout of one table entry (112 bytes: a 64-byte hot part on its
+//! own cache line and a 48-byte cold part) and of the hash buckets.
 //!
 //! Every field is an atomic so that lock-free readers may race writers
 //! without undefined behaviour; consistency comes from the sequence
@@ -103,12 +104,13 @@ const METHOD_FULLNAT: u32 = 3;
 /// Link value meaning "end of chain".
 pub(crate) const NIL: u32 = 0;
 
-/// One entry: a connection or a template. 112 bytes; what a lookup in
-/// the in-index compares (and the chain link, state and deadline) comes
-/// first, in 64 bytes.
+/// The part of an entry that a lookup in the in-index reads: its
+/// sequence counter, state, key, chain link and deadline. 64 bytes on a
+/// cache line of its own, so that walking past a non-matching entry
+/// costs one cache line.
 #[derive(Debug, Default)]
-#[repr(C)]
-pub(crate) struct Slot {
+#[repr(C, align(64))]
+pub(crate) struct SlotHot {
     /// Sequence counter: odd = free or being written.
     pub seq: AtomicU32,
     /// Lifecycle, TCP state, flags, touch counter, generation.
@@ -123,6 +125,13 @@ pub(crate) struct Slot {
     pub key_addrs: [AtomicU64; 4],
     /// Deadline in [`crate::time::Millis`].
     pub expires: AtomicU64,
+}
+
+/// The rest of an entry (48 bytes), read once a lookup matched, by
+/// out-index lookups and by the slow paths.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct SlotCold {
     /// Next entry (index + 1) in the out-index chain.
     pub next_out: AtomicU32,
     /// Destination id.
@@ -136,9 +145,72 @@ pub(crate) struct Slot {
     pub far_addrs: [AtomicU64; 4],
 }
 
-// SAFETY: `Slot` is made only of atomics; all-zero is a valid (free)
-// entry and there is no drop glue.
-unsafe impl super::storage::ZeroInit for Slot {}
+// SAFETY: `SlotHot` is made only of atomics; all-zero is a valid (free)
+// entry part and there is no drop glue.
+unsafe impl super::storage::ZeroInit for SlotHot {}
+// SAFETY: as above, for the cold part.
+unsafe impl super::storage::ZeroInit for SlotCold {}
+
+/// Bytes of one entry, both parts.
+pub(crate) const SLOT_BYTES: usize =
+    std::mem::size_of::<SlotHot>() + std::mem::size_of::<SlotCold>();
+
+/// Every entry, stored as two arrays of parts indexed alike.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    hot: ZeroedArray<SlotHot>,
+    cold: ZeroedArray<SlotCold>,
+}
+
+impl Slots {
+    /// `len` free (zeroed) entries.
+    pub fn new(len: usize) -> Slots {
+        Slots {
+            hot: ZeroedArray::new(len),
+            cold: ZeroedArray::new(len),
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.hot.len()
+    }
+
+    /// Entry `index`, if in range.
+    #[inline(always)]
+    pub fn get(&self, index: usize) -> Option<Slot<'_>> {
+        Some(Slot {
+            hot: self.hot.get(index)?,
+            cold: self.cold.get(index)?,
+        })
+    }
+
+    /// Every entry in index order.
+    pub fn iter(&self) -> impl Iterator<Item = Slot<'_>> {
+        self.hot
+            .iter()
+            .zip(self.cold.iter())
+            .map(|(hot, cold)| Slot { hot, cold })
+    }
+}
+
+/// One entry: a connection or a template, seen through its two parts.
+/// Dereferences to the hot part; the cold part is `cold`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot<'a> {
+    /// What lookups compare.
+    pub hot: &'a SlotHot,
+    /// The rest.
+    pub cold: &'a SlotCold,
+}
+
+impl std::ops::Deref for Slot<'_> {
+    type Target = SlotHot;
+
+    fn deref(&self) -> &SlotHot {
+        self.hot
+    }
+}
 
 /// A plain copy of an entry's immutable fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -158,13 +230,13 @@ pub(crate) struct IndexKey {
     pub addrs: [u64; 4],
 }
 
-impl Slot {
+impl Slot<'_> {
     /// Read the immutable fields (inside a sequence-checked section).
     pub fn read_fields(&self) -> Fields {
         let mut addrs = [0u64; 8];
         for (out, word) in addrs
             .iter_mut()
-            .zip(self.key_addrs.iter().chain(self.far_addrs.iter()))
+            .zip(self.key_addrs.iter().chain(self.cold.far_addrs.iter()))
         {
             *out = word.load(Ordering::Relaxed);
         }
@@ -172,12 +244,12 @@ impl Slot {
             meta: self.meta.load(Ordering::Relaxed),
             ports: self.ports.load(Ordering::Relaxed),
             addrs,
-            dest: self.dest.load(Ordering::Relaxed),
-            aux: self.aux.load(Ordering::Relaxed),
+            dest: self.cold.dest.load(Ordering::Relaxed),
+            aux: self.cold.aux.load(Ordering::Relaxed),
         }
     }
 
-    /// The in-index key, reading only the entry's first 64 bytes (inside
+    /// The in-index key, reading only the entry's hot part (one cache line) (inside
     /// a sequence-checked section).
     pub fn read_in_key(&self) -> IndexKey {
         let mut addrs = [0u64; 4];
@@ -199,13 +271,13 @@ impl Slot {
         for (word, value) in self
             .key_addrs
             .iter()
-            .chain(self.far_addrs.iter())
+            .chain(self.cold.far_addrs.iter())
             .zip(fields.addrs.iter())
         {
             word.store(*value, Ordering::Relaxed);
         }
-        self.dest.store(fields.dest, Ordering::Relaxed);
-        self.aux.store(fields.aux, Ordering::Relaxed);
+        self.cold.dest.store(fields.dest, Ordering::Relaxed);
+        self.cold.aux.store(fields.aux, Ordering::Relaxed);
     }
 }
 
@@ -561,4 +633,33 @@ pub(crate) fn unlock_bucket(bucket: &AtomicU64, first: u32, version: u64) {
         u64::from(first) | ((version & BUCKET_VERSION_MASK) << BUCKET_VERSION_SHIFT),
         Ordering::Release,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_part_fills_exactly_one_cache_line_and_entry_stays_112_bytes() {
+        assert_eq!(std::mem::size_of::<SlotHot>(), 64);
+        assert_eq!(std::mem::align_of::<SlotHot>(), 64);
+        assert_eq!(std::mem::size_of::<SlotCold>(), 48);
+        assert_eq!(SLOT_BYTES, 112);
+    }
+
+    #[test]
+    fn every_hot_part_starts_a_cache_line_in_small_and_huge_page_arrays() {
+        // 10 entries come from the heap, 40 000 (2.5 MiB) from a mapping.
+        for len in [10, 40_000] {
+            let slots = Slots::new(len);
+            assert_eq!(slots.len(), len);
+            for slot in slots.iter() {
+                assert_eq!(std::ptr::from_ref(slot.hot) as usize % 64, 0);
+            }
+            let last = slots.get(len - 1).expect("last entry");
+            assert!(slots.get(len).is_none());
+            last.cold.dest.store(7, Ordering::Relaxed);
+            assert_eq!(last.read_fields().dest, 7);
+        }
+    }
 }

@@ -13,10 +13,9 @@ use uvs_conf::{ForwardMethod, Timeouts};
 use super::slot::{
     addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, life, lock_bucket,
     out_index_key, same_gen, tcp_index, touched, unlock_bucket, with_life, with_tcp_index, Fields,
-    Index, IndexKey, Slot, LIFE_DYING, LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL, ST_ASSURED,
-    ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
+    Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING, LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL,
+    SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
 };
-use super::storage::ZeroedArray;
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
     ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats, Direction,
@@ -58,7 +57,7 @@ struct Counters {
 
 /// The connection table. `Send + Sync`; share it with `Arc`.
 pub struct ConnTable {
-    slots: ZeroedArray<Slot>,
+    slots: Slots,
     in_index: Index,
     out_index: Index,
     hasher: RandomState,
@@ -118,7 +117,7 @@ impl ConnTable {
     /// [`MAX_BYTES_PER_CONN`], else the same.
     pub fn new(config: ConnTableConfig, dests: Arc<DestRegistry>) -> ConnTable {
         let capacity = config.capacity.clamp(1, u32::MAX >> 1) as usize;
-        let slots: ZeroedArray<Slot> = ZeroedArray::new(capacity);
+        let slots = Slots::new(capacity);
         for (i, slot) in slots.iter().enumerate() {
             slot.seq.store(1, Ordering::Relaxed);
             // Free list: slot i links to slot i + 1 (index + 1 encoding).
@@ -180,7 +179,7 @@ impl ConnTable {
     }
 
     /// Bytes of one entry (connection or template, IPv4 or IPv6).
-    pub const ENTRY_BYTES: usize = std::mem::size_of::<Slot>();
+    pub const ENTRY_BYTES: usize = SLOT_BYTES;
 
     /// Bytes of both hash indexes.
     pub fn index_bytes(&self) -> usize {
@@ -189,7 +188,7 @@ impl ConnTable {
 
     /// Bytes of storage allocated for entries and both indexes.
     pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
+        self.slots.len() * SLOT_BYTES
             + (self.in_index.len() + self.out_index.len()) * std::mem::size_of::<AtomicU64>()
     }
 
@@ -489,13 +488,14 @@ impl ConnTable {
         }
     }
 
-    /// Prefetch every cache line of entry `link - 1` (`NIL`: nothing).
+    /// Prefetch every cache line of entry `link - 1` (`NIL`: nothing):
+    /// the hot part's one line and the one or two of the cold part.
     fn prefetch_entry(&self, link: u32) {
         if let Some(slot) = link.checked_sub(1).and_then(|i| self.slot(i)) {
-            let first = std::ptr::from_ref(slot).cast::<u8>();
-            prefetch(first);
-            prefetch(first.wrapping_add(64));
-            prefetch(first.wrapping_add(std::mem::size_of::<Slot>() - 1));
+            prefetch(std::ptr::from_ref(slot.hot).cast::<u8>());
+            let cold = std::ptr::from_ref(slot.cold).cast::<u8>();
+            prefetch(cold);
+            prefetch(cold.wrapping_add(std::mem::size_of::<SlotCold>() - 1));
         }
     }
 
@@ -537,7 +537,8 @@ impl ConnTable {
         }
     }
 
-    fn slot(&self, index: u32) -> Option<&Slot> {
+    #[inline(always)]
+    fn slot(&self, index: u32) -> Option<Slot<'_>> {
         self.slots.get(index as usize)
     }
 
@@ -623,7 +624,7 @@ impl ConnTable {
         }
         let mut found = self.make_ref(index, seq, fields, slot.state.load(Ordering::Acquire));
         found.info.controlled =
-            !fields.is_template() && slot.control.load(Ordering::Relaxed) != NIL;
+            !fields.is_template() && slot.cold.control.load(Ordering::Relaxed) != NIL;
         Some(found)
     }
 
@@ -638,7 +639,7 @@ impl ConnTable {
         }
     }
 
-    fn invalidate_template(&self, slot: &Slot, seq: u32) {
+    fn invalidate_template(&self, slot: Slot<'_>, seq: u32) {
         let _ = slot
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
@@ -649,12 +650,12 @@ impl ConnTable {
 
     /// IPVS's `expire_later`: a template at its deadline that still
     /// controls connections lives 60 s more. `None` if it controls none.
-    fn extend_controlling_template(&self, slot: &Slot, seq: u32, now: Millis) -> Option<()> {
+    fn extend_controlling_template(&self, slot: Slot<'_>, seq: u32, now: Millis) -> Option<()> {
         let state = slot.state.load(Ordering::SeqCst);
         if life(state) != LIFE_LIVE || !same_gen(state, seq) {
             return None;
         }
-        if slot.control.load(Ordering::SeqCst) == 0 {
+        if slot.cold.control.load(Ordering::SeqCst) == 0 {
             return None;
         }
         slot.expires.store(
@@ -760,7 +761,7 @@ impl ConnTable {
                 let template_link = control
                     .and_then(|t| self.bind_to_template(t, now))
                     .map_or(NIL, |t| t + 1);
-                slot.control.store(template_link, Ordering::Relaxed);
+                slot.cold.control.store(template_link, Ordering::Relaxed);
                 self.bind_dest(counters, false);
             },
         );
@@ -807,7 +808,7 @@ impl ConnTable {
             0,
             now.plus_secs(timeout_secs),
             |slot| {
-                slot.control.store(0, Ordering::Relaxed);
+                slot.cold.control.store(0, Ordering::Relaxed);
                 self.bind_dest(counters, true);
             },
         );
@@ -828,7 +829,7 @@ impl ConnTable {
         out_indexed: bool,
         state_bits: u32,
         expires: Millis,
-        bind: impl FnOnce(&Slot),
+        bind: impl FnOnce(Slot<'_>),
     ) -> Result<ConnRef<'_>, InsertError> {
         let Some(index) = self.pop_free() else {
             self.counters.full_drops.fetch_add(1, Ordering::Relaxed);
@@ -860,7 +861,9 @@ impl ConnTable {
             if out_indexed {
                 let bucket = self.out_index.bucket(self.hash(&fields.out_key()));
                 let head = lock_bucket(bucket);
-                slot.next_out.store(bucket_first(head), Ordering::Relaxed);
+                slot.cold
+                    .next_out
+                    .store(bucket_first(head), Ordering::Relaxed);
                 unlock_bucket(bucket, index + 1, bucket_version(head));
             }
             fields
@@ -888,7 +891,8 @@ impl ConnTable {
         self.counters.inserted.fetch_add(1, Ordering::Relaxed);
         let state = slot.state.load(Ordering::Acquire);
         let mut conn = self.make_ref(index, seq, &fields, state);
-        conn.info.controlled = slot.control.load(Ordering::Relaxed) != NIL && !fields.is_template();
+        conn.info.controlled =
+            slot.cold.control.load(Ordering::Relaxed) != NIL && !fields.is_template();
         Ok(conn)
     }
 
@@ -933,7 +937,7 @@ impl ConnTable {
                 continue;
             }
             let unexpired = slot.expires.load(Ordering::Acquire) > now.0;
-            let controlling = fields.is_template() && slot.control.load(Ordering::SeqCst) != 0;
+            let controlling = fields.is_template() && slot.cold.control.load(Ordering::SeqCst) != 0;
             if unexpired || controlling {
                 return true;
             }
@@ -946,7 +950,7 @@ impl ConnTable {
     fn link_fullnat(
         &self,
         index: u32,
-        slot: &Slot,
+        slot: Slot<'_>,
         build: &impl Fn(Option<(IpAddr, u16)>) -> Fields,
         publish: &impl Fn(&Fields),
     ) -> Result<Fields, InsertError> {
@@ -985,7 +989,9 @@ impl ConnTable {
                 continue;
             }
             publish(&fields);
-            slot.next_out.store(bucket_first(head), Ordering::Relaxed);
+            slot.cold
+                .next_out
+                .store(bucket_first(head), Ordering::Relaxed);
             unlock_bucket(bucket, index + 1, bucket_version(head));
             return Ok(fields);
         }
@@ -1013,7 +1019,7 @@ impl ConnTable {
             return None;
         }
         let slot = self.slot(template.index)?;
-        slot.control.fetch_add(1, Ordering::SeqCst);
+        slot.cold.control.fetch_add(1, Ordering::SeqCst);
         let bound = slot
             .state
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |state| {
@@ -1021,17 +1027,17 @@ impl ConnTable {
             })
             .is_ok();
         if !bound || slot.seq.load(Ordering::SeqCst) != template.seq {
-            slot.control.fetch_sub(1, Ordering::SeqCst);
+            slot.cold.control.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        let timeout = slot.aux.load(Ordering::Relaxed);
+        let timeout = slot.cold.aux.load(Ordering::Relaxed);
         slot.expires
             .store(now.plus_secs(timeout).0, Ordering::Release);
         Some(template.index)
     }
 
     /// Give back an entry that never became live.
-    fn retire_slot(&self, index: u32, slot: &Slot) {
+    fn retire_slot(&self, index: u32, slot: Slot<'_>) {
         let seq = slot.seq.load(Ordering::Relaxed);
         slot.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
@@ -1123,7 +1129,7 @@ impl ConnTable {
                 if template && self.extend_controlling_template(slot, seq, now).is_some() {
                     return false;
                 }
-            } else if template && slot.control.load(Ordering::SeqCst) != 0 {
+            } else if template && slot.cold.control.load(Ordering::SeqCst) != 0 {
                 return false;
             }
             if slot
@@ -1147,7 +1153,7 @@ impl ConnTable {
     /// local port), uncount from the destination, apply the lower
     /// threshold rule, release the controlling template and the
     /// destination reference, free the storage.
-    fn finish_expiry(&self, index: u32, slot: &Slot, state: u32) {
+    fn finish_expiry(&self, index: u32, slot: Slot<'_>, state: u32) {
         let fields = slot.read_fields();
         self.unlink(Link::In, index, &fields.in_key());
         if fields.has_output() {
@@ -1166,9 +1172,9 @@ impl ConnTable {
             counters.check_overload_on_unbind();
         }
         if !fields.is_template() {
-            let control = slot.control.swap(NIL, Ordering::SeqCst);
+            let control = slot.cold.control.swap(NIL, Ordering::SeqCst);
             if let Some(template) = control.checked_sub(1).and_then(|t| self.slot(t)) {
-                template.control.fetch_sub(1, Ordering::SeqCst);
+                template.cold.control.fetch_sub(1, Ordering::SeqCst);
             }
         }
         self.dests.release(dest);
@@ -1224,7 +1230,7 @@ impl ConnTable {
             let fields = slot.read_fields();
             let state = slot.state.load(Ordering::Relaxed);
             let expires = slot.expires.load(Ordering::Relaxed);
-            let control = slot.control.load(Ordering::Relaxed);
+            let control = slot.cold.control.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if slot.seq.load(Ordering::Relaxed) != seq
                 || life(state) != LIFE_LIVE
@@ -1255,7 +1261,7 @@ impl<'t> ConnRef<'t> {
                 info.no_output = state & ST_NOOUTPUT != 0;
                 info.state = state_from_bits(info.template, info.key.protocol, state);
                 if !info.template {
-                    info.controlled = slot.control.load(Ordering::Relaxed) != NIL;
+                    info.controlled = slot.cold.control.load(Ordering::Relaxed) != NIL;
                 }
             }
         }
@@ -1284,10 +1290,10 @@ impl<'t> ConnRef<'t> {
             return 0;
         }
         self.live_slot()
-            .map_or(0, |slot| slot.control.load(Ordering::SeqCst))
+            .map_or(0, |slot| slot.cold.control.load(Ordering::SeqCst))
     }
 
-    fn live_slot(&self) -> Option<&'t Slot> {
+    fn live_slot(&self) -> Option<Slot<'t>> {
         let slot = self.table.slot(self.index)?;
         let state = slot.state.load(Ordering::Acquire);
         (life(state) == LIFE_LIVE && same_gen(state, self.seq)).then_some(slot)
@@ -1392,8 +1398,8 @@ impl<'t> ConnRef<'t> {
         }
     }
 
-    fn assure_template(&self, slot: &Slot) {
-        let control = slot.control.load(Ordering::Relaxed);
+    fn assure_template(&self, slot: Slot<'_>) {
+        let control = slot.cold.control.load(Ordering::Relaxed);
         if let Some(template) = control.checked_sub(1).and_then(|t| self.table.slot(t)) {
             let _ = template
                 .state
@@ -1424,7 +1430,7 @@ impl<'t> ConnRef<'t> {
             && counters.is_some_and(|c| c.weight() == 0);
         let resched = quiescent_gone || {
             let state = slot.state.load(Ordering::Acquire);
-            let controlled = slot.control.load(Ordering::Relaxed) != NIL;
+            let controlled = slot.cold.control.load(Ordering::Relaxed) != NIL;
             let tcp = TcpState::from_index(tcp_index(state));
             !controlled
                 && self.info.key.protocol == IPPROTO_TCP
@@ -1471,10 +1477,10 @@ fn prefetch<T>(ptr: *const T) {
     let _ = ptr;
 }
 
-fn next_link(slot: &Slot, link: Link) -> &AtomicU32 {
+fn next_link(slot: Slot<'_>, link: Link) -> &AtomicU32 {
     match link {
-        Link::In => &slot.next_in,
-        Link::Out => &slot.next_out,
+        Link::In => &slot.hot.next_in,
+        Link::Out => &slot.cold.next_out,
     }
 }
 
