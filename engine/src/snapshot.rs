@@ -135,7 +135,10 @@ pub struct Snapshot {
     services: Vec<Service>,
     by_addr: HashMap<AddrKey, usize, ahash::RandomState>,
     fwmark_rules: Vec<FwmarkRule>,
-    by_dest: HashMap<DestId, (usize, usize), ahash::RandomState>,
+    /// Where each real server sits, indexed by its [`DestId`] (ids are
+    /// small and dense: the registry hands out slot numbers), so the
+    /// per-packet lookup is one bounds-checked load.
+    by_dest: Vec<Option<(u32, u32)>>,
     virtual_addrs: std::collections::HashSet<IpAddr, ahash::RandomState>,
     reply_traffic: bool,
     /// Connection timeouts.
@@ -168,7 +171,7 @@ impl Snapshot {
             services: Vec::new(),
             by_addr: HashMap::default(),
             fwmark_rules: Vec::new(),
-            by_dest: HashMap::default(),
+            by_dest: Vec::new(),
             virtual_addrs: Default::default(),
             reply_traffic: false,
             timeouts: Timeouts::default(),
@@ -236,12 +239,16 @@ impl Snapshot {
 
         let mut by_addr = HashMap::default();
         let mut fwmark_rules = Vec::new();
-        let mut by_dest = HashMap::default();
+        let mut by_dest: Vec<Option<(u32, u32)>> = Vec::new();
         let mut virtual_addrs = std::collections::HashSet::default();
         let mut reply_traffic = false;
         for (index, svc) in services.iter().enumerate() {
             for (dest_index, d) in svc.dests.iter().enumerate() {
-                by_dest.insert(d.id, (index, dest_index));
+                let slot = d.id.0 as usize;
+                if by_dest.len() <= slot {
+                    by_dest.resize(slot + 1, None);
+                }
+                by_dest[slot] = Some((index as u32, dest_index as u32));
                 reply_traffic |= matches!(d.method, ForwardMethod::Nat | ForwardMethod::FullNat);
             }
             match svc.key {
@@ -513,12 +520,12 @@ impl Snapshot {
     /// The service and real server that `id` belongs to in this snapshot
     /// (none once the real server was deleted).
     pub fn locate_dest(&self, id: DestId) -> (Option<&Service>, Option<&Dest>) {
-        match self.by_dest.get(&id) {
-            Some(&(s, d)) => {
-                let service = self.services.get(s);
-                (service, service.and_then(|svc| svc.dests.get(d)))
+        match self.by_dest.get(id.0 as usize) {
+            Some(&Some((s, d))) => {
+                let service = self.services.get(s as usize);
+                (service, service.and_then(|svc| svc.dests.get(d as usize)))
             }
-            None => (None, None),
+            _ => (None, None),
         }
     }
 }
