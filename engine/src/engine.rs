@@ -737,7 +737,11 @@ impl Engine {
                 },
             },
             mtu: hop.mtu,
-            flow_hash: flow_hash(&info.key),
+            // Only GUE tunnels read it (their outer source port).
+            flow_hash: match info.method {
+                ForwardMethod::Tunnel { .. } => flow_hash(&info.key),
+                _ => 0,
+            },
             insert_toa: direction == Direction::Input
                 && parsed.protocol == proto::TCP
                 && (opening || flags.is_some_and(|f| f.syn)),
