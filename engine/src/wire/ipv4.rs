@@ -213,10 +213,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// incrementally. The caller checked that the TTL is above 1.
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_ref();
-        let old = [b[field::TTL], b[field::PROTOCOL]];
-        let new = [old[0].wrapping_sub(1), old[1]];
-        self.buffer.as_mut()[field::TTL] = new[0];
-        self.update_checksum(&old, &new);
+        let ttl = b[field::TTL];
+        let old = u16::from_be_bytes([ttl, b[field::PROTOCOL]]);
+        let new = old.wrapping_sub(0x0100);
+        self.buffer.as_mut()[field::TTL] = ttl.wrapping_sub(1);
+        let check = checksum::update_u16(self.checksum(), old, new);
+        self.put16(field::CHECKSUM, check);
     }
 
     /// Rewrite the source address, updating the header checksum.
