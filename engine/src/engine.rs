@@ -243,7 +243,7 @@ pub struct Engine {
 
 /// The per-packet view of what a connection's packet needs.
 struct Decided<'s> {
-    info: ConnInfo,
+    info: &'s ConnInfo,
     service: Option<&'s Service>,
     dest: Option<&'s Dest>,
 }
@@ -561,7 +561,7 @@ impl Engine {
                 no_output: true,
             };
             let decided = Decided {
-                info,
+                info: &info,
                 service: Some(service),
                 dest: Some(dest),
             };
@@ -596,8 +596,9 @@ impl Engine {
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
         }
+        let info = conn.info();
         let decided = Decided {
-            info: conn.info(),
+            info: &info,
             service: Some(service),
             dest: Some(dest),
         };
@@ -644,7 +645,7 @@ impl Engine {
             && state == ConnState::Tcp(TcpState::Established);
         let (service, dest) = snapshot.locate_dest(info.dest);
         let decided = Decided {
-            info,
+            info: &info,
             service,
             dest,
         };
@@ -670,7 +671,7 @@ impl Engine {
         flags: Option<TcpFlags>,
         opening: bool,
     ) -> Verdict {
-        let info = &decided.info;
+        let info = decided.info;
         let bytes = usize::from(parsed.ip_len);
         let counters = self.dests.counters(info.dest);
         if let Some(c) = counters {
