@@ -352,7 +352,10 @@ impl Engine {
         packet: &mut Packet<'_>,
         now: Millis,
     ) -> Verdict {
-        let parsed = match wire::parse_frame(packet.frame.frame()) {
+        // Borrowed from the result, not moved out of it: a move copies
+        // the whole summary (~110 bytes) once more per packet.
+        let parse_result = wire::parse_frame(packet.frame.frame());
+        let parsed = match &parse_result {
             Ok(parsed) => parsed,
             Err(WireError::UnsupportedEthertype) => return Verdict::Pass,
             Err(_) => return Verdict::Drop(DropReason::Malformed),
@@ -361,7 +364,7 @@ impl Engine {
             return Verdict::Pass;
         }
         if let Some(error) = parsed.icmp_error {
-            return self.process_icmp_error(worker, snapshot, net, packet, &parsed, &error, now);
+            return self.process_icmp_error(worker, snapshot, net, packet, parsed, &error, now);
         }
         if !matches!(parsed.protocol, proto::TCP | proto::UDP) {
             return Verdict::Pass;
@@ -375,7 +378,7 @@ impl Engine {
                 Verdict::Pass
             };
         }
-        let flags = tcp_flags(&parsed);
+        let flags = tcp_flags(parsed);
         let in_key = ConnKey {
             protocol: parsed.protocol,
             caddr: parsed.saddr,
@@ -391,7 +394,7 @@ impl Engine {
                     snapshot,
                     net,
                     packet,
-                    &parsed,
+                    parsed,
                     conn,
                     Direction::Input,
                     flags,
@@ -413,7 +416,7 @@ impl Engine {
                     snapshot,
                     net,
                     packet,
-                    &parsed,
+                    parsed,
                     conn,
                     Direction::Output,
                     flags,
@@ -435,7 +438,7 @@ impl Engine {
             }
         }
         self.new_connection(
-            worker, snapshot, service, net, packet, &parsed, in_key, flags, now,
+            worker, snapshot, service, net, packet, parsed, in_key, flags, now,
         )
     }
 
