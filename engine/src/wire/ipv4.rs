@@ -223,16 +223,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Rewrite the source address, updating the header checksum.
     pub fn rewrite_src(&mut self, addr: Ipv4Addr) {
-        let old = self.src().octets();
+        let old = u32::from(self.src());
         self.set_src(addr);
-        self.update_checksum(&old, &addr.octets());
+        let check = checksum::update_u32(self.checksum(), old, u32::from(addr));
+        self.put16(field::CHECKSUM, check);
     }
 
     /// Rewrite the destination address, updating the header checksum.
     pub fn rewrite_dst(&mut self, addr: Ipv4Addr) {
-        let old = self.dst().octets();
+        let old = u32::from(self.dst());
         self.set_dst(addr);
-        self.update_checksum(&old, &addr.octets());
+        let check = checksum::update_u32(self.checksum(), old, u32::from(addr));
+        self.put16(field::CHECKSUM, check);
     }
 
     /// Rewrite the total length, updating the header checksum.
