@@ -298,7 +298,25 @@ pub(crate) fn decrement_ttl(
         .get_mut(l3..)
         .ok_or(XmitError::Truncated)?;
     match parsed.network {
-        Network::Ipv4 => ipv4::Packet::new_checked(ip)?.decrement_ttl(),
+        Network::Ipv4 => {
+            // ipv4::Packet::new_checked's checks, then the TTL byte and a
+            // one-word checksum update at fixed offsets.
+            let version_ihl = *ip.first().ok_or(XmitError::Truncated)?;
+            let ihl = usize::from(version_ihl & 0x0f) * 4;
+            if version_ihl >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || ip.len() < ihl {
+                return Err(XmitError::Truncated);
+            }
+            let header: &mut [u8; ipv4::MIN_HEADER_LEN] = ip
+                .get_mut(..ipv4::MIN_HEADER_LEN)
+                .and_then(|h| h.try_into().ok())
+                .ok_or(XmitError::Truncated)?;
+            let old = u16::from_be_bytes([header[8], header[9]]);
+            let new = old.wrapping_sub(0x0100);
+            header[8] = header[8].wrapping_sub(1);
+            let check =
+                checksum::update_u16(u16::from_be_bytes([header[10], header[11]]), old, new);
+            header[10..12].copy_from_slice(&check.to_be_bytes());
+        }
         Network::Ipv6 => {
             ipv6::Packet::new_checked(ip)?.set_hop_limit(parsed.ttl - 1);
         }
