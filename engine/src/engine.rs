@@ -160,24 +160,32 @@ pub struct Worker {
     hops: HopCache,
 }
 
-/// Next hops looked up more than once per batch are not looked up twice.
+/// Next hops remembered per worker (for the current network view).
 pub const HOP_CACHE_SIZE: usize = 4;
 
-/// The next hops found during the current batch. The network view cannot
-/// change within a batch (it is loaded once per `process` call), and the
-/// real servers repeat from packet to packet, so most inbound packets skip
-/// the route scan and the neighbour hash. Cleared at the start of every
-/// batch; errors are not cached.
+/// Next hops found in the current network view. A view is immutable
+/// (the control plane swaps in a new one), and the real servers repeat
+/// from packet to packet, so most inbound packets skip the route scan
+/// and the neighbour hash. The cache holds the view it was filled from
+/// (so that view's address cannot be reused by a newer one) and is
+/// cleared when a batch brings another view; errors are not cached.
 #[derive(Debug, Default)]
 struct HopCache {
     entries: [Option<(IpAddr, NextHop)>; HOP_CACHE_SIZE],
     next: usize,
+    view: Option<Arc<NetView>>,
 }
 
 impl HopCache {
-    fn clear(&mut self) {
+    /// Start a batch under `net`: keep the entries if it is the view they
+    /// came from, else forget them.
+    fn begin_batch(&mut self, net: &Arc<NetView>) {
+        if self.view.as_ref().is_some_and(|v| Arc::ptr_eq(v, net)) {
+            return;
+        }
         self.entries = Default::default();
         self.next = 0;
+        self.view = Some(Arc::clone(net));
     }
 
     fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
@@ -329,7 +337,7 @@ impl Engine {
     pub fn process(&self, worker: &mut Worker, batch: &mut [Packet<'_>], now: Millis) {
         let snapshot = self.snapshot.load();
         let net = self.net.load();
-        worker.hops.clear();
+        worker.hops.begin_batch(&net);
         for packet in batch.iter_mut() {
             let verdict = self.process_one(worker, &snapshot, &net, packet, now);
             match verdict {
@@ -973,7 +981,7 @@ mod tests {
     }
 
     #[test]
-    fn next_hop_cache_serves_repeats_in_a_batch_and_forgets_between_batches() {
+    fn next_hop_cache_serves_repeats_and_forgets_when_the_network_view_changes() {
         let engine = dr_engine();
         let mut worker = Worker::new();
         let now = Millis(1_000);
@@ -1002,6 +1010,22 @@ mod tests {
         );
         assert_eq!(out.verdict, Verdict::Forward(INSIDE));
         assert_eq!(out.frame[0..6], moved);
+    }
+
+    #[test]
+    fn hop_cache_lives_across_batches_of_one_view_only() {
+        let net = Arc::new(lab::net_view(2));
+        let addr = IpAddr::V4(lab::real_server4(1));
+        let mut cache = HopCache::default();
+        cache.begin_batch(&net);
+        cache.next_hop(&net, addr).expect("known server");
+        cache.begin_batch(&net);
+        assert!(cache.entries.iter().flatten().any(|(a, _)| *a == addr));
+        // Another view, even with the same contents, starts empty.
+        let other = Arc::new(lab::net_view(2));
+        cache.begin_batch(&other);
+        assert!(cache.entries.iter().flatten().next().is_none());
+        assert!(cache.view.as_ref().is_some_and(|v| Arc::ptr_eq(v, &other)));
     }
 
     #[test]
