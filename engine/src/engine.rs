@@ -160,24 +160,32 @@ pub struct Worker {
     hops: HopCache,
 }
 
-/// Next hops looked up more than once per batch are not looked up twice.
+/// Next hops remembered per worker (for the current network view).
 pub const HOP_CACHE_SIZE: usize = 4;
 
-/// The next hops found during the current batch. The network view cannot
-/// change within a batch (it is loaded once per `process` call), and the
-/// real servers repeat from packet to packet, so most inbound packets skip
-/// the route scan and the neighbour hash. Cleared at the start of every
-/// batch; errors are not cached.
+/// Next hops found in the current network view. A view is immutable
+/// (the control plane swaps in a new one), and the real servers repeat
+/// from packet to packet, so most inbound packets skip the route scan
+/// and the neighbour hash. The cache holds the view it was filled from
+/// (so that view's address cannot be reused by a newer one) and is
+/// cleared when a batch brings another view; errors are not cached.
 #[derive(Debug, Default)]
 struct HopCache {
     entries: [Option<(IpAddr, NextHop)>; HOP_CACHE_SIZE],
     next: usize,
+    view: Option<Arc<NetView>>,
 }
 
 impl HopCache {
-    fn clear(&mut self) {
+    /// Start a batch under `net`: keep the entries if it is the view they
+    /// came from, else forget them.
+    fn begin_batch(&mut self, net: &Arc<NetView>) {
+        if self.view.as_ref().is_some_and(|v| Arc::ptr_eq(v, net)) {
+            return;
+        }
         self.entries = Default::default();
         self.next = 0;
+        self.view = Some(Arc::clone(net));
     }
 
     fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
@@ -244,7 +252,7 @@ pub struct Engine {
 
 /// The per-packet view of what a connection's packet needs.
 struct Decided<'s> {
-    info: ConnInfo,
+    info: &'s ConnInfo,
     service: Option<&'s Service>,
     dest: Option<&'s Dest>,
 }
@@ -337,7 +345,7 @@ impl Engine {
     pub fn process(&self, worker: &mut Worker, batch: &mut [Packet<'_>], now: Millis) {
         let snapshot = self.snapshot.load();
         let net = self.net.load();
-        worker.hops.clear();
+        worker.hops.begin_batch(&net);
         for packet in batch.iter_mut() {
             let verdict = self.process_one(worker, &snapshot, &net, packet, now);
             match verdict {
@@ -360,7 +368,10 @@ impl Engine {
         packet: &mut Packet<'_>,
         now: Millis,
     ) -> Verdict {
-        let parsed = match wire::parse_frame(packet.frame.frame()) {
+        // Borrowed from the result, not moved out of it: a move copies
+        // the whole summary (~110 bytes) once more per packet.
+        let parse_result = wire::parse_frame(packet.frame.frame());
+        let parsed = match &parse_result {
             Ok(parsed) => parsed,
             Err(WireError::UnsupportedEthertype) => return Verdict::Pass,
             Err(_) => return Verdict::Drop(DropReason::Malformed),
@@ -369,7 +380,7 @@ impl Engine {
             return Verdict::Pass;
         }
         if let Some(error) = parsed.icmp_error {
-            return self.process_icmp_error(worker, snapshot, net, packet, &parsed, &error, now);
+            return self.process_icmp_error(worker, snapshot, net, packet, parsed, &error, now);
         }
         if !matches!(parsed.protocol, proto::TCP | proto::UDP) {
             return Verdict::Pass;
@@ -383,7 +394,7 @@ impl Engine {
                 Verdict::Pass
             };
         }
-        let flags = tcp_flags(&parsed);
+        let flags = tcp_flags(parsed);
         let in_key = ConnKey {
             protocol: parsed.protocol,
             caddr: parsed.saddr,
@@ -399,7 +410,7 @@ impl Engine {
                     snapshot,
                     net,
                     packet,
-                    &parsed,
+                    parsed,
                     conn,
                     Direction::Input,
                     flags,
@@ -421,7 +432,7 @@ impl Engine {
                     snapshot,
                     net,
                     packet,
-                    &parsed,
+                    parsed,
                     conn,
                     Direction::Output,
                     flags,
@@ -443,7 +454,7 @@ impl Engine {
             }
         }
         self.new_connection(
-            worker, snapshot, service, net, packet, &parsed, in_key, flags, now,
+            worker, snapshot, service, net, packet, parsed, in_key, flags, now,
         )
     }
 
@@ -569,7 +580,7 @@ impl Engine {
                 no_output: true,
             };
             let decided = Decided {
-                info,
+                info: &info,
                 service: Some(service),
                 dest: Some(dest),
             };
@@ -604,8 +615,9 @@ impl Engine {
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
         }
+        let info = conn.info();
         let decided = Decided {
-            info: conn.info(),
+            info: &info,
             service: Some(service),
             dest: Some(dest),
         };
@@ -652,7 +664,7 @@ impl Engine {
             && state == ConnState::Tcp(TcpState::Established);
         let (service, dest) = snapshot.locate_dest(info.dest);
         let decided = Decided {
-            info,
+            info: &info,
             service,
             dest,
         };
@@ -678,7 +690,7 @@ impl Engine {
         flags: Option<TcpFlags>,
         opening: bool,
     ) -> Verdict {
-        let info = &decided.info;
+        let info = decided.info;
         let bytes = usize::from(parsed.ip_len);
         let counters = self.dests.counters(info.dest);
         if let Some(c) = counters {
@@ -748,7 +760,11 @@ impl Engine {
                 },
             },
             mtu: hop.mtu,
-            flow_hash: flow_hash(&info.key),
+            // Only GUE tunnels read it (their outer source port).
+            flow_hash: match info.method {
+                ForwardMethod::Tunnel { .. } => flow_hash(&info.key),
+                _ => 0,
+            },
             insert_toa: direction == Direction::Input
                 && parsed.protocol == proto::TCP
                 && (opening || flags.is_some_and(|f| f.syn)),
@@ -979,7 +995,7 @@ mod tests {
     }
 
     #[test]
-    fn next_hop_cache_serves_repeats_in_a_batch_and_forgets_between_batches() {
+    fn next_hop_cache_serves_repeats_and_forgets_when_the_network_view_changes() {
         let engine = dr_engine();
         let mut worker = Worker::new();
         let now = Millis(1_000);
@@ -1008,6 +1024,22 @@ mod tests {
         );
         assert_eq!(out.verdict, Verdict::Forward(INSIDE));
         assert_eq!(out.frame[0..6], moved);
+    }
+
+    #[test]
+    fn hop_cache_lives_across_batches_of_one_view_only() {
+        let net = Arc::new(lab::net_view(2));
+        let addr = IpAddr::V4(lab::real_server4(1));
+        let mut cache = HopCache::default();
+        cache.begin_batch(&net);
+        cache.next_hop(&net, addr).expect("known server");
+        cache.begin_batch(&net);
+        assert!(cache.entries.iter().flatten().any(|(a, _)| *a == addr));
+        // Another view, even with the same contents, starts empty.
+        let other = Arc::new(lab::net_view(2));
+        cache.begin_batch(&other);
+        assert!(cache.entries.iter().flatten().next().is_none());
+        assert!(cache.view.as_ref().is_some_and(|v| Arc::ptr_eq(v, &other)));
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub enum SnapshotError {
     },
 }
 
+/// Up to this many address services are found by a scan, not a hash.
+pub const FEW_SERVICES: usize = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct AddrKey {
     protocol: u8,
@@ -134,8 +137,15 @@ struct FwmarkRule {
 pub struct Snapshot {
     services: Vec<Service>,
     by_addr: HashMap<AddrKey, usize, ahash::RandomState>,
+    /// The same entries as `by_addr` when there are at most
+    /// [`FEW_SERVICES`] of them (else empty): a short scan of plain
+    /// comparisons is cheaper than hashing the address.
+    few_addr: Vec<(AddrKey, usize)>,
     fwmark_rules: Vec<FwmarkRule>,
-    by_dest: HashMap<DestId, (usize, usize), ahash::RandomState>,
+    /// Where each real server sits, indexed by its [`DestId`] (ids are
+    /// small and dense: the registry hands out slot numbers), so the
+    /// per-packet lookup is one bounds-checked load.
+    by_dest: Vec<Option<(u32, u32)>>,
     virtual_addrs: std::collections::HashSet<IpAddr, ahash::RandomState>,
     reply_traffic: bool,
     /// Connection timeouts.
@@ -167,8 +177,9 @@ impl Snapshot {
         Snapshot {
             services: Vec::new(),
             by_addr: HashMap::default(),
+            few_addr: Vec::new(),
             fwmark_rules: Vec::new(),
-            by_dest: HashMap::default(),
+            by_dest: Vec::new(),
             virtual_addrs: Default::default(),
             reply_traffic: false,
             timeouts: Timeouts::default(),
@@ -236,12 +247,16 @@ impl Snapshot {
 
         let mut by_addr = HashMap::default();
         let mut fwmark_rules = Vec::new();
-        let mut by_dest = HashMap::default();
+        let mut by_dest: Vec<Option<(u32, u32)>> = Vec::new();
         let mut virtual_addrs = std::collections::HashSet::default();
         let mut reply_traffic = false;
         for (index, svc) in services.iter().enumerate() {
             for (dest_index, d) in svc.dests.iter().enumerate() {
-                by_dest.insert(d.id, (index, dest_index));
+                let slot = d.id.0 as usize;
+                if by_dest.len() <= slot {
+                    by_dest.resize(slot + 1, None);
+                }
+                by_dest[slot] = Some((index as u32, dest_index as u32));
                 reply_traffic |= matches!(d.method, ForwardMethod::Nat | ForwardMethod::FullNat);
             }
             match svc.key {
@@ -281,9 +296,15 @@ impl Snapshot {
             }
         }
 
+        let few_addr = if by_addr.len() <= FEW_SERVICES {
+            by_addr.iter().map(|(key, index)| (*key, *index)).collect()
+        } else {
+            Vec::new()
+        };
         Ok(Snapshot {
             services,
             by_addr,
+            few_addr,
             fwmark_rules,
             by_dest,
             virtual_addrs,
@@ -457,10 +478,19 @@ impl Snapshot {
             addr: daddr,
             port: dport,
         };
+        let any_port = AddrKey { port: 0, ..key };
+        if self.by_addr.len() <= FEW_SERVICES {
+            let find = |wanted: &AddrKey| {
+                self.few_addr
+                    .iter()
+                    .find(|(k, _)| k == wanted)
+                    .map(|&(_, index)| index)
+            };
+            return find(&key).or_else(|| find(&any_port));
+        }
         if let Some(&index) = self.by_addr.get(&key) {
             return Some(index);
         }
-        let any_port = AddrKey { port: 0, ..key };
         self.by_addr.get(&any_port).copied()
     }
 
@@ -513,12 +543,12 @@ impl Snapshot {
     /// The service and real server that `id` belongs to in this snapshot
     /// (none once the real server was deleted).
     pub fn locate_dest(&self, id: DestId) -> (Option<&Service>, Option<&Dest>) {
-        match self.by_dest.get(&id) {
-            Some(&(s, d)) => {
-                let service = self.services.get(s);
-                (service, service.and_then(|svc| svc.dests.get(d)))
+        match self.by_dest.get(id.0 as usize) {
+            Some(&Some((s, d))) => {
+                let service = self.services.get(s as usize);
+                (service, service.and_then(|svc| svc.dests.get(d as usize)))
             }
-            None => (None, None),
+            _ => (None, None),
         }
     }
 }
@@ -556,5 +586,66 @@ pub fn service_name(key: &ServiceKey) -> String {
             Family::V4 => format!("FWM  {mark}"),
             Family::V6 => format!("FWM  {mark} IPv6"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::proto;
+
+    /// `count` TCP services 192.0.2.n:80 plus an all-ports service on
+    /// 192.0.2.200 and a UDP service on 192.0.2.1:53.
+    fn snapshot_with(count: u8) -> Snapshot {
+        let mut toml = String::new();
+        for n in 1..=count {
+            toml.push_str(&format!(
+                "[[service]]\nprotocol = \"tcp\"\naddress = \"192.0.2.{n}:80\"\n"
+            ));
+        }
+        toml.push_str(
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"192.0.2.200:0\"\npersistent = 300\n",
+        );
+        toml.push_str("[[service]]\nprotocol = \"udp\"\naddress = \"192.0.2.1:53\"\n");
+        let config = uvs_conf::file::parse_config("test", &toml).expect("valid config");
+        let dests = DestRegistry::new(64);
+        Snapshot::build(&config, None, &dests).expect("snapshot builds")
+    }
+
+    fn lookups(snapshot: &Snapshot, count: u8) {
+        let v4 = |n: u8| IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n));
+        for n in 1..=count {
+            let index = snapshot
+                .find_service(proto::TCP, v4(n), 80)
+                .expect("service");
+            assert_eq!(
+                snapshot.services[index].key,
+                ServiceKey::Addr {
+                    protocol: uvs_conf::Protocol::Tcp,
+                    addr: v4(n),
+                    port: 80
+                }
+            );
+            assert_eq!(snapshot.services[index].port(), 80);
+            assert_eq!(snapshot.find_service(proto::TCP, v4(n), 81), None);
+        }
+        let all_ports = snapshot
+            .find_service(proto::TCP, v4(200), 4242)
+            .expect("port 0");
+        assert_eq!(snapshot.services[all_ports].port(), 0);
+        let udp = snapshot.find_service(proto::UDP, v4(1), 53).expect("udp");
+        assert_ne!(Some(udp), snapshot.find_service(proto::TCP, v4(1), 80));
+        assert_eq!(snapshot.find_service(proto::UDP, v4(2), 53), None);
+        assert_eq!(snapshot.find_service(proto::TCP, v4(201), 80), None);
+    }
+
+    #[test]
+    fn few_services_are_found_by_scan_and_many_by_hash_with_the_same_answers() {
+        let few = snapshot_with(3);
+        assert_eq!(few.few_addr.len(), few.by_addr.len());
+        lookups(&few, 3);
+        let many = snapshot_with(12);
+        assert!(many.few_addr.is_empty());
+        lookups(&many, 12);
     }
 }

@@ -80,15 +80,31 @@ pub fn update(check: u16, old: &[u8], new: &[u8]) -> u16 {
 }
 
 /// [`update`] for one 16-bit word.
+#[inline]
 pub fn update_u16(check: u16, old: u16, new: u16) -> u16 {
-    update(check, &old.to_be_bytes(), &new.to_be_bytes())
+    // The same sum as `update`, without the slice walk: at most
+    // 3 × 0xffff, so two folds reach 16 bits.
+    let acc = u32::from(!check) + u32::from(!old) + u32::from(new);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    !(acc as u16)
+}
+
+/// [`update`] for one 32-bit field (an IPv4 address).
+#[inline]
+pub fn update_u32(check: u16, old: u32, new: u32) -> u16 {
+    // At most 5 × 0xffff: two folds reach 16 bits.
+    let acc = u32::from(!check) + (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    !(acc as u16)
 }
 
 /// [`update`] for an address change (both of the same family; a family
 /// change is not an in-place rewrite and leaves `check` as it is).
 pub fn update_addr(check: u16, old: IpAddr, new: IpAddr) -> u16 {
     match (old, new) {
-        (IpAddr::V4(o), IpAddr::V4(n)) => update(check, &o.octets(), &n.octets()),
+        (IpAddr::V4(o), IpAddr::V4(n)) => update_u32(check, u32::from(o), u32::from(n)),
         (IpAddr::V6(o), IpAddr::V6(n)) => update(check, &o.octets(), &n.octets()),
         _ => check,
     }
@@ -102,6 +118,50 @@ pub fn verifies(acc_with_data: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_u32_matches_the_slice_update() {
+        let words = [
+            0u32,
+            1,
+            0xffff,
+            0x1_0000,
+            0x7fff_ffff,
+            0xffff_fffe,
+            0xffff_ffff,
+            0xc000_0201,
+            0x0a00_0001,
+        ];
+        for check in [0u16, 1, 0x7fff, 0xfffe, 0xffff, 0x1234] {
+            for old in words {
+                for new in words {
+                    assert_eq!(
+                        update_u32(check, old, new),
+                        update(check, &old.to_be_bytes(), &new.to_be_bytes()),
+                        "check {check:#x} old {old:#x} new {new:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn update_u16_matches_the_slice_update() {
+        let words = [
+            0u16, 1, 0x00ff, 0x0100, 0x7fff, 0x8000, 0xfffe, 0xffff, 0x1234, 0xabcd,
+        ];
+        for check in words {
+            for old in words {
+                for new in words {
+                    assert_eq!(
+                        update_u16(check, old, new),
+                        update(check, &old.to_be_bytes(), &new.to_be_bytes()),
+                        "check {check:#x} old {old:#x} new {new:#x}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn rfc1071_example_sum() {

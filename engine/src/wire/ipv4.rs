@@ -213,24 +213,28 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// incrementally. The caller checked that the TTL is above 1.
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_ref();
-        let old = [b[field::TTL], b[field::PROTOCOL]];
-        let new = [old[0].wrapping_sub(1), old[1]];
-        self.buffer.as_mut()[field::TTL] = new[0];
-        self.update_checksum(&old, &new);
+        let ttl = b[field::TTL];
+        let old = u16::from_be_bytes([ttl, b[field::PROTOCOL]]);
+        let new = old.wrapping_sub(0x0100);
+        self.buffer.as_mut()[field::TTL] = ttl.wrapping_sub(1);
+        let check = checksum::update_u16(self.checksum(), old, new);
+        self.put16(field::CHECKSUM, check);
     }
 
     /// Rewrite the source address, updating the header checksum.
     pub fn rewrite_src(&mut self, addr: Ipv4Addr) {
-        let old = self.src().octets();
+        let old = u32::from(self.src());
         self.set_src(addr);
-        self.update_checksum(&old, &addr.octets());
+        let check = checksum::update_u32(self.checksum(), old, u32::from(addr));
+        self.put16(field::CHECKSUM, check);
     }
 
     /// Rewrite the destination address, updating the header checksum.
     pub fn rewrite_dst(&mut self, addr: Ipv4Addr) {
-        let old = self.dst().octets();
+        let old = u32::from(self.dst());
         self.set_dst(addr);
-        self.update_checksum(&old, &addr.octets());
+        let check = checksum::update_u32(self.checksum(), old, u32::from(addr));
+        self.put16(field::CHECKSUM, check);
     }
 
     /// Rewrite the total length, updating the header checksum.

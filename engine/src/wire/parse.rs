@@ -127,7 +127,153 @@ fn off16(value: usize) -> Result<u16, WireError> {
 /// Parse an Ethernet frame (at most one 802.1Q tag) carrying IPv4, IPv6
 /// or ARP. Never panics, whatever `frame` holds; every error is one drop
 /// reason.
+///
+/// The common case (IPv4 without options and unfragmented, or IPv6
+/// without extension headers, carrying a well-formed TCP or UDP header)
+/// takes a fast path that reads fixed offsets; anything else, including
+/// every frame that would be an error, goes through the full parser. Both
+/// give the same result for every frame the fast path accepts.
+#[inline]
 pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, WireError> {
+    match parse_common(frame) {
+        Some(parsed) => Ok(parsed),
+        None => parse_full(frame),
+    }
+}
+
+/// Big-endian u16 at a constant offset of a fixed-size header copy.
+#[inline(always)]
+fn be16<const N: usize>(bytes: &[u8; N], at: usize) -> u16 {
+    u16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// The fast path of [`parse_frame`]: `None` for anything it does not
+/// handle (the full parser then decides, errors included).
+#[inline]
+fn parse_common(frame: &[u8]) -> Option<ParsedFrame> {
+    let outer: &[u8; 18] = frame.get(..18)?.try_into().ok()?;
+    let (l3, ether, vlan) = if be16(outer, 12) == ethertype::VLAN {
+        (18, be16(outer, 16), Some(be16(outer, 14) & 0x0fff))
+    } else {
+        (ethernet::HEADER_LEN, be16(outer, 12), None)
+    };
+    let rest = frame.get(l3..)?;
+    let (network, protocol, saddr, daddr, ttl, dont_fragment, ip_hdr_len, ip_len) = match ether {
+        ethertype::IPV4 => {
+            let h: &[u8; 20] = rest.get(..20)?.try_into().ok()?;
+            // Version 4, no options.
+            if h[0] != 0x45 {
+                return None;
+            }
+            let total = usize::from(be16(h, 2));
+            let flags_offset = be16(h, 6);
+            if total < 20
+                || total > rest.len()
+                || flags_offset & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0
+            {
+                return None;
+            }
+            if !ipv4_header_sums_to_ones(h) {
+                return None;
+            }
+            (
+                Network::Ipv4,
+                h[9],
+                IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+                IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+                h[8],
+                flags_offset & ipv4::FLAG_DF != 0,
+                20,
+                total,
+            )
+        }
+        ethertype::IPV6 => {
+            let h: &[u8; 40] = rest.get(..40)?.try_into().ok()?;
+            if h[0] >> 4 != 6 {
+                return None;
+            }
+            let total = ipv6::HEADER_LEN + usize::from(be16(h, 4));
+            if total > rest.len() {
+                return None;
+            }
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src.copy_from_slice(h.get(8..24)?);
+            dst.copy_from_slice(h.get(24..40)?);
+            (
+                Network::Ipv6,
+                h[6],
+                IpAddr::V6(src.into()),
+                IpAddr::V6(dst.into()),
+                h[7],
+                true,
+                ipv6::HEADER_LEN,
+                total,
+            )
+        }
+        _ => return None,
+    };
+    let segment = rest.get(ip_hdr_len..ip_len)?;
+    let (sport, dport, tcp_flags, l4_hdr_len) = match protocol {
+        proto::TCP => {
+            let t: &[u8; 20] = segment.get(..20)?.try_into().ok()?;
+            let header_len = usize::from(t[12] >> 4) * 4;
+            if header_len < 20 || header_len > segment.len() {
+                return None;
+            }
+            (be16(t, 0), be16(t, 2), t[13], header_len)
+        }
+        proto::UDP => {
+            let u: &[u8; 8] = segment.get(..8)?.try_into().ok()?;
+            let claimed = usize::from(be16(u, 4));
+            if claimed < udp::HEADER_LEN || claimed > segment.len() {
+                return None;
+            }
+            (be16(u, 0), be16(u, 2), 0, udp::HEADER_LEN)
+        }
+        _ => return None,
+    };
+    // l3 ≤ 18 and the IP packet fits in the frame, so every offset is
+    // below the frame's length; frames longer than 64 KiB take the full
+    // parser (it reports the offset overflow).
+    let l4 = u16::try_from(l3 + ip_hdr_len).ok()?;
+    Some(ParsedFrame {
+        l3: l3 as u16,
+        l4,
+        payload: u16::try_from(l3 + ip_hdr_len + l4_hdr_len).ok()?,
+        vlan,
+        ethertype: ether,
+        network,
+        protocol,
+        saddr,
+        daddr,
+        sport,
+        dport,
+        tcp_flags,
+        ip_len: u16::try_from(ip_len).ok()?,
+        ttl,
+        dont_fragment,
+        is_fragment: false,
+        is_first_fragment: false,
+        icmp_error: None,
+    })
+}
+
+/// Does a 20-byte IPv4 header's one's-complement sum (checksum field
+/// included) come to all ones, i.e. does its checksum verify?
+#[inline(always)]
+fn ipv4_header_sums_to_ones(h: &[u8; 20]) -> bool {
+    let word = |at: usize| u64::from(u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
+    let mut sum = word(0) + word(4) + word(8) + word(12) + word(16);
+    sum = (sum & 0xffff_ffff) + (sum >> 32);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum == 0xffff
+}
+
+/// The full parser: every header layout, every error.
+fn parse_full(frame: &[u8]) -> Result<ParsedFrame, WireError> {
     let eth = ethernet::Packet::new_checked(frame)?;
     let l3 = eth.header_len();
     let ether = eth.ethertype();
@@ -309,4 +455,124 @@ fn parse_icmp_error(
         code: msg.code(),
         inner,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::wire::build::PacketBuilder;
+    use crate::wire::checksum;
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn common_frames() -> Vec<Vec<u8>> {
+        let v4 = |b: PacketBuilder| {
+            b.eth(A, B)
+                .ipv4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2))
+        };
+        let v6 = |b: PacketBuilder| b.eth(A, B).ipv6(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED);
+        vec![
+            v4(PacketBuilder::new())
+                .tcp(1000, 80)
+                .flags(0x18)
+                .payload(b"hello")
+                .build(),
+            v4(PacketBuilder::new().vlan(7))
+                .udp(53, 5353)
+                .payload(b"q")
+                .build(),
+            v4(PacketBuilder::new())
+                .df(false)
+                .ttl(1)
+                .tcp(1, 2)
+                .tcp_options(&[2, 4, 5, 0xb4])
+                .build(),
+            v6(PacketBuilder::new()).tcp(443, 1234).flags(0x02).build(),
+            v6(PacketBuilder::new().vlan(4095))
+                .udp(1, 2)
+                .payload(b"xyz")
+                .build(),
+        ]
+    }
+
+    /// Re-validate the IPv4 header checksum of an untagged or tagged
+    /// IPv4 frame after an edit, so that edits reach the fast path.
+    fn fix_ipv4_checksum(frame: &mut [u8]) {
+        let l3 = if frame.get(12..14) == Some(&[0x81, 0x00]) {
+            18
+        } else {
+            14
+        };
+        if frame.len() < l3 + 20 || frame[l3] != 0x45 {
+            return;
+        }
+        frame[l3 + 10] = 0;
+        frame[l3 + 11] = 0;
+        let check = checksum::of(&frame[l3..l3 + 20]);
+        frame[l3 + 10..l3 + 12].copy_from_slice(&check.to_be_bytes());
+    }
+
+    #[test]
+    fn fast_path_takes_the_common_frames_and_agrees_with_the_full_parser() {
+        for frame in common_frames() {
+            let fast = parse_common(&frame).expect("a common frame takes the fast path");
+            assert_eq!(Ok(fast), parse_full(&frame));
+        }
+    }
+
+    #[test]
+    fn fast_path_leaves_the_rest_to_the_full_parser() {
+        let v4 = || {
+            PacketBuilder::new()
+                .eth(A, B)
+                .ipv4(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2))
+        };
+        let mut bad_checksum = v4().tcp(1, 2).build();
+        bad_checksum[24] ^= 0x01;
+        for frame in [
+            v4().ipv4_options(&[1, 1, 1, 1]).tcp(1, 2).build(),
+            v4().fragment(0, true).tcp(1, 2).build(),
+            v4().icmp(8, 0, 0).build(),
+            PacketBuilder::new()
+                .eth(A, B)
+                .ipv6(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED)
+                .ipv6_ext(60, &[0; 6])
+                .udp(1, 2)
+                .build(),
+            bad_checksum,
+        ] {
+            assert_eq!(parse_common(&frame), None);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_never_disagrees_with_the_full_parser(
+            which in 0usize..5,
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            fix_checksum in any::<bool>(),
+            cut in any::<usize>(),
+        ) {
+            let mut frame = common_frames()[which].clone();
+            for (at, value) in edits {
+                let i = at % frame.len();
+                frame[i] = value;
+            }
+            if fix_checksum {
+                fix_ipv4_checksum(&mut frame);
+            }
+            for len in [frame.len(), cut % (frame.len() + 1)] {
+                let bytes = &frame[..len];
+                if let Some(fast) = parse_common(bytes) {
+                    prop_assert_eq!(Ok(fast), parse_full(bytes));
+                }
+                prop_assert_eq!(parse_frame(bytes), parse_full(bytes));
+            }
+        }
+    }
 }

@@ -298,7 +298,25 @@ pub(crate) fn decrement_ttl(
         .get_mut(l3..)
         .ok_or(XmitError::Truncated)?;
     match parsed.network {
-        Network::Ipv4 => ipv4::Packet::new_checked(ip)?.decrement_ttl(),
+        Network::Ipv4 => {
+            // ipv4::Packet::new_checked's checks, then the TTL byte and a
+            // one-word checksum update at fixed offsets.
+            let version_ihl = *ip.first().ok_or(XmitError::Truncated)?;
+            let ihl = usize::from(version_ihl & 0x0f) * 4;
+            if version_ihl >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || ip.len() < ihl {
+                return Err(XmitError::Truncated);
+            }
+            let header: &mut [u8; ipv4::MIN_HEADER_LEN] = ip
+                .get_mut(..ipv4::MIN_HEADER_LEN)
+                .and_then(|h| h.try_into().ok())
+                .ok_or(XmitError::Truncated)?;
+            let old = u16::from_be_bytes([header[8], header[9]]);
+            let new = old.wrapping_sub(0x0100);
+            header[8] = header[8].wrapping_sub(1);
+            let check =
+                checksum::update_u16(u16::from_be_bytes([header[10], header[11]]), old, new);
+            header[10..12].copy_from_slice(&check.to_be_bytes());
+        }
         Network::Ipv6 => {
             ipv6::Packet::new_checked(ip)?.set_hop_limit(parsed.ttl - 1);
         }
@@ -473,6 +491,26 @@ pub(crate) fn rewrite_endpoint(
     port: Option<u16>,
     fix_l4_checksum: bool,
 ) -> Result<(), XmitError> {
+    if let IpAddr::V4(new) = addr {
+        if rewrite_ipv4_tcp_udp(frame, l3, l4, protocol, which, new, port, fix_l4_checksum) {
+            return Ok(());
+        }
+    }
+    rewrite_endpoint_general(frame, l3, l4, protocol, which, addr, port, fix_l4_checksum)
+}
+
+/// [`rewrite_endpoint`] for every case (IPv6, ICMPv6, short buffers).
+#[allow(clippy::too_many_arguments)]
+fn rewrite_endpoint_general(
+    frame: &mut [u8],
+    l3: usize,
+    l4: usize,
+    protocol: u8,
+    which: Endpoint,
+    addr: IpAddr,
+    port: Option<u16>,
+    fix_l4_checksum: bool,
+) -> Result<(), XmitError> {
     let old_addr = match addr {
         IpAddr::V4(new) => {
             let ip = frame.get_mut(l3..).ok_or(XmitError::Truncated)?;
@@ -536,11 +574,164 @@ pub(crate) fn rewrite_endpoint(
     Ok(())
 }
 
+/// The common case of [`rewrite_endpoint`]: an IPv4 header followed by
+/// a TCP or UDP header, everything in bounds. Every bound is checked
+/// before anything is written; `false` (nothing written) sends the caller
+/// to the general path, which then reports what is wrong. Same result as
+/// the general path otherwise.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn rewrite_ipv4_tcp_udp(
+    frame: &mut [u8],
+    l3: usize,
+    l4: usize,
+    protocol: u8,
+    which: Endpoint,
+    new: std::net::Ipv4Addr,
+    port: Option<u16>,
+    fix_l4_checksum: bool,
+) -> bool {
+    let check_at = match protocol {
+        proto::TCP => wire::tcp::CHECKSUM_OFFSET,
+        proto::UDP => wire::udp::CHECKSUM_OFFSET,
+        _ => return false,
+    };
+    if l3.saturating_add(ipv4::MIN_HEADER_LEN) > l4 {
+        return false;
+    }
+    let (head, segment) = frame.split_at_mut(l4.min(frame.len()));
+    let Some(&version_ihl) = head.get(l3) else {
+        return false;
+    };
+    let ihl = usize::from(version_ihl & 0x0f) * 4;
+    if version_ihl >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || head.len() - l3 < ihl {
+        return false;
+    }
+    let Some(ip) = head.get_mut(l3..l3 + ipv4::MIN_HEADER_LEN) else {
+        return false;
+    };
+    let Some(l4_hdr) = segment.get_mut(..check_at + 2) else {
+        return false;
+    };
+    let (addr_at, port_at) = match which {
+        Endpoint::Source => (12, 0),
+        Endpoint::Destination => (16, 2),
+    };
+    let Some(addr_bytes) = ip.get(addr_at..addr_at + 4) else {
+        return false;
+    };
+    let old = u32::from_be_bytes([addr_bytes[0], addr_bytes[1], addr_bytes[2], addr_bytes[3]]);
+    let new = u32::from(new);
+    ip[addr_at..addr_at + 4].copy_from_slice(&new.to_be_bytes());
+    let ip_check = checksum::update_u32(u16::from_be_bytes([ip[10], ip[11]]), old, new);
+    ip[10..12].copy_from_slice(&ip_check.to_be_bytes());
+    let old_port = u16::from_be_bytes([l4_hdr[port_at], l4_hdr[port_at + 1]]);
+    if fix_l4_checksum {
+        let mut check = u16::from_be_bytes([l4_hdr[check_at], l4_hdr[check_at + 1]]);
+        // An IPv4 UDP checksum of 0 means "none" and stays 0.
+        if !(protocol == proto::UDP && check == 0) {
+            check = checksum::update_u32(check, old, new);
+            if let Some(new_port) = port {
+                check = checksum::update_u16(check, old_port, new_port);
+            }
+            if protocol == proto::UDP && check == 0 {
+                check = 0xffff;
+            }
+            l4_hdr[check_at..check_at + 2].copy_from_slice(&check.to_be_bytes());
+        }
+    }
+    if let Some(new_port) = port {
+        l4_hdr[port_at..port_at + 2].copy_from_slice(&new_port.to_be_bytes());
+    }
+    true
+}
+
 /// The packet's and the parameters' address families agree?
 pub(crate) fn same_family(a: IpAddr, b: IpAddr) -> Result<(), XmitError> {
     if a.is_ipv4() == b.is_ipv4() {
         Ok(())
     } else {
         Err(XmitError::AddressFamily)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::wire::build::PacketBuilder;
+
+    fn frame(udp: bool, zero_udp_checksum: bool) -> Vec<u8> {
+        let b = PacketBuilder::new()
+            .eth([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(Ipv4Addr::new(203, 0, 113, 7), Ipv4Addr::new(192, 0, 2, 10));
+        let b = if udp {
+            let b = b.udp(5000, 53);
+            if zero_udp_checksum {
+                b.udp_zero_checksum()
+            } else {
+                b
+            }
+        } else {
+            b.tcp(40000, 80).flags(0x18)
+        };
+        b.payload(b"payload").build()
+    }
+
+    proptest! {
+        #[test]
+        fn ipv4_fast_rewrite_matches_the_general_one(
+            kind in 0u8..3,
+            source in any::<bool>(),
+            addr in any::<u32>(),
+            port in proptest::option::of(any::<u16>()),
+            fix in any::<bool>(),
+            l3 in prop_oneof![Just(14usize), 0usize..40],
+            l4 in prop_oneof![Just(34usize), 0usize..60],
+            protocol in prop_oneof![Just(proto::TCP), Just(proto::UDP), any::<u8>()],
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            cut in any::<usize>(),
+        ) {
+            let mut bytes = frame(kind != 0, kind == 2);
+            for (at, value) in edits {
+                let i = at % bytes.len();
+                bytes[i] = value;
+            }
+            let len = if cut % 4 == 0 { cut % (bytes.len() + 1) } else { bytes.len() };
+            bytes.truncate(len);
+            let which = if source { Endpoint::Source } else { Endpoint::Destination };
+            let new = IpAddr::V4(Ipv4Addr::from(addr));
+            let mut fast = bytes.clone();
+            let mut general = bytes;
+            let a = rewrite_endpoint(&mut fast, l3, l4, protocol, which, new, port, fix);
+            let b = rewrite_endpoint_general(&mut general, l3, l4, protocol, which, new, port, fix);
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(fast, general);
+        }
+    }
+
+    #[test]
+    fn the_common_ipv4_rewrite_takes_the_fast_path() {
+        for (udp, zero) in [(false, false), (true, false), (true, true)] {
+            let mut bytes = frame(udp, zero);
+            let protocol = if udp { proto::UDP } else { proto::TCP };
+            let new = Ipv4Addr::new(10, 1, 2, 3);
+            assert!(rewrite_ipv4_tcp_udp(
+                &mut bytes,
+                14,
+                34,
+                protocol,
+                Endpoint::Destination,
+                new,
+                Some(8080),
+                true
+            ));
+            let parsed = wire::parse_frame(&bytes).expect("still a valid frame");
+            assert_eq!(parsed.daddr, IpAddr::V4(new));
+            assert_eq!(parsed.dport, 8080);
+        }
     }
 }
