@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build test lint unit demo setup
+.PHONY: all build test lint unit demo demo-mem e2e setup
 
 all: build
 
@@ -20,8 +20,19 @@ lint:
 unit:
 	$(CARGO) test --workspace
 
-test: setup lint unit
+# The end-to-end suite (root): scenarios in network namespaces against the
+# release binaries; `make e2e SCENARIOS="dr nat" BACKENDS=tun` runs a part.
+e2e: setup build
+	bash tests/run.sh $(SCENARIOS)
 
-demo: setup
+test: setup lint unit e2e
+
+# The seed's DR example live in a namespace lab (root): uvsd, uvsadm running
+# the seed's director script, nginx real servers, curl.
+demo: setup build
+	bash tests/demo.sh
+
+# The in-memory demo (no root, no namespaces).
+demo-mem:
 	$(CARGO) run --release -p uvs-engine --example demo
 

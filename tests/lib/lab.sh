@@ -368,3 +368,37 @@ names() {
   local i
   for ((i = 0; i < $3; i++)); do get "$1" "$2" || fail "request $i to $2 from $1 failed"; done
 }
+
+# lab_mtu MTU HOST...: eth0 of each HOST and its switch port get MTU.
+lab_mtu() {
+  local mtu=$1 h peer
+  shift
+  for h in "$@"; do
+    nsx "$h" ip link set eth0 mtu "$mtu"
+    peer=$(nsx "$h" cat /sys/class/net/eth0/iflink)
+    local sw
+    for sw in sw swin swout; do
+      [[ " ${LAB_NS[*]} " == *" $sw "* ]] || continue
+      local name
+      name=$(nsx "$sw" ip -o link | awk -F': ' -v i="$peer" '$1==i{print $2}' | cut -d@ -f1)
+      [ -n "$name" ] && nsx "$sw" ip link set "$name" mtu "$mtu"
+    done
+  done
+  local sw
+  for sw in sw swin swout; do
+    [[ " ${LAB_NS[*]} " == *" $sw "* ]] || continue
+    nsx "$sw" ip link set br0 mtu "$mtu" 2>/dev/null || true
+  done
+}
+
+# decap_start HOST VIP DIRECTOR: `uvsd --decap` on a real server, taking
+# IPIP from DIRECTOR for VIP into a TUN device holding VIP.
+decap_start() {
+  local host=$1 vip=$2 director=$3
+  nsx "$host" "$UVSD" --decap --vip "$vip" --director "$director" \
+    --socket "$LAB_TMP/decap-$host.sock" >>"$LAB_TMP/decap-$host.log" 2>&1 &
+  local pid=$!
+  LAB_PIDS+=("$pid")
+  wait_until 10 "the decap role on $host to hold $vip" \
+    bash -c "kill -0 $pid && ip netns exec $(ns "$host") ip -o addr show | grep -qw '$vip'"
+}

@@ -9,7 +9,7 @@ vip=${VIP:-192.168.79.180}
 svc=${SVC:-$vip:80}
 rs1=${RS1:-192.168.79.129}
 rs2=${RS2:-192.168.79.131}
-rs3=${RS3:-192.168.79.132}
+rs3=${RS3:-}   # the lab's third real server, when it has one
 
 #set ip_forward OFF for lvs-dr director (1 on, 0 off)
 #(there is no forwarding in the conventional sense for LVS-DR)
@@ -37,8 +37,10 @@ $ipv -a -t "$svc" -r "$rs1" -g -w 1
 ping -c 1 -W 2 "$rs1"                  #check realserver reachable from director
 $ipv -a -t "$svc" -r "$rs2" -g -w 1
 ping -c 1 -W 2 "$rs2"
+if [ -n "$rs3" ]; then
 $ipv -a -t "$svc" -r "$rs3" -g -w 1
 ping -c 1 -W 2 "$rs3"
+fi
 
 #displaying ipvsadm settings
 $ipv
