@@ -3,7 +3,8 @@
 
 CARGO ?= cargo
 
-.PHONY: all build test lint unit demo demo-mem e2e setup
+.PHONY: all build test lint unit demo demo-mem e2e setup fuzz fuzz-smoke bench-engine callgrind \
+	bench-first
 
 all: build
 
@@ -25,7 +26,7 @@ unit:
 e2e: setup build
 	bash tests/run.sh $(SCENARIOS)
 
-test: setup lint unit e2e
+test: setup lint unit fuzz-smoke e2e
 
 # The seed's DR example live in a namespace lab (root): uvsd, uvsadm running
 # the seed's director script, nginx real servers, curl.
@@ -36,3 +37,27 @@ demo: setup build
 demo-mem:
 	$(CARGO) run --release -p uvs-engine --example demo
 
+
+# --- fuzzing and benchmarks (see bench/README.md) ---
+
+# ~45 s of fuzzing the whole packet path; fails on any crash.
+fuzz-smoke:
+	bash scripts/fuzz.sh smoke
+
+# At least 10 M frames of fuzzing; records the figures in bench/RESULTS.md.
+fuzz:
+	bash scripts/fuzz.sh long
+
+# Criterion: ns per packet, established and new-connection paths.
+bench-engine:
+	$(CARGO) bench -p uvs-engine --bench engine
+
+# Instructions per packet under callgrind; records them in bench/RESULTS.md.
+callgrind: setup
+	CALLGRIND_WRITE=1 bash bench/callgrind.sh
+
+# First throughput figure: small-packet UDP through the director, uvsd
+# AF_XDP vs TUN vs kernel forwarding (root); writes bench/RESULTS.md's
+# section "First throughput figure" when RESULTS_WRITE=1.
+bench-first: setup build
+	bash bench/first-throughput.sh

@@ -157,6 +157,40 @@ pub struct Worker {
     forwarded: u64,
     icmp_sent: u64,
     new_conns: u64,
+    hops: HopCache,
+}
+
+/// Next hops looked up more than once per batch are not looked up twice.
+pub const HOP_CACHE_SIZE: usize = 4;
+
+/// The next hops found during the current batch. The network view cannot
+/// change within a batch (it is loaded once per `process` call), and the
+/// real servers repeat from packet to packet, so most inbound packets skip
+/// the route scan and the neighbour hash. Cleared at the start of every
+/// batch; errors are not cached.
+#[derive(Debug, Default)]
+struct HopCache {
+    entries: [Option<(IpAddr, NextHop)>; HOP_CACHE_SIZE],
+    next: usize,
+}
+
+impl HopCache {
+    fn clear(&mut self) {
+        self.entries = Default::default();
+        self.next = 0;
+    }
+
+    fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
+        if let Some((_, hop)) = self.entries.iter().flatten().find(|(addr, _)| *addr == dst) {
+            return Ok(*hop);
+        }
+        let hop = net.next_hop(dst)?;
+        if let Some(slot) = self.entries.get_mut(self.next) {
+            *slot = Some((dst, hop));
+        }
+        self.next = (self.next + 1) % HOP_CACHE_SIZE;
+        Ok(hop)
+    }
 }
 
 impl Worker {
@@ -295,6 +329,7 @@ impl Engine {
     pub fn process(&self, worker: &mut Worker, batch: &mut [Packet<'_>], now: Millis) {
         let snapshot = self.snapshot.load();
         let net = self.net.load();
+        worker.hops.clear();
         for packet in batch.iter_mut() {
             let verdict = self.process_one(worker, &snapshot, &net, packet, now);
             match verdict {
@@ -664,12 +699,17 @@ impl Engine {
             (Direction::Input, _) => info.daddr,
             (Direction::Output, _) => info.key.caddr,
         };
-        let hop = match net.next_hop(toward) {
+        let hop = match worker.hops.next_hop(net, toward) {
             Ok(hop) => hop,
             Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
             Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
         };
-        let tunnel_source = tunnel_source(snapshot, net, info);
+        // Only tunnels use a source address; finding it may take a second
+        // route lookup, so other methods skip it.
+        let tunnel_source = match info.method {
+            ForwardMethod::Tunnel { .. } => tunnel_source(snapshot, net, info),
+            _ => info.key.vaddr,
+        };
         let params = XmitParams {
             director_mac: hop.src_mac,
             next_hop_mac: hop.dst_mac,
@@ -897,4 +937,80 @@ fn flow_hash(key: &ConnKey) -> u32 {
         ^ (u32::from(key.cport) << 16 | u32::from(key.vport))
         ^ u32::from(key.protocol);
     mixed.wrapping_mul(0x9e37_79b1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::{self, INSIDE, OUTSIDE};
+    use crate::wire::build::PacketBuilder;
+
+    fn dr_engine() -> Engine {
+        let config = uvs_conf::file::parse_config(
+            "test",
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"192.0.2.10:80\"\n\
+             [[service.real_server]]\naddress = \"198.51.100.11\"\n",
+        )
+        .expect("valid config");
+        Engine::new(&config, lab::net_view(1)).expect("engine starts")
+    }
+
+    fn client_frame(cport: u16, flags: u8) -> Vec<u8> {
+        PacketBuilder::new()
+            .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+            .ipv4(Ipv4Addr::new(203, 0, 113, 7), Ipv4Addr::new(192, 0, 2, 10))
+            .tcp(cport, 80)
+            .flags(flags)
+            .build()
+    }
+
+    #[test]
+    fn next_hop_cache_serves_repeats_in_a_batch_and_forgets_between_batches() {
+        let engine = dr_engine();
+        let mut worker = Worker::new();
+        let now = Millis(1_000);
+        for cport in [1000, 1001] {
+            let out = lab::run_one(
+                &engine,
+                &mut worker,
+                OUTSIDE,
+                &client_frame(cport, 0x02),
+                now,
+            );
+            assert_eq!(out.verdict, Verdict::Forward(INSIDE));
+            assert_eq!(out.frame[0..6], lab::real_server_mac(1));
+        }
+        // The real server's MAC changes: the next batch must see it.
+        let mut net = lab::net_view(1);
+        let moved = [0x02, 0, 0, 0, 0x99, 0x99];
+        net.neighbours.insert(lab::real_server4(1).into(), moved);
+        engine.set_net(net);
+        let out = lab::run_one(
+            &engine,
+            &mut worker,
+            OUTSIDE,
+            &client_frame(1000, 0x10),
+            now,
+        );
+        assert_eq!(out.verdict, Verdict::Forward(INSIDE));
+        assert_eq!(out.frame[0..6], moved);
+    }
+
+    #[test]
+    fn hop_cache_keeps_the_newest_entries_and_never_caches_errors() {
+        let net = lab::net_view(8);
+        let mut cache = HopCache::default();
+        for n in 1..=8u8 {
+            let addr = IpAddr::V4(lab::real_server4(n));
+            let hop = cache.next_hop(&net, addr).expect("known server");
+            assert_eq!(hop.dst_mac, lab::real_server_mac(n));
+            assert_eq!(cache.next_hop(&net, addr), Ok(hop));
+        }
+        let cached: Vec<IpAddr> = cache.entries.iter().flatten().map(|(a, _)| *a).collect();
+        assert_eq!(cached.len(), HOP_CACHE_SIZE);
+        assert!(cached.contains(&IpAddr::V4(lab::real_server4(8))));
+        let unknown = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 200));
+        assert_eq!(cache.next_hop(&net, unknown), Err(RouteError::NoNeighbour));
+        assert!(cache.entries.iter().flatten().all(|(a, _)| *a != unknown));
+    }
 }
