@@ -85,21 +85,38 @@ check_weight0() {
   pass "weight 0 on $s: new requests avoid it ($got), the open 1 MB download completes intact"
 }
 
+# body_size TAG: bytes of the slow download TAG so far.
+body_size() { stat -c %s "$LAB_TMP/$1.body" 2>/dev/null || echo 0; }
+
 check_delete() {
-  SLOW_MAX=6 slow_download /huge 1M slowd
+  SLOW_MAX=15 slow_download /huge 1M slowd
   local s=$SLOW_SERVER
+  wait_until 5 "the download to be under way" bash -c "[ \$(stat -c %s $LAB_TMP/slowd.body 2>/dev/null || echo 0) -gt 0 ]"
   uvsadm -d -t "$SVC" -r "$(rs_arg "$s")"
-  local rc=0
-  wait "$SLOW_PID" || rc=$?
-  local size
-  size=$(stat -c %s "$LAB_TMP/slowd.body" 2>/dev/null || echo 0)
-  [ "$rc" -ne 0 ] && [ "$size" -lt 16777216 ] ||
-    fail "deleting $s did not end its connection (curl rc=$rc, $size bytes)"
+  local at_delete
+  at_delete=$(body_size slowd)
+  # The download must stall (no byte for a whole second) or fail, well
+  # before it could finish: at 1 MB/s the 16 MB take 16 s.
+  local prev=-1 cur deadline=$((SECONDS + 8)) stalled=0
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    cur=$(body_size slowd)
+    if ! kill -0 "$SLOW_PID" 2>/dev/null || [ "$cur" = "$prev" ]; then
+      stalled=1
+      break
+    fi
+    prev=$cur
+    sleep 1
+  done
+  kill "$SLOW_PID" 2>/dev/null || true
+  wait "$SLOW_PID" 2>/dev/null || true
+  cur=$(body_size slowd)
+  [ "$stalled" = 1 ] && [ "$cur" -lt 16777216 ] ||
+    fail "deleting $s did not end its connection: $at_delete bytes at delete, $cur later, still flowing"
   local got
   got=$(answers 4)
   grep -qw "$s" <<<"$got" && fail "deleted $s still answers ($got)"
   uvsadm -a -t "$SVC" -r "$(rs_arg "$s")" "$FWD" -w 1
-  pass "deleting $s ends its open download (curl rc=$rc after $size bytes); new requests avoid it"
+  pass "deleting $s ends its open download ($at_delete bytes at delete, $cur in all); new requests avoid it"
 }
 
 check_download() {
@@ -140,7 +157,7 @@ check_stats() {
     fail "stats: InPkts $inpkts but the client sent $sent packets"
   # Per server: 3 connections each (rr).
   local per
-  per=$(uvsadm -Ln --stats --exact | awk '$1=="->"{print $3}' | sort -u | tr '\n' ' ')
+  per=$(uvsadm -Ln --stats --exact | awk '$1=="->" && $2 ~ /[0-9]/ {print $3}' | sort -u | tr '\n' ' ')
   [ "$per" = "3 " ] || fail "stats: per-server Conns $per, expected 3 each"
   pass "stats: Conns $conns = requests, InPkts $inpkts ≈ client sent $sent, 3 per server"
 }
@@ -165,6 +182,7 @@ check_listings() {
   grep -q '^Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS$' <<<"$l" ||
     fail "--rate columns: $l"
   wait "$wpid" || fail "wrk failed: $(cat "$LAB_TMP/wrk-rate.out")"
+  ! grep -qE 'Socket errors|Non-2xx' "$LAB_TMP/wrk-rate.out" || fail "wrk errors: $(cat "$LAB_TMP/wrk-rate.out")"
   pass "-Ln, --stats, --rate show ipvsadm's shapes; --rate live: $(awk '$1=="TCP"' <<<"$l" | tr -s ' ')"
 }
 
