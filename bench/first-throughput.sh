@@ -14,6 +14,7 @@ set -o errexit -o nounset -o pipefail
 SCENARIO=bench-first
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../tests/lib/lab.sh"
+VIP_LOCAL=0 # per case below: on eth0 for AF_XDP only (see lab.sh)
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-5}
 PAYLOAD=18 # 14 + 20 + 8 + 18 = 60 bytes + FCS = 64 on the wire
@@ -26,7 +27,7 @@ nsx director sysctl -qw net.ipv4.ip_forward=1
 # The sink: a UDP socket on port 9 that never reads, so the real server's
 # stack counts each datagram on eth0 (rx_packets) and drops it at the full
 # socket buffer, with no ICMP errors flowing back.
-nsx rs1 python3 -c 'import signal, socket
+ip netns exec "$(ns rs1)" python3 -c 'import signal, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.bind(("0.0.0.0", 9))
@@ -57,6 +58,7 @@ run_case() {
   case $1 in
     kernel) measure "${RS4[0]}" ;;
     afxdp | tun)
+      if [ "$1" = afxdp ]; then nsx director ip addr add "$VIP4/32" dev eth0; fi
       uvsd_start "$1"
       uvsadm -A -u "$VIP4:9" -s rr
       uvsadm -a -u "$VIP4:9" -r "${RS4[0]}:9" -m
@@ -67,6 +69,7 @@ run_case() {
         bash -c "ip netns exec $(ns client) $LAB_TMP/udpgen $CLIENT4 $VIP4 9 $PAYLOAD 0.05 1 >/dev/null; [ \$(ip netns exec $(ns rs1) cat /sys/class/net/eth0/statistics/rx_packets) -gt $b ]"
       measure "$VIP4"
       uvsd_stop
+      if [ "$1" = afxdp ]; then nsx director ip addr del "$VIP4/32" dev eth0; fi
       ;;
   esac
 }

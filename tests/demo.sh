@@ -11,6 +11,7 @@ SCENARIO=demo
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib/lab.sh"
 backend=${DEMO_BACKEND:-afxdp}
+VIP_LOCAL=$(vip_local_for "$backend")
 
 lab_init
 echo "== building the seed's DR lab (namespaces ${LAB_ID}-*)"

@@ -21,8 +21,8 @@
 #          servers on 192.168.79.0/24 + fd79::/64, as nsx the seed's DR and
 #          TUN walkthroughs (DIP .128, VIP .180, RS .129 .131 .132).
 #   nat  — two networks, as nsx the seed's NAT walkthrough: outside
-#          10.133.146.0/24 + fd10::/64 (client .100/.101, director .47 =
-#          VIP), inside 192.168.79.0/24 + fd79::/64 (director .128, real
+#          10.133.146.0/24 + fd10::/64 (client .100/.101, director .1,
+#          VIP .47 on it when VIP_LOCAL=1), inside 192.168.79.0/24 + fd79::/64 (director .128, real
 #          servers route by default via it).
 
 set -o errexit -o nounset -o pipefail
@@ -36,6 +36,15 @@ LAB_TMP=""
 LAB_NS=()
 LAB_PIDS=()
 LAB_FAILED=0
+# VIP_LOCAL=1: the VIP is an address of the director's interface, as the
+# seed's scripts make it; the AF_XDP program takes the VIP's traffic before
+# the kernel. The TUN backend steers by routes, which the local table would
+# beat (engine/src/io/tun.rs), so there the VIP stays off the director's
+# interfaces (VIP_LOCAL=0) and uvsd answers ARP/NDP for it.
+VIP_LOCAL=${VIP_LOCAL:-1}
+
+# vip_local_for BACKEND: the VIP_LOCAL that backend wants.
+vip_local_for() { if [ "$1" = tun ]; then echo 0; else echo 1; fi; }
 
 # ---------------------------------------------------------------- logging
 
@@ -232,7 +241,8 @@ uvsadm() { nsx director env UVS_SOCKET="$LAB_TMP/uvsd.sock" "$UVSADM" "$@"; }
 uvsd_start() {
   local backend=$1
   shift
-  nsx director "$UVSD" --backend "$backend" --socket "$LAB_TMP/uvsd.sock" "$@" \
+  # ip netns exec directly (not the nsx function), so $! is uvsd itself.
+  ip netns exec "$(ns director)" "$UVSD" --backend "$backend" --socket "$LAB_TMP/uvsd.sock" "$@" \
     >>"$LAB_TMP/uvsd.log" 2>&1 &
   UVSD_PID=$!
   LAB_PIDS+=("$UVSD_PID")
@@ -270,7 +280,7 @@ exec env UVS_SOCKET="$LAB_TMP/uvsd.sock" "$UVSADM" "\$@"
 EOF
   chmod +x "$LAB_TMP/bin/ipvsadm"
   cp "$LAB_TMP/bin/ipvsadm" "$LAB_TMP/bin/uvsadm"
-  nsx director env PATH="$LAB_TMP/bin:$PATH" "$@" \
+  nsx director env PATH="$LAB_TMP/bin:$PATH" VIP_LOCAL="$VIP_LOCAL" "$@" \
     bash "$script" >"$LAB_TMP/seed-script.out" 2>&1 \
     || {
       cat "$LAB_TMP/seed-script.out" >&2
@@ -329,12 +339,15 @@ lab_nat() {
   lab_port director eth0 swout
   lab_port director eth1 swin
   VIP4=10.133.146.47 VIP6=fd10::47 DIP4=192.168.79.128 DIP6=fd79::128
+  DOUT4=10.133.146.1 DOUT6=fd10::1
   CLIENT4=10.133.146.100 CLIENT4B=10.133.146.101 CLIENT6=fd10::100 CLIENT6B=fd10::101
   lab_addr client eth0 $CLIENT4/24 $CLIENT4B/24 $CLIENT6/64 $CLIENT6B/64
-  lab_addr director eth0 $VIP4/24 $VIP6/64
+  lab_addr director eth0 $DOUT4/24 $DOUT6/64
+  # The seed's director holds the VIP on its outside interface.
+  [ "$VIP_LOCAL" = 1 ] && lab_addr director eth0 $VIP4/32 $VIP6/128
   lab_addr director eth1 $DIP4/24 $DIP6/64
-  nsx client ip route add 192.168.79.0/24 via $VIP4
-  nsx client ip -6 route add fd79::/64 via $VIP6
+  nsx client ip route add 192.168.79.0/24 via $DOUT4
+  nsx client ip -6 route add fd79::/64 via $DOUT6
   RS4=(192.168.79.129 192.168.79.131 192.168.79.132)
   RS6=(fd79::129 fd79::131 fd79::132)
   RS_NAMES=()
@@ -395,7 +408,7 @@ lab_mtu() {
 # IPIP from DIRECTOR for VIP into a TUN device holding VIP.
 decap_start() {
   local host=$1 vip=$2 director=$3
-  nsx "$host" "$UVSD" --decap --vip "$vip" --director "$director" \
+  ip netns exec "$(ns "$host")" "$UVSD" --decap --vip "$vip" --director "$director" \
     --socket "$LAB_TMP/decap-$host.sock" >>"$LAB_TMP/decap-$host.log" 2>&1 &
   local pid=$!
   LAB_PIDS+=("$pid")

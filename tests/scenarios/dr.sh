@@ -7,6 +7,7 @@ BACKEND=${1:?usage: dr.sh afxdp|tun}
 SCENARIO="dr/$BACKEND"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/lab.sh"
+VIP_LOCAL=$(vip_local_for "$BACKEND")
 source "$here/../lib/checks.sh"
 
 lab_init

@@ -9,6 +9,7 @@ BACKEND=${1:?usage: reload.sh afxdp|tun}
 SCENARIO="reload/$BACKEND"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/lab.sh"
+VIP_LOCAL=$(vip_local_for "$BACKEND")
 
 lab_init
 lab_nat 3

@@ -10,12 +10,13 @@ BACKEND=${1:?usage: robust.sh afxdp|tun}
 SCENARIO="robust/$BACKEND"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/lab.sh"
+VIP_LOCAL=$(vip_local_for "$BACKEND")
 
 lab_init
 lab_lan 2
 lab_vip_on_lo
 # The VIP as the seed's script puts it, before the baseline below.
-nsx director ip addr add "$VIP4/32" dev eth0
+[ "$VIP_LOCAL" = 1 ] && nsx director ip addr add "$VIP4/32" dev eth0
 
 # net_state: what uvsd may change in the director's namespace.
 net_state() {

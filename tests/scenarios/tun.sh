@@ -10,6 +10,7 @@ BACKEND=${1:?usage: tun.sh afxdp|tun}
 SCENARIO="tun/$BACKEND"
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib/lab.sh"
+VIP_LOCAL=$(vip_local_for "$BACKEND")
 source "$here/../lib/checks.sh"
 
 lab_init

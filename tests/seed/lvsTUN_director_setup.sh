@@ -19,9 +19,12 @@ echo "1" > /proc/sys/net/ipv4/conf/all/send_redirects
 echo "1" > /proc/sys/net/ipv4/conf/default/send_redirects
 echo "1" > /proc/sys/net/ipv4/conf/eth0/send_redirects
 
-#add ethernet device and routing for VIP
+#add ethernet device and routing for VIP (VIP_LOCAL=0: uvsd's TUN backend
+#steers the VIP by route and answers ARP for it, so it stays off eth0)
+if [ "${VIP_LOCAL:-1}" = 1 ]; then
 ip addr replace "$vip" dev eth0
 ping -c 1 -W 2 "$vip"
+fi
 
 #setup_ipvsadm_table
 $ipv -C
