@@ -30,13 +30,31 @@ net_state() {
   } | sort
 }
 
+# full_state: net_state plus what uvsd sets up and undoes itself (proxy
+# ARP/NDP entries, addresses, the sysctls it may change); a restart undoes
+# what a kill -9 left of these, and a clean stop everything.
+full_state() {
+  net_state
+  {
+    nsx director ip neigh show proxy
+    nsx director ip -o addr show | awk '{print $2, $3, $4}'
+    for k in net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.conf.all.rp_filter \
+      net.ipv4.conf.eth0.accept_local net.ipv6.conf.eth0.proxy_ndp; do
+      nsx director sysctl -n "$k" | sed "s/^/$k = /"
+    done
+  } | sort
+}
+
 configure() {
   run_seed_script "$here/../seed/lvsDR_director_setup.sh" VIP="$VIP4" \
     RS1="${RS4[0]}" RS2="${RS4[1]}" RS3=
   wait_until 10 "an answer through the VIP" get "$CLIENT4" "$(url "$VIP4")"
 }
 
+# The seed's script sets these two; the baselines have them as it leaves them.
+nsx director sysctl -qw net.ipv4.ip_forward=0 net.ipv4.conf.all.send_redirects=1
 baseline=$(net_state)
+full_baseline=$(full_state)
 uvsd_start "$BACKEND"
 configure
 pass "uvsd serves through the VIP"
@@ -100,3 +118,10 @@ pass "kill -9 left no XDP program, device, route or rule (ip link/rule/route as 
 uvsd_start "$BACKEND"
 configure
 pass "restart after kill -9 serves again with no manual cleanup"
+
+# --- a clean stop after that restart leaves the namespace as it was
+uvsd_stop
+after=$(full_state)
+[ "$after" = "$full_baseline" ] || fail "SIGTERM after the restart left state behind:
+$(diff <(echo "$full_baseline") <(echo "$after"))"
+pass "SIGTERM after the restart leaves links, XDP, rules, routes, proxy entries, addresses, sysctls as before"
