@@ -59,6 +59,7 @@ check_persistence() {
 # headers and sets SLOW_SERVER.
 slow_download() {
   local path=$1 rate=$2 tag=$3
+  rm -f "$LAB_TMP/$tag.hdr" "$LAB_TMP/$tag.body" "$LAB_TMP/$tag.err"
   ip netns exec "$(ns client)" curl -fsS --max-time "${SLOW_MAX:-20}" --limit-rate "$rate" --interface "$C1" \
     -D "$LAB_TMP/$tag.hdr" -o "$LAB_TMP/$tag.body" "$(url "$VIP" 80 "$path")" \
     2>"$LAB_TMP/$tag.err" &
