@@ -7,6 +7,8 @@
 #   kernel  — plain kernel forwarding: client → real server address, routed
 #   afxdp   — uvsd --backend afxdp, NAT service -u VIP:9 → RS:9 (-m)
 #   tun     — uvsd --backend tun, the same service
+# CPUs: the generator (and the veth RX softirq it triggers) on CPU0; the
+# forwarding on CPU1 — uvsd's threads pinned there, the kernel case by RPS.
 # Prints delivered pps per case (median, min, max) and the ratio to kernel;
 # RESULTS_WRITE=1 replaces the "First throughput figure" section of
 # bench/RESULTS.md. Root; uses tests/lib/lab.sh for the namespaces.
@@ -56,10 +58,18 @@ measure() {
 
 run_case() {
   case $1 in
-    kernel) measure "${RS4[0]}" ;;
+    kernel)
+      # Forwarding on CPU1 by RPS, as uvsd's worker is below.
+      nsx director sh -c 'echo 2 >/sys/class/net/eth0/queues/rx-0/rps_cpus'
+      measure "${RS4[0]}"
+      nsx director sh -c 'echo 0 >/sys/class/net/eth0/queues/rx-0/rps_cpus'
+      ;;
     afxdp | tun)
       if [ "$1" = afxdp ]; then nsx director ip addr add "$VIP4/32" dev eth0; fi
       uvsd_start "$1"
+      # Every uvsd thread on CPU1, away from the generator and the RX
+      # softirq on CPU0 (packet-io.md §2: same-core AF_XDP livelocks).
+      taskset -a -p -c 1 "$UVSD_PID" >/dev/null
       uvsadm -A -u "$VIP4:9" -s rr
       uvsadm -a -u "$VIP4:9" -r "${RS4[0]}:9" -m
       # One packet through first: the engine steers before we time it.
@@ -108,7 +118,8 @@ if [ "${RESULTS_WRITE:-0}" = 1 ]; then
   section="## First throughput figure
 
 Measured $(date -u +%Y-%m-%d) by \`make bench-first\` (bench/first-throughput.sh): 64-byte UDP
-frames from \`bench/udpgen.c\` (sendmmsg, 64 per call, 16 source ports, pinned to CPU0) in the
+frames from \`bench/udpgen.c\` (sendmmsg, 64 per call, 16 source ports, pinned to CPU0; forwarding on CPU1: uvsd pinned there,
+kernel forwarding moved there by RPS) in the
 client namespace of the seed's NAT lab, through the director namespace, to one real server
 that counts it on eth0 and drops it at a socket that never reads. ${ROUNDS} interleaved rounds of ${SECS} s; machine:
 $(nproc) vCPUs shared with other work, kernel $(uname -r). Every case is overload (offered >
