@@ -151,7 +151,7 @@ pub(crate) struct Fields {
 }
 
 /// What a hash index compares: 40 bytes taken from an entry or a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct IndexKey {
     pub meta: u32,
     pub ports: u32,

@@ -30,6 +30,12 @@ use crate::time::Millis;
 const MAX_LOOKUP_RESTARTS: usize = 64;
 /// The memory budget: bytes per connection, entry and index included.
 pub const MAX_BYTES_PER_CONN: usize = 128;
+/// Keys whose chains a batch lookup walks together (at most 64: one bit
+/// each in a mask).
+const BATCH_GROUP: usize = 16;
+/// Keys a batch lookup hashes (and whose buckets it prefetches) ahead of
+/// the chain walks.
+const BATCH_CHUNK: usize = 64;
 /// Local address/port candidates tried for one full-NAT connection.
 const FULLNAT_PROBES: u32 = 64;
 
@@ -296,59 +302,227 @@ impl ConnTable {
     }
 
     /// [`lookup_in`](ConnTable::lookup_in) for a batch of packets:
-    /// `out[i]` receives the result for `keys[i]` (for the first
-    /// `min(keys.len(), out.len())` keys). The bucket heads of a group of
-    /// keys, then their first entries, are read before any chain is
-    /// walked, so that the memory accesses of a group overlap instead of
-    /// waiting on each other (about 2× cheaper per lookup than one at a
-    /// time on a table far larger than the caches).
+    /// `out[i]` receives the result for `keys[i]`, for the first
+    /// `min(keys.len(), out.len())` keys; any other `out` is left as it
+    /// was. Allocation-free and lock-free, for any batch size (the engine
+    /// passes up to 64 keys and a `[Option<ConnRef>; 64]`).
+    ///
+    /// The lookups are software pipelined so that their cache misses
+    /// overlap instead of waiting on each other: every key of a chunk of
+    /// 64 is hashed and its bucket prefetched; then, by groups of 16,
+    /// the buckets are read and each chain's
+    /// first entry prefetched (all its cache lines), and the chains are
+    /// walked in lockstep, one entry per key per round, each round
+    /// prefetching the next entries. A key whose walk raced a writer
+    /// falls back to the single lookup, which retries.
     pub fn lookup_in_batch<'t>(
         &'t self,
         keys: &[ConnKey],
         now: Millis,
         out: &mut [Option<ConnRef<'t>>],
     ) {
-        const GROUP: usize = 16;
-        for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            let mut index_keys = [IndexKey {
-                meta: 0,
-                ports: 0,
-                addrs: [0; 4],
-            }; GROUP];
-            let mut hashes = [0u64; GROUP];
-            let mut heads = [0u64; GROUP];
-            for (i, key) in keys.iter().enumerate().take(GROUP) {
-                let index_key = in_index_key(
-                    key.protocol,
-                    false,
-                    (key.caddr, key.cport),
-                    (key.vaddr, key.vport),
-                );
-                let hash = self.hash(&index_key);
-                index_keys[i] = index_key;
-                hashes[i] = hash;
-                heads[i] = self.in_index.bucket(hash).load(Ordering::Relaxed);
+        self.lookup_batch(Link::In, keys, out, now, |key| {
+            in_index_key(
+                key.protocol,
+                false,
+                (key.caddr, key.cport),
+                (key.vaddr, key.vport),
+            )
+        });
+    }
+
+    /// [`lookup_out`](ConnTable::lookup_out) for a batch of replies, the
+    /// same way as [`lookup_in_batch`](ConnTable::lookup_in_batch):
+    /// `out[i]` receives the result for `keys[i]`.
+    pub fn lookup_out_batch<'t>(
+        &'t self,
+        keys: &[ReplyKey],
+        now: Millis,
+        out: &mut [Option<ConnRef<'t>>],
+    ) {
+        self.lookup_batch(Link::Out, keys, out, now, |key| {
+            out_index_key(
+                key.protocol,
+                addr_bits(key.raddr),
+                key.rport,
+                addr_bits(key.daddr),
+                key.dport,
+            )
+        });
+    }
+
+    /// The pipelined batch lookup behind the `lookup_*_batch` methods.
+    fn lookup_batch<'t, K>(
+        &'t self,
+        link: Link,
+        keys: &[K],
+        out: &mut [Option<ConnRef<'t>>],
+        now: Millis,
+        index_key_of: impl Fn(&K) -> IndexKey,
+    ) {
+        let index = self.index(link);
+        for (keys, out) in keys.chunks(BATCH_CHUNK).zip(out.chunks_mut(BATCH_CHUNK)) {
+            let count = keys.len().min(out.len());
+            let mut chunk_keys = [IndexKey::default(); BATCH_CHUNK];
+            let mut chunk_hashes = [0u64; BATCH_CHUNK];
+            // Stage 1, for the whole chunk: hash every key, prefetch its
+            // bucket (the buckets of later groups load while earlier
+            // groups walk their chains).
+            for ((key, index_key), hash) in keys
+                .iter()
+                .zip(chunk_keys.iter_mut())
+                .zip(chunk_hashes.iter_mut())
+                .take(count)
+            {
+                *index_key = index_key_of(key);
+                *hash = self.hash(index_key);
+                prefetch(index.bucket(*hash));
             }
-            // Touch each chain's first, then second entry: independent
-            // loads, in flight together.
-            let mut touched_words = 0u32;
-            let mut links = [NIL; GROUP];
-            for (link, head) in links.iter_mut().zip(heads.iter()).take(keys.len()) {
-                *link = bucket_first(*head);
+            let groups = chunk_keys
+                .chunks(BATCH_GROUP)
+                .zip(chunk_hashes.chunks(BATCH_GROUP))
+                .zip(out[..count].chunks_mut(BATCH_GROUP));
+            for ((index_keys, hashes), out) in groups {
+                self.walk_group(link, index_keys, hashes, out, now);
             }
-            for _depth in 0..2 {
-                for link in links.iter_mut().take(keys.len()) {
-                    if let Some(slot) = link.checked_sub(1).and_then(|i| self.slot(i)) {
-                        touched_words ^= slot.key_addrs[3].load(Ordering::Relaxed) as u32;
-                        touched_words ^= slot.far_addrs[3].load(Ordering::Relaxed) as u32;
-                        *link = slot.next_in.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Stages 2 and 3 of a batch lookup for one group of at most 64 keys
+    /// whose buckets were prefetched; `out.len()` keys are looked up.
+    fn walk_group<'t>(
+        &'t self,
+        link: Link,
+        index_keys: &[IndexKey],
+        hashes: &[u64],
+        out: &mut [Option<ConnRef<'t>>],
+        now: Millis,
+    ) {
+        let index = self.index(link);
+        let count = out
+            .len()
+            .min(index_keys.len())
+            .min(hashes.len())
+            .min(BATCH_GROUP);
+        // Stage 2: read every bucket, prefetch its first entry.
+        let mut versions = [0u64; BATCH_GROUP];
+        let mut cursors = [NIL; BATCH_GROUP];
+        for ((hash, version), cursor) in hashes
+            .iter()
+            .zip(versions.iter_mut())
+            .zip(cursors.iter_mut())
+            .take(count)
+        {
+            let head = index.bucket(*hash).load(Ordering::Acquire);
+            *version = bucket_version(head);
+            *cursor = bucket_first(head);
+            self.prefetch_entry(*cursor);
+        }
+        // Stage 3: walk the chains in lockstep; `pending` has a bit
+        // per key still walking.
+        let mut pending: u64 = if count == 64 {
+            u64::MAX
+        } else {
+            (1u64 << count) - 1
+        };
+        let mut retry: u64 = 0;
+        let mut steps = 0usize;
+        while pending != 0 {
+            let mut walking = pending;
+            while walking != 0 {
+                let i = walking.trailing_zeros() as usize;
+                walking &= walking - 1;
+                let (Some(cursor), Some(index_key), Some(result)) =
+                    (cursors.get_mut(i), index_keys.get(i), out.get_mut(i))
+                else {
+                    pending &= !(1 << i);
+                    continue;
+                };
+                let done = if *cursor == NIL {
+                    let version = versions.get(i).copied().unwrap_or(u64::MAX);
+                    let head = hashes
+                        .get(i)
+                        .map(|h| index.bucket(*h).load(Ordering::Acquire));
+                    if head.map(bucket_version) != Some(version) {
+                        retry |= 1 << i;
+                    } else {
+                        *result = None;
                     }
+                    true
+                } else {
+                    match self.probe(link, *cursor - 1, index_key, now) {
+                        Probe::Found(found) => {
+                            *result = Some(found);
+                            true
+                        }
+                        Probe::Next(next) => {
+                            *cursor = next;
+                            self.prefetch_entry(next);
+                            false
+                        }
+                        Probe::Raced => {
+                            retry |= 1 << i;
+                            true
+                        }
+                    }
+                };
+                if done {
+                    pending &= !(1 << i);
                 }
             }
-            std::hint::black_box(touched_words);
-            for (i, result) in out.iter_mut().enumerate().take(keys.len()) {
-                *result = self.find_hashed(Link::In, &index_keys[i], hashes[i], now);
+            steps += 1;
+            if steps > self.slots.len() {
+                // A chain longer than the table: it changed under us.
+                retry |= pending;
+                pending = 0;
             }
+        }
+        // Keys that raced a writer: the single lookup retries.
+        while retry != 0 {
+            let i = retry.trailing_zeros() as usize;
+            retry &= retry - 1;
+            if let (Some(result), Some(index_key), Some(hash)) =
+                (out.get_mut(i), index_keys.get(i), hashes.get(i))
+            {
+                *result = self.find_hashed(link, index_key, *hash, now);
+            }
+        }
+    }
+
+    /// Prefetch every cache line of entry `link - 1` (`NIL`: nothing).
+    fn prefetch_entry(&self, link: u32) {
+        if let Some(slot) = link.checked_sub(1).and_then(|i| self.slot(i)) {
+            let first = std::ptr::from_ref(slot).cast::<u8>();
+            prefetch(first);
+            prefetch(first.wrapping_add(64));
+            prefetch(first.wrapping_add(std::mem::size_of::<Slot>() - 1));
+        }
+    }
+
+    /// Examine entry `index` of a chain of `link` for `key`, under its
+    /// sequence counter.
+    #[inline(always)]
+    fn probe(&self, link: Link, index: u32, key: &IndexKey, now: Millis) -> Probe<'_> {
+        let Some(slot) = self.slot(index) else {
+            return Probe::Raced;
+        };
+        let seq = slot.seq.load(Ordering::Acquire);
+        if seq & 1 != 0 {
+            return Probe::Raced;
+        }
+        let next = next_link(slot, link).load(Ordering::Relaxed);
+        // Compare the key first; read the rest of a matching entry only.
+        let matching = match link {
+            Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
+            Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
+        };
+        fence(Ordering::Acquire);
+        if slot.seq.load(Ordering::Relaxed) != seq {
+            return Probe::Raced;
+        }
+        match matching.and_then(|fields| self.accept(index, seq, &fields, now)) {
+            Some(found) => Probe::Found(found),
+            None => Probe::Next(next),
         }
     }
 
@@ -371,6 +545,7 @@ impl ConnTable {
         self.find_hashed(link, key, self.hash(key), now)
     }
 
+    #[inline(always)]
     fn find_hashed(
         &self,
         link: Link,
@@ -384,6 +559,8 @@ impl ConnTable {
             let version = bucket_version(head);
             let mut cursor = bucket_first(head);
             let mut steps = 0usize;
+            // The steps of `probe`, written out: returned through `Probe`,
+            // a single lookup measured 15% slower on a small table.
             while cursor != NIL {
                 let index = cursor - 1;
                 let Some(slot) = self.slot(index) else {
@@ -394,7 +571,6 @@ impl ConnTable {
                     continue 'restart;
                 }
                 let next = next_link(slot, link).load(Ordering::Relaxed);
-                // Compare the key first; read the rest of a matching entry only.
                 let matching = match link {
                     Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
                     Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
@@ -427,6 +603,7 @@ impl ConnTable {
     /// A matching entry is returned if it is live, of the generation that
     /// was read, not past its deadline (templates: still controlling) and,
     /// for templates, valid.
+    #[inline(always)]
     fn accept(&self, index: u32, seq: u32, fields: &Fields, now: Millis) -> Option<ConnRef<'_>> {
         let slot = self.slot(index)?;
         let state = slot.state.load(Ordering::Acquire);
@@ -1268,6 +1445,30 @@ impl<'t> ConnRef<'t> {
     pub fn expire_now(&self, now: Millis) -> bool {
         self.live_slot().is_some() && self.table.expire_if_due(self.index, now, true)
     }
+}
+
+/// What one entry of a chain says about a lookup.
+enum Probe<'t> {
+    /// The entry has the key and is alive.
+    Found(ConnRef<'t>),
+    /// Not this entry: go on with this link (`NIL` ends the chain).
+    Next(u32),
+    /// The entry changed while it was read: restart the lookup.
+    Raced,
+}
+
+/// Ask the CPU to start loading the cache line at `ptr`; a hint only, it
+/// never faults. A no-op off x86-64.
+#[inline(always)]
+fn prefetch<T>(ptr: *const T) {
+    // SAFETY: SSE is part of the x86-64 baseline; a prefetch reads no
+    // memory the program can observe and never faults, whatever `ptr`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
 }
 
 fn next_link(slot: &Slot, link: Link) -> &AtomicU32 {
