@@ -14,6 +14,8 @@
 //! expire_nodest_conn = false
 //! expire_quiescent_template = false
 //! conn_reuse_mode = 1            # 0..3
+//! umem_frames = 4096             # AF_XDP frames per worker: power of two, 64..1048576
+//! tun_device = "uvs0"            # TUN backend device name
 //!
 //! [timeouts]                     # ipvsadm --set tcp tcpfin udp
 //! tcp = 900                      # 0..2678400 s; 0 = keep the default
@@ -296,6 +298,13 @@ fn render_engine(out: &mut String, engine: &EngineSettings) {
         "expire_nodest_conn = {}\nexpire_quiescent_template = {}\nconn_reuse_mode = {}\n",
         engine.expire_nodest_conn, engine.expire_quiescent_template, engine.conn_reuse_mode
     ));
+    let default = EngineSettings::default();
+    if engine.umem_frames != default.umem_frames {
+        out.push_str(&format!("umem_frames = {}\n", engine.umem_frames));
+    }
+    if engine.tun_device != default.tun_device {
+        out.push_str(&format!("tun_device = {}\n", quoted(&engine.tun_device)));
+    }
 }
 
 fn render_service(out: &mut String, service: &ServiceConfig) {
@@ -443,6 +452,8 @@ struct RawEngine {
     expire_nodest_conn: Option<bool>,
     expire_quiescent_template: Option<bool>,
     conn_reuse_mode: Option<Spanned<i64>>,
+    umem_frames: Option<Spanned<i64>>,
+    tun_device: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -630,6 +641,16 @@ impl Reader {
                 "conn_reuse_mode",
                 "0 to 3",
             ),
+            umem_frames: self.int_or(
+                &raw.umem_frames,
+                default.umem_frames,
+                "umem_frames",
+                "a power of two from 64 to 1048576",
+            ),
+            tun_device: raw
+                .tun_device
+                .as_ref()
+                .map_or(default.tun_device, |name| name.get_ref().clone()),
         }
     }
 
@@ -1282,6 +1303,8 @@ fn span_of(raw: &RawConfig, place: Place) -> Range<usize> {
                 EngineField::TunnelSourceV4 => first_span(&[span(&engine.tunnel_source_v4)], table),
                 EngineField::TunnelSourceV6 => first_span(&[span(&engine.tunnel_source_v6)], table),
                 EngineField::ConnReuseMode => first_span(&[span(&engine.conn_reuse_mode)], table),
+                EngineField::UmemFrames => first_span(&[span(&engine.umem_frames)], table),
+                EngineField::TunDevice => first_span(&[span(&engine.tun_device)], table),
             }
         }
         Place::Timeout(field) => {
@@ -1420,5 +1443,50 @@ fn message_for(text: &str, raw: &RawConfig, config: &Config, problem: &ModelErro
             )
         }
         _ => problem.kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_settings_are_read_and_written() {
+        let config = parse_config(
+            "t.toml",
+            "[engine]\numem_frames = 1024\ntun_device = \"uvt3\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.engine.umem_frames, 1024);
+        assert_eq!(config.engine.tun_device, "uvt3");
+        assert_eq!(
+            parse_config("t.toml", &to_toml(&config)).expect("valid"),
+            config
+        );
+        let default = parse_config("t.toml", "").expect("valid");
+        assert_eq!(default.engine.umem_frames, 4096);
+        assert_eq!(default.engine.tun_device, "uvs0");
+    }
+
+    #[test]
+    fn bad_backend_settings_point_at_their_values() {
+        let text = "[engine]\numem_frames = 1000\ntun_device = \"a/b\"\n";
+        let message = parse_config("t.toml", text).unwrap_err().to_string();
+        assert!(
+            message.contains("t.toml:2:15:") && message.contains("umem_frames 1000"),
+            "{message}"
+        );
+        assert!(
+            message.contains("t.toml:3:14:") && message.contains("invalid tun_device `a/b'"),
+            "{message}"
+        );
+        let message = parse_config("t.toml", "[engine]\numem_frames = 32\n")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("t.toml:2:15:"), "{message}");
+        let message = parse_config("t.toml", "[engine]\numem_frames = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("t.toml:2:15:"), "{message}");
     }
 }

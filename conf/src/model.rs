@@ -336,6 +336,11 @@ pub struct EngineSettings {
     pub expire_quiescent_template: bool,
     /// `conn_reuse_mode` (default 1).
     pub conn_reuse_mode: u8,
+    /// AF_XDP backend: UMEM frames per worker (a power of two, 64 to
+    /// 1048576; default 4096).
+    pub umem_frames: u32,
+    /// TUN backend: the device's name (default `uvs0`).
+    pub tun_device: String,
 }
 
 impl Default for EngineSettings {
@@ -349,6 +354,8 @@ impl Default for EngineSettings {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             conn_reuse_mode: 1,
+            umem_frames: 4096,
+            tun_device: "uvs0".to_string(),
         }
     }
 }

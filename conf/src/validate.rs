@@ -34,6 +34,9 @@ pub const MH_TABLE_SIZE: usize = 4093;
 /// Range of `conn_tab_bits` (IPVS's `CONFIG_IP_VS_TAB_BITS`).
 pub const CONN_TAB_BITS_RANGE: std::ops::RangeInclusive<u8> = 8..=20;
 
+/// Allowed `umem_frames` (powers of two only).
+pub const UMEM_FRAMES_RANGE: std::ops::RangeInclusive<u32> = 64..=1 << 20;
+
 /// Longest network interface name (`IFNAMSIZ` − 1).
 pub const MAX_INTERFACE_NAME: usize = 15;
 
@@ -52,6 +55,10 @@ pub enum EngineField {
     TunnelSourceV6,
     /// `conn_reuse_mode`.
     ConnReuseMode,
+    /// `umem_frames`.
+    UmemFrames,
+    /// `tun_device`.
+    TunDevice,
 }
 
 /// One of the three `--set` timeouts.
@@ -196,6 +203,12 @@ pub enum ModelErrorKind {
     /// conn_reuse_mode outside 0..=3.
     #[error("conn_reuse_mode {0} is out of range: use 0 to 3 (bit 1: reschedule reused TIME_WAIT/CLOSE connections, bit 2: also FIN_WAIT ones)")]
     ConnReuseMode(u8),
+    /// umem_frames not a power of two in range.
+    #[error("umem_frames {0} is not allowed: use a power of two from 64 to 1048576")]
+    UmemFrames(u32),
+    /// A TUN device name Linux would refuse.
+    #[error("invalid tun_device `{0}': 1 to 15 characters, no '/', ':' or white space")]
+    TunDeviceName(String),
     /// A timeout outside 1..=2678400.
     #[error(
         "invalid timeout value `{value}' specified: the {name} timeout is 1 to 2678400 seconds"
@@ -570,6 +583,19 @@ impl Config {
             push(
                 EngineField::ConnReuseMode,
                 ModelErrorKind::ConnReuseMode(engine.conn_reuse_mode),
+            );
+        }
+        if !UMEM_FRAMES_RANGE.contains(&engine.umem_frames) || !engine.umem_frames.is_power_of_two()
+        {
+            push(
+                EngineField::UmemFrames,
+                ModelErrorKind::UmemFrames(engine.umem_frames),
+            );
+        }
+        if !is_valid_interface_name(&engine.tun_device) {
+            push(
+                EngineField::TunDevice,
+                ModelErrorKind::TunDeviceName(engine.tun_device.clone()),
             );
         }
     }

@@ -58,6 +58,7 @@ fn expected_full_config() -> Config {
         expire_nodest_conn: true,
         expire_quiescent_template: true,
         conn_reuse_mode: 2,
+        ..EngineSettings::default()
     };
     let timeouts = Timeouts {
         tcp: 7200,

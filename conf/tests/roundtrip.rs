@@ -32,6 +32,7 @@ fn engine() -> impl Strategy<Value = EngineSettings> {
                 expire_nodest_conn: nodest,
                 expire_quiescent_template: quiescent,
                 conn_reuse_mode: reuse,
+                ..EngineSettings::default()
             },
         )
 }

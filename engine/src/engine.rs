@@ -26,7 +26,7 @@ use crate::conn::{
     InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TcpState, TemplateKey,
 };
 use crate::dest::{Dest, DestRegistry};
-use crate::route::{NetView, NextHop, PortId, RouteError};
+use crate::route::{NeighbourMisses, NetView, NextHop, PortId, RouteError};
 use crate::sched::Flow;
 use crate::snapshot::{Service, Snapshot, SnapshotError};
 use crate::time::Millis;
@@ -239,6 +239,7 @@ pub struct Engine {
     conns: ConnTable,
     dests: Arc<DestRegistry>,
     counters: EngineCounters,
+    neighbour_misses: NeighbourMisses,
 }
 
 /// The per-packet view of what a connection's packet needs.
@@ -272,6 +273,7 @@ impl Engine {
             conns,
             dests,
             counters: EngineCounters::default(),
+            neighbour_misses: NeighbourMisses::default(),
         })
     }
 
@@ -292,6 +294,12 @@ impl Engine {
         self.snapshot.store(Arc::clone(&next));
         next.publish(&self.dests);
         Ok(())
+    }
+
+    /// Destinations dropped for want of a neighbour since the last call
+    /// (moved into `out`), for the daemon to have the kernel resolve.
+    pub fn take_neighbour_misses(&self, out: &mut Vec<IpAddr>) {
+        self.neighbour_misses.take(out);
     }
 
     /// Replace the network view (ports, routes, neighbours).
@@ -702,7 +710,10 @@ impl Engine {
         let hop = match worker.hops.next_hop(net, toward) {
             Ok(hop) => hop,
             Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
-            Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
+            Err(RouteError::NoNeighbour) => {
+                self.neighbour_misses.note(toward);
+                return Verdict::Drop(DropReason::NoNeighbour);
+            }
         };
         // Only tunnels use a source address; finding it may take a second
         // route lookup, so other methods skip it.
@@ -832,7 +843,10 @@ impl Engine {
         let hop = match net.next_hop(toward) {
             Ok(hop) => hop,
             Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
-            Err(RouteError::NoNeighbour) => return Verdict::Drop(DropReason::NoNeighbour),
+            Err(RouteError::NoNeighbour) => {
+                self.neighbour_misses.note(toward);
+                return Verdict::Drop(DropReason::NoNeighbour);
+            }
         };
         let params = XmitParams {
             director_mac: hop.src_mac,

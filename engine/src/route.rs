@@ -8,7 +8,8 @@
 //! with no allocation.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// An Ethernet address.
 pub type Mac = [u8; 6];
@@ -142,6 +143,65 @@ impl NetView {
     }
 }
 
+/// Slots of a [`NeighbourMisses`] log.
+pub const MISS_SLOTS: usize = 32;
+
+/// One slot: the address in two halves and its family (0 = empty).
+#[derive(Debug, Default)]
+struct MissSlot {
+    hi: AtomicU64,
+    lo: AtomicU64,
+    family: AtomicU8,
+}
+
+/// Destinations whose next hop had no known MAC, noted by workers
+/// ([`NeighbourMisses::note`]: three relaxed/release stores, no
+/// allocation, no lock) and collected by the daemon, which makes the
+/// kernel resolve them. A fixed set of slots chosen by address: a storm
+/// of misses overwrites, never grows. Two workers writing one slot at
+/// once may leave a mixed address; the daemon then solicits an address
+/// nobody needs, which is harmless.
+#[derive(Debug, Default)]
+pub struct NeighbourMisses {
+    slots: [MissSlot; MISS_SLOTS],
+}
+
+impl NeighbourMisses {
+    /// Note that `dst` could not be sent for want of a neighbour.
+    pub fn note(&self, dst: IpAddr) {
+        let (family, bits) = match dst {
+            IpAddr::V4(a) => (4u8, u128::from(u32::from(a))),
+            IpAddr::V6(a) => (6u8, u128::from(a)),
+        };
+        let folded = (bits as u64) ^ ((bits >> 64) as u64);
+        let index = (folded ^ (folded >> 29) ^ (folded >> 47)) as usize % MISS_SLOTS;
+        let slot = &self.slots[index];
+        slot.hi.store((bits >> 64) as u64, Ordering::Relaxed);
+        slot.lo.store(bits as u64, Ordering::Relaxed);
+        slot.family.store(family, Ordering::Release);
+    }
+
+    /// Move every noted address into `out` and clear the log.
+    pub fn take(&self, out: &mut Vec<IpAddr>) {
+        for slot in &self.slots {
+            let family = slot.family.swap(0, Ordering::Acquire);
+            if family == 0 {
+                continue;
+            }
+            let bits = (u128::from(slot.hi.load(Ordering::Relaxed)) << 64)
+                | u128::from(slot.lo.load(Ordering::Relaxed));
+            let addr = if family == 4 {
+                IpAddr::V4(Ipv4Addr::from(bits as u32))
+            } else {
+                IpAddr::V6(Ipv6Addr::from(bits))
+            };
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +274,23 @@ mod tests {
             v.next_hop("2001:db8::1".parse().unwrap()),
             Err(RouteError::NoRoute)
         );
+    }
+
+    #[test]
+    fn neighbour_misses_are_collected_once_each() {
+        let misses = NeighbourMisses::default();
+        let a: IpAddr = "10.0.0.3".parse().unwrap();
+        let b: IpAddr = "2001:db8::7".parse().unwrap();
+        misses.note(a);
+        misses.note(b);
+        misses.note(a);
+        let mut out = Vec::new();
+        misses.take(&mut out);
+        out.sort();
+        assert_eq!(out, vec![a, b]);
+        out.clear();
+        misses.take(&mut out);
+        assert!(out.is_empty(), "take clears the log: {out:?}");
     }
 
     #[test]

@@ -119,35 +119,78 @@ fn a_bad_config_at_start_is_an_error_with_its_place_and_no_socket() {
     assert!(!socket.exists());
 }
 
-#[test]
-fn a_backend_not_built_yet_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("s.sock");
-    for kind in ["afxdp", "tun"] {
-        let out = Process::new(uvsd())
-            .args(["--backend", kind, "--socket"])
-            .arg(&socket)
+/// A network namespace of its own (only `lo`), deleted on drop, so
+/// that no real backend ever touches the host's interfaces.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("uvsl{tag}{}", std::process::id());
+        let ok = Process::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip netns add")
+            .success();
+        assert!(ok, "cannot create namespace {name} (root needed)");
+        Netns(name)
+    }
+
+    /// `uvsd ARGS` run inside the namespace, to completion.
+    fn uvsd(&self, args: &[&str]) -> std::process::Output {
+        Process::new("ip")
+            .args(["netns", "exec", &self.0, uvsd()])
+            .args(args)
             .stdin(Stdio::null())
             .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1));
+            .expect("run uvsd")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Process::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_backend_that_cannot_start_is_a_clear_error() {
+    let ns = Netns::new("b");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("s.sock");
+    let socket_arg = socket.display().to_string();
+    let config = dir.path().join("uvs.toml");
+    std::fs::write(
+        &config,
+        format!("[engine]\ninterfaces = [\"nosuch0\"]\n{ONE_SERVICE}"),
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
+    for kind in ["afxdp", "tun"] {
+        let out = ns.uvsd(&[
+            "--backend",
+            kind,
+            "--socket",
+            &socket_arg,
+            "--config",
+            &config_arg,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains(&format!("backend {kind} is not built yet")),
+            stderr.contains(&format!("backend {kind}:")) && stderr.contains("nosuch0"),
             "{stderr}"
         );
         assert!(!socket.exists(), "socket left behind");
     }
     // Default: AF_XDP, falling back to TUN, each reason logged.
-    let out = Process::new(uvsd())
-        .arg("--socket")
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = ns.uvsd(&["--socket", &socket_arg, "--config", &config_arg]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("falling back to TUN"), "{stderr}");
+    assert!(
+        stderr.contains("afxdp:") && stderr.contains("tun:"),
+        "{stderr}"
+    );
     let out = Process::new(uvsd())
         .args(["--backend", "dpdk"])
         .output()

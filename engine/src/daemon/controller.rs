@@ -43,6 +43,7 @@ pub struct Controller {
     steering: Steering,
     stats: Stats,
     route_misses: u64,
+    generation: u64,
 }
 
 impl Controller {
@@ -68,6 +69,7 @@ impl Controller {
             steering,
             stats,
             route_misses: 0,
+            generation: 0,
         })
     }
 
@@ -76,9 +78,30 @@ impl Controller {
         &self.config
     }
 
+    /// What the backend is steered to deliver now.
+    pub fn steering(&self) -> &Steering {
+        &self.steering
+    }
+
+    /// Counts committed changes: differs after every change to the
+    /// running configuration.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Put `backend` in place of the running one (shut down first) and
+    /// steer it to the running configuration's traffic.
+    pub fn replace_backend(&mut self, backend: Box<dyn Backend>) -> Result<(), String> {
+        let old = std::mem::replace(&mut self.backend, backend);
+        old.shutdown();
+        self.backend
+            .steer(&self.steering)
+            .map_err(|e| format!("backend {}: cannot steer traffic: {e}", self.backend.name()))
     }
 
     /// The backend.
@@ -110,6 +133,7 @@ impl Controller {
         }
         self.steering = steering;
         self.config = next;
+        self.generation += 1;
         self.stats.sync(&self.engine.snapshot());
         Ok(())
     }

@@ -180,6 +180,45 @@ pub fn choose_interfaces(configured: &[String]) -> io::Result<Vec<String>> {
         .collect())
 }
 
+/// The interfaces that hold or route to `addrs` (virtual addresses,
+/// real servers, full-NAT locals), from the kernel's main routing table
+/// (longest prefix, the default route included), in order of first
+/// need. An address with no route is skipped; loopback, interfaces that
+/// are down and those named in `exclude` (the TUN backend's own device,
+/// which routes the virtual addresses) never count.
+pub fn interfaces_for(addrs: &[IpAddr], exclude: &[String]) -> io::Result<Vec<String>> {
+    let names: Vec<String> = all_interfaces()?
+        .into_iter()
+        .map(|(_, name)| name)
+        .filter(|name| !exclude.contains(name))
+        .filter(|name| {
+            link_info(name)
+                .is_ok_and(|link| link.flags & IFF_UP != 0 && link.flags & IFF_LOOPBACK == 0)
+        })
+        .collect();
+    let ports: HashMap<String, PortId> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.clone(), PortId(u16::try_from(i).unwrap_or(u16::MAX))))
+        .collect();
+    let mut routes = parse_route_v4(&proc_net("route"), &ports);
+    routes.extend(parse_route_v6(&proc_net("ipv6_route"), &ports));
+    let view = NetView {
+        routes,
+        ..NetView::default()
+    };
+    let mut out: Vec<String> = Vec::new();
+    for &addr in addrs {
+        if let Some(route) = view.route(addr) {
+            let name = &names[usize::from(route.port.0)];
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Each interface's own addresses (first IPv4; first global IPv6, else
 /// first IPv6), from `getifaddrs(3)`.
 fn interface_addresses() -> HashMap<String, (Option<IpAddr>, Option<IpAddr>)> {

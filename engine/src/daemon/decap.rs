@@ -1,0 +1,113 @@
+//! `uvsd --decap`: the real-server side of TUN-mode forwarding, with no
+//! engine and no control socket.
+//!
+//! It runs [`crate::io::decap`]: tunnelled packets (IPIP, 6in4, GRE, and
+//! GUE on `--gue-port`) whose outer source is one of the `--director`
+//! addresses are stripped and handed to the local stack through a TUN
+//! device that holds the `--vip` addresses, so the real server answers
+//! the client directly from the virtual address. The device name is
+//! locked ([`super::lock`]) so a second decap role on it is refused.
+//! SIGTERM or SIGINT stops it; the device and its addresses go with it
+//! (also on `kill -9`: the device is not persistent). SIGHUP is ignored.
+//!
+//! Put `arp_ignore=1` and `arp_announce=2` on the real server's
+//! interfaces, as for DR: the virtual addresses must not be announced.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use mio::{Events, Poll, Token};
+
+use super::{lock, log, signals};
+use crate::io::decap::{self, DecapConfig};
+
+/// Settings of the decap role (from the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecapOptions {
+    /// Virtual addresses the real server answers for.
+    pub vips: Vec<IpAddr>,
+    /// Directors whose tunnels are accepted.
+    pub directors: Vec<IpAddr>,
+    /// GUE UDP port, if GUE is used.
+    pub gue_port: Option<u16>,
+    /// TUN device name.
+    pub device: String,
+}
+
+const SIGNALS: Token = Token(0);
+
+/// Run the decap role until SIGTERM/SIGINT.
+pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
+    let mut signals = signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
+    if options.vips.is_empty() {
+        return Err("--decap needs at least one --vip".into());
+    }
+    if options.directors.is_empty() {
+        return Err(
+            "--decap needs at least one --director (tunnels from others are dropped)".into(),
+        );
+    }
+    let mut locks = lock::Locks::new();
+    locks.acquire(std::slice::from_ref(&options.device), "decap device")?;
+    let config = DecapConfig {
+        device: options.device.clone(),
+        vips: options.vips.clone(),
+        directors: options.directors.clone(),
+        gue_port: options.gue_port,
+        ..DecapConfig::default()
+    };
+    let role = decap::start(&config).map_err(|e| format!("decap role: {e}"))?;
+    let list = |addrs: &[IpAddr]| {
+        addrs
+            .iter()
+            .map(IpAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    log::info(format_args!(
+        "uvsd {} decap role on {}: virtual addresses {}; tunnels from {} (ipip, gre{})",
+        env!("CARGO_PKG_VERSION"),
+        options.device,
+        list(&options.vips),
+        list(&options.directors),
+        options
+            .gue_port
+            .map(|p| format!(", gue port {p}"))
+            .unwrap_or_default()
+    ));
+    let mut poll = Poll::new().map_err(|e| format!("cannot set up the event loop: {e}"))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, mio::Interest::READABLE)
+        .map_err(|e| format!("cannot set up the event loop: {e}"))?;
+    let mut events = Events::with_capacity(8);
+    'serve: loop {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            log::error(format_args!("event loop failed: {e}; shutting down"));
+            break;
+        }
+        for action in signals::pending(&mut signals) {
+            match action {
+                signals::SignalAction::Stop(name) => {
+                    log::info(format_args!("{name}: shutting down"));
+                    break 'serve;
+                }
+                signals::SignalAction::Reload => {
+                    log::info("SIGHUP: the decap role has no file to reload");
+                }
+            }
+        }
+    }
+    role.shutdown();
+    let stats = role.stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    log::info(format_args!(
+        "decap role stopped: {} packets delivered, {} from other sources dropped, {} malformed",
+        load(&stats.delivered),
+        load(&stats.foreign_source),
+        load(&stats.malformed)
+    ));
+    Ok(ExitCode::SUCCESS)
+}
