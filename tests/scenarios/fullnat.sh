@@ -15,7 +15,10 @@ source "$here/../lib/checks.sh"
 lab_init
 lab_nat 3
 POOL4=192.168.79.250 POOL6=fd79::250
-lab_addr director eth1 $POOL4/24 $POOL6/64
+# The pool is the director's: a local address under AF_XDP (its program
+# takes the replies first); under TUN it must not be local (routes into the
+# device lose to the local table) and uvsd answers ARP/NDP for it.
+[ "$VIP_LOCAL" = 1 ] && lab_addr director eth1 $POOL4/24 $POOL6/64
 for n in "${RS_NAMES[@]}"; do
   nsx "$n" ip route del default
   nsx "$n" ip -6 route del default

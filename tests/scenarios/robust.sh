@@ -60,16 +60,18 @@ configure
 pass "uvsd serves through the VIP"
 
 # --- a second instance on the same interface
+# (uvsd attaches on demand; this one is told the interface up front.)
+printf '[engine]\ninterfaces = ["eth0"]\n' >"$LAB_TMP/second.toml"
 set +o errexit
 timeout 20 ip netns exec "$(ns director)" "$UVSD" --backend "$BACKEND" \
-  --socket "$LAB_TMP/second.sock" >"$LAB_TMP/second.out" 2>&1
+  --config "$LAB_TMP/second.toml" --socket "$LAB_TMP/second.sock" >"$LAB_TMP/second.out" 2>&1
 rc=$?
 set -o errexit
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "a second uvsd on eth0 was not refused (rc=$rc): $(cat "$LAB_TMP/second.out")"
 grep -q 'eth0' "$LAB_TMP/second.out" ||
   fail "the second uvsd's refusal does not name the interface: $(cat "$LAB_TMP/second.out")"
 get "$CLIENT4" "$(url "$VIP4")" >/dev/null || fail "the first uvsd stopped serving after the second was refused"
-pass "second uvsd refused: $(grep -m1 -i 'eth0' "$LAB_TMP/second.out")"
+pass "second uvsd refused: $(grep -m1 -i 'error' "$LAB_TMP/second.out")"
 
 # --- a non-root peer
 chmod 0666 "$LAB_TMP/uvsd.sock"
