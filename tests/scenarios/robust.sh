@@ -25,8 +25,9 @@ net_state() {
     nsx director ip -d link show | grep -ci 'xdp' | sed 's/^/xdp lines: /'
     nsx director ip rule show
     nsx director ip -6 rule show
-    nsx director ip route show table all
-    nsx director ip -6 route show table all | grep -v '^multicast\|^ff00::/8'
+    nsx director ip -4 route show table all
+    # (anycast routes follow the forwarding sysctl, not uvsd: full_state)
+    nsx director ip -6 route show table all | grep -v '^multicast\|^ff00::/8\|^anycast'
   } | sort
 }
 
@@ -37,6 +38,8 @@ full_state() {
   net_state
   {
     nsx director ip neigh show proxy
+    nsx director ip -6 neigh show proxy
+    nsx director ip -6 route show table local | grep '^anycast'
     nsx director ip -o addr show | awk '{print $2, $3, $4}'
     for k in net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.conf.all.rp_filter \
       net.ipv4.conf.eth0.accept_local net.ipv6.conf.eth0.proxy_ndp; do
