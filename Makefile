@@ -3,7 +3,8 @@
 
 CARGO ?= cargo
 
-.PHONY: all build test lint unit demo setup fuzz fuzz-smoke bench-engine callgrind
+.PHONY: all build test lint unit demo demo-mem e2e setup fuzz fuzz-smoke bench-engine callgrind \
+	bench-first
 
 all: build
 
@@ -20,9 +21,20 @@ lint:
 unit:
 	$(CARGO) test --workspace
 
-test: setup lint unit fuzz-smoke
+# The end-to-end suite (root): scenarios in network namespaces against the
+# release binaries; `make e2e SCENARIOS="dr nat" BACKENDS=tun` runs a part.
+e2e: setup build
+	bash tests/run.sh $(SCENARIOS)
 
-demo: setup
+test: setup lint unit fuzz-smoke e2e
+
+# The seed's DR example live in a namespace lab (root): uvsd, uvsadm running
+# the seed's director script, nginx real servers, curl.
+demo: setup build
+	bash tests/demo.sh
+
+# The in-memory demo (no root, no namespaces).
+demo-mem:
 	$(CARGO) run --release -p uvs-engine --example demo
 
 
@@ -43,3 +55,9 @@ bench-engine:
 # Instructions per packet under callgrind; records them in bench/RESULTS.md.
 callgrind: setup
 	CALLGRIND_WRITE=1 bash bench/callgrind.sh
+
+# First throughput figure: small-packet UDP through the director, uvsd
+# AF_XDP vs TUN vs kernel forwarding (root); writes bench/RESULTS.md's
+# section "First throughput figure" when RESULTS_WRITE=1.
+bench-first: setup build
+	bash bench/first-throughput.sh

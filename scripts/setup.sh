@@ -8,11 +8,14 @@
 # - iproute2 ethtool iputils-ping python3: the namespace/veth labs of the
 #   I/O tests (ip netns, ethtool -K tx off, ping, a tiny TCP server).
 # - procps: sysctl, which the TUN backend and decap role run (and the labs).
+# - nginx-light curl wrk util-linux: the end-to-end suite (tests/): nginx
+#   on the real servers, curl and wrk on the clients, setpriv for the
+#   non-root peer check. tcpdump for looking at a failing lab.
 set -euo pipefail
 
 need_apt=()
 for pkg in valgrind clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-  iproute2 ethtool iputils-ping python3 procps; do
+  iproute2 ethtool iputils-ping python3 procps nginx-light curl wrk util-linux tcpdump; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
