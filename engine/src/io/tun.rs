@@ -333,11 +333,13 @@ impl Backend for TunBackend {
             )?;
         }
         for &(proto, addr, port) in rules.difference(&installed.rules) {
+            let family = if addr.is_ipv6() { "-6" } else { "-4" };
             let from = host_prefix(addr);
             let proto = proto_name(proto);
             let port = port.to_string();
+            // `ip rule` defaults to IPv4: an IPv6 source needs -6.
             let mut args = vec![
-                "rule", "add", "pref", &pref, "from", &from, "ipproto", &proto,
+                family, "rule", "add", "pref", &pref, "from", &from, "ipproto", &proto,
             ];
             if port != "0" {
                 args.extend(["sport", &port]);
@@ -353,11 +355,13 @@ impl Backend for TunBackend {
             );
         }
         for &(proto, addr, port) in installed.rules.difference(&rules) {
+            let family = if addr.is_ipv6() { "-6" } else { "-4" };
             let from = host_prefix(addr);
             let proto = proto_name(proto);
             let port = port.to_string();
+            // `ip rule` defaults to IPv4: an IPv6 source needs -6.
             let mut args = vec![
-                "rule", "del", "pref", &pref, "from", &from, "ipproto", &proto,
+                family, "rule", "del", "pref", &pref, "from", &from, "ipproto", &proto,
             ];
             if port != "0" {
                 args.extend(["sport", &port]);
