@@ -727,48 +727,10 @@ impl Engine {
                 return Verdict::Drop(DropReason::NoNeighbour);
             }
         };
-        // Only tunnels use a source address; finding it may take a second
-        // route lookup, so other methods skip it.
-        let tunnel_source = match info.method {
-            ForwardMethod::Tunnel { .. } => tunnel_source(snapshot, net, info),
-            _ => info.key.vaddr,
-        };
-        let params = XmitParams {
-            director_mac: hop.src_mac,
-            next_hop_mac: hop.dst_mac,
-            direction: match direction {
-                Direction::Input => xmit::Direction::Inbound,
-                Direction::Output => xmit::Direction::Outbound,
-            },
-            real_server: SocketAddr::new(info.daddr, info.dport),
-            virtual_service: SocketAddr::new(info.key.vaddr, info.key.vport),
-            client: SocketAddr::new(info.key.caddr, info.key.cport),
-            local: match info.local {
-                Some((addr, port)) => SocketAddr::new(addr, port),
-                None => SocketAddr::new(info.key.vaddr, info.key.vport),
-            },
-            tunnel: match info.method {
-                ForwardMethod::Tunnel { kind, csum } => TunnelParams {
-                    kind,
-                    csum,
-                    source: tunnel_source,
-                },
-                _ => TunnelParams {
-                    kind: uvs_conf::TunnelType::Ipip,
-                    csum: uvs_conf::TunnelCsum::NoCsum,
-                    source: tunnel_source,
-                },
-            },
-            mtu: hop.mtu,
-            // Only GUE tunnels read it (their outer source port).
-            flow_hash: match info.method {
-                ForwardMethod::Tunnel { .. } => flow_hash(&info.key),
-                _ => 0,
-            },
-            insert_toa: direction == Direction::Input
-                && parsed.protocol == proto::TCP
-                && (opening || flags.is_some_and(|f| f.syn)),
-        };
+        let insert_toa = direction == Direction::Input
+            && parsed.protocol == proto::TCP
+            && (opening || flags.is_some_and(|f| f.syn));
+        let params = xmit_params(snapshot, net, info, &hop, direction, insert_toa);
         let result = match info.method {
             ForwardMethod::Dr => xmit::dr::xmit(&mut packet.frame, parsed, &params),
             ForwardMethod::Tunnel { .. } => xmit::tunnel::xmit(&mut packet.frame, parsed, &params),
@@ -864,35 +826,7 @@ impl Engine {
                 return Verdict::Drop(DropReason::NoNeighbour);
             }
         };
-        let params = XmitParams {
-            director_mac: hop.src_mac,
-            next_hop_mac: hop.dst_mac,
-            direction: match direction {
-                Direction::Input => xmit::Direction::Inbound,
-                Direction::Output => xmit::Direction::Outbound,
-            },
-            real_server: SocketAddr::new(info.daddr, info.dport),
-            virtual_service: SocketAddr::new(info.key.vaddr, info.key.vport),
-            client: SocketAddr::new(info.key.caddr, info.key.cport),
-            local: match info.local {
-                Some((addr, port)) => SocketAddr::new(addr, port),
-                None => SocketAddr::new(info.key.vaddr, info.key.vport),
-            },
-            tunnel: TunnelParams {
-                kind: match info.method {
-                    ForwardMethod::Tunnel { kind, .. } => kind,
-                    _ => uvs_conf::TunnelType::Ipip,
-                },
-                csum: match info.method {
-                    ForwardMethod::Tunnel { csum, .. } => csum,
-                    _ => uvs_conf::TunnelCsum::NoCsum,
-                },
-                source: tunnel_source(snapshot, net, &info),
-            },
-            mtu: hop.mtu,
-            flow_hash: flow_hash(&info.key),
-            insert_toa: false,
-        };
+        let params = xmit_params(snapshot, net, &info, &hop, direction, false);
         let result = match info.method {
             ForwardMethod::Dr => xmit::dr::xmit(&mut packet.frame, parsed, &params),
             ForwardMethod::Tunnel { .. } => xmit::tunnel::xmit(&mut packet.frame, parsed, &params),
@@ -906,6 +840,57 @@ impl Engine {
 /// The outer source of a tunnelled packet: the configured tunnel source
 /// of the real server's family, else the address of the port that routes
 /// to it.
+/// What a forwarding method needs to know about a connection's packet
+/// going `direction` through `hop`. Only tunnels read the tunnel source
+/// (which may take a second route lookup) and the flow hash (GUE's outer
+/// source port), so other methods skip computing them.
+fn xmit_params(
+    snapshot: &Snapshot,
+    net: &NetView,
+    info: &ConnInfo,
+    hop: &NextHop,
+    direction: Direction,
+    insert_toa: bool,
+) -> XmitParams {
+    let (tunnel, flow_hash) = match info.method {
+        ForwardMethod::Tunnel { kind, csum } => (
+            TunnelParams {
+                kind,
+                csum,
+                source: tunnel_source(snapshot, net, info),
+            },
+            flow_hash(&info.key),
+        ),
+        _ => (
+            TunnelParams {
+                kind: uvs_conf::TunnelType::Ipip,
+                csum: uvs_conf::TunnelCsum::NoCsum,
+                source: info.key.vaddr,
+            },
+            0,
+        ),
+    };
+    XmitParams {
+        director_mac: hop.src_mac,
+        next_hop_mac: hop.dst_mac,
+        direction: match direction {
+            Direction::Input => xmit::Direction::Inbound,
+            Direction::Output => xmit::Direction::Outbound,
+        },
+        real_server: SocketAddr::new(info.daddr, info.dport),
+        virtual_service: SocketAddr::new(info.key.vaddr, info.key.vport),
+        client: SocketAddr::new(info.key.caddr, info.key.cport),
+        local: match info.local {
+            Some((addr, port)) => SocketAddr::new(addr, port),
+            None => SocketAddr::new(info.key.vaddr, info.key.vport),
+        },
+        tunnel,
+        mtu: hop.mtu,
+        flow_hash,
+        insert_toa,
+    }
+}
+
 fn tunnel_source(snapshot: &Snapshot, net: &NetView, info: &ConnInfo) -> IpAddr {
     snapshot
         .tunnel_source(info.daddr)
