@@ -411,6 +411,18 @@ fn attach_restart_keeps_established_connections() {
         }),
         Response::Ok
     );
+    // Adding rs1 restarted the backend to attach in1; until that restart
+    // is done the VIP's traffic reaches the kernel (which holds the VIP on
+    // lo and answers RST), so the client starts once it is.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !uvsd.log_text().contains("on out0, in1\n") {
+        assert!(
+            Instant::now() < deadline,
+            "in1 never attached:\n{}",
+            uvsd.log_text()
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
     // A client that sends half its payload, waits for a go file, then
     // sends the rest.
     let go = format!("/tmp/{}-go", topo.lab.prefix());
@@ -439,12 +451,19 @@ fn attach_restart_keeps_established_connections() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut client = client;
     let deadline = Instant::now() + Duration::from_secs(20);
     while uvsd.engine_stats().new_conns == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the long connection never opened"
-        );
+        if Instant::now() >= deadline {
+            let _ = client.kill();
+            let out = client.wait_with_output().unwrap();
+            panic!(
+                "the long connection never opened:\n{}\nclient: {}{}",
+                uvsd.log_text(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::park_timeout(Duration::from_millis(20));
     }
     // rs2 sits behind in2: attaching it restarts the backend.
