@@ -200,15 +200,21 @@ fn empty_start_attaches_on_demand_and_serves_nat() {
         uvsd.log_text()
     );
     add_nat_service(&uvsd);
+    // Each added real server behind a new interface restarts the backend;
+    // during a restart the kernel (holding the VIP on lo) answers RST, so
+    // the requests start once the last attach is done.
+    let attached = |log: &str| {
+        log.contains("backend af_xdp on out0, in1, in2\n")
+            || log.contains("backend af_xdp on out0, in2, in1\n")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !attached(&uvsd.log_text()) {
+        assert!(Instant::now() < deadline, "{}", uvsd.log_text());
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
     let answers = requests(&topo, 4);
     Topo::assert_rr(&answers);
     assert_vip_learnt(&topo);
-    let log = uvsd.log_text();
-    assert!(
-        log.contains("backend af_xdp on out0, in1, in2")
-            || log.contains("backend af_xdp on out0, in2, in1"),
-        "{log}"
-    );
     let status = uvsd.stop();
     assert!(status.success(), "{status}\n{}", uvsd.log_text());
     assert!(!topo.lab.exec(&topo.dir, "ip -o addr show").contains(VIP));
