@@ -203,15 +203,10 @@ fn empty_start_attaches_on_demand_and_serves_nat() {
     // Each added real server behind a new interface restarts the backend;
     // during a restart the kernel (holding the VIP on lo) answers RST, so
     // the requests start once the last attach is done.
-    let attached = |log: &str| {
+    wait_for_log(&uvsd, "the last attach", |log| {
         log.contains("backend af_xdp on out0, in1, in2\n")
             || log.contains("backend af_xdp on out0, in2, in1\n")
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !attached(&uvsd.log_text()) {
-        assert!(Instant::now() < deadline, "{}", uvsd.log_text());
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
+    });
     let answers = requests(&topo, 4);
     Topo::assert_rr(&answers);
     assert_vip_learnt(&topo);
@@ -386,6 +381,19 @@ fn dr_ipv6_on_tun_with_no_static_ndp() {
     dr6_through("tun", "u7");
 }
 
+/// Wait (at most 20 s) until uvsd's log shows `what`.
+fn wait_for_log(uvsd: &Uvsd, what: &str, shown: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !shown(&uvsd.log_text()) {
+        assert!(
+            Instant::now() < deadline,
+            "never logged {what}:\n{}",
+            uvsd.log_text()
+        );
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
 /// Attaching to a newly needed interface restarts the backend; a
 /// connection established before goes on afterwards (the connection
 /// table lives in the engine).
@@ -420,15 +428,7 @@ fn attach_restart_keeps_established_connections() {
     // Adding rs1 restarted the backend to attach in1; until that restart
     // is done the VIP's traffic reaches the kernel (which holds the VIP on
     // lo and answers RST), so the client starts once it is.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !uvsd.log_text().contains("on out0, in1\n") {
-        assert!(
-            Instant::now() < deadline,
-            "in1 never attached:\n{}",
-            uvsd.log_text()
-        );
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
+    wait_for_log(&uvsd, "in1 attached", |log| log.contains("on out0, in1\n"));
     // A client that sends half its payload, waits for a go file, then
     // sends the rest.
     let go = format!("/tmp/{}-go", topo.lab.prefix());
@@ -480,15 +480,9 @@ fn attach_restart_keeps_established_connections() {
         }),
         Response::Ok
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !uvsd.log_text().contains("on out0, in1, in2") {
-        assert!(
-            Instant::now() < deadline,
-            "in2 never attached:\n{}",
-            uvsd.log_text()
-        );
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
+    wait_for_log(&uvsd, "in2 attached", |log| {
+        log.contains("on out0, in1, in2")
+    });
     std::fs::write(&go, "").unwrap();
     let out = client.wait_with_output().unwrap();
     assert!(
