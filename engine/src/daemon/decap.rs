@@ -1,11 +1,14 @@
 //! `uvsd --decap`: the real-server side of TUN-mode forwarding, with no
 //! engine and no control socket.
 //!
-//! It runs [`crate::io::decap`]: tunnelled packets (IPIP, 6in4, GRE, and
-//! GUE on `--gue-port`) whose outer source is one of the `--director`
-//! addresses are stripped and handed to the local stack through a TUN
-//! device that holds the `--vip` addresses, so the real server answers
-//! the client directly from the virtual address. The device name is
+//! It runs [`crate::io::decap`]: tunnelled packets over IPv4 or IPv6
+//! (IP-in-IP of either inner family, GRE, and GUE on `--gue-port`) whose
+//! outer source is one of the `--director` addresses and whose inner
+//! destination is one of the `--vip` addresses are stripped and handed to
+//! the local stack through a TUN device that holds the `--vip` addresses,
+//! so the real server answers the client directly from the virtual
+//! address. Give `--director` the director's address of each family its
+//! tunnels use (an IPv6 real server gets IPv6 outer headers). The device name is
 //! locked ([`super::lock`]) so a second decap role on it is refused.
 //! SIGTERM or SIGINT stops it; the device and its addresses go with it
 //! (also on `kill -9`: the device is not persistent). SIGHUP is ignored.
@@ -65,7 +68,7 @@ pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
             .join(", ")
     };
     log::info(format_args!(
-        "uvsd {} decap role on {}: virtual addresses {}; tunnels from {} (ipip, gre{})",
+        "uvsd {} decap role on {}: virtual addresses {}; tunnels from {} (ipip, gre{}) over {}",
         env!("CARGO_PKG_VERSION"),
         options.device,
         list(&options.vips),
@@ -73,8 +76,18 @@ pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
         options
             .gue_port
             .map(|p| format!(", gue port {p}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if role.outer_ipv6() {
+            "IPv4 and IPv6"
+        } else {
+            "IPv4 only (this host has no IPv6)"
+        }
     ));
+    if !role.outer_ipv6() && options.directors.iter().any(IpAddr::is_ipv6) {
+        log::warn(format_args!(
+            "IPv6 directors given, but this host has no IPv6: their tunnels cannot arrive"
+        ));
+    }
     let mut poll = Poll::new().map_err(|e| format!("cannot set up the event loop: {e}"))?;
     poll.registry()
         .register(&mut signals, SIGNALS, mio::Interest::READABLE)
@@ -104,10 +117,15 @@ pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
     let stats = role.stats();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     log::info(format_args!(
-        "decap role stopped: {} packets delivered, {} from other sources dropped, {} malformed",
+        "decap role stopped: {} packets delivered; dropped: {} from other sources, {} to other \
+         addresses, {} malformed, {} truncated, {} of unknown protocol, {} refused by the device",
         load(&stats.delivered),
         load(&stats.foreign_source),
-        load(&stats.malformed)
+        load(&stats.not_virtual),
+        load(&stats.malformed),
+        load(&stats.truncated),
+        load(&stats.unknown_protocol),
+        load(&stats.write_failed)
     ));
     Ok(ExitCode::SUCCESS)
 }
