@@ -10,6 +10,8 @@
 //! address. Give `--director` the director's address of each family its
 //! tunnels use (an IPv6 real server gets IPv6 outer headers). The device name is
 //! locked ([`super::lock`]) so a second decap role on it is refused.
+//! Drops (by reason, as totals) are logged when they change, at most
+//! every 5 s; the last line at exit gives every counter.
 //! SIGTERM or SIGINT stops it; the device and its addresses go with it
 //! (also on `kill -9`: the device is not persistent). SIGHUP is ignored.
 //!
@@ -18,11 +20,13 @@
 
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
 use super::{lock, log, signals};
-use crate::io::decap::{self, DecapConfig};
+use crate::io::decap::{self, DecapConfig, DecapStats};
 
 /// Settings of the decap role (from the command line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,41 @@ pub struct DecapOptions {
 }
 
 const SIGNALS: Token = Token(0);
+/// How often the event loop looks at the drop counters.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// At most one drop report per this interval (a sender can make drops
+/// at any rate; the log stays readable).
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Every drop counter, summed.
+fn total_drops(stats: &DecapStats) -> u64 {
+    [
+        &stats.foreign_source,
+        &stats.not_virtual,
+        &stats.malformed,
+        &stats.truncated,
+        &stats.unknown_protocol,
+        &stats.write_failed,
+    ]
+    .iter()
+    .map(|c| c.load(Ordering::Relaxed))
+    .sum()
+}
+
+/// The drop counters as the log writes them.
+fn drops(stats: &DecapStats) -> String {
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    format!(
+        "{} from other sources, {} to other addresses, {} malformed, {} truncated, \
+         {} of unknown protocol, {} refused by the device",
+        load(&stats.foreign_source),
+        load(&stats.not_virtual),
+        load(&stats.malformed),
+        load(&stats.truncated),
+        load(&stats.unknown_protocol),
+        load(&stats.write_failed)
+    )
+}
 
 /// Run the decap role until SIGTERM/SIGINT.
 pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
@@ -93,8 +132,10 @@ pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
         .register(&mut signals, SIGNALS, mio::Interest::READABLE)
         .map_err(|e| format!("cannot set up the event loop: {e}"))?;
     let mut events = Events::with_capacity(8);
+    let mut reported = 0u64;
+    let mut last_report: Option<Instant> = None;
     'serve: loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        if let Err(e) = poll.poll(&mut events, Some(CHECK_EVERY)) {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
@@ -112,20 +153,22 @@ pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
                 }
             }
         }
+        let dropped = total_drops(role.stats());
+        if dropped != reported && last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+            reported = dropped;
+            last_report = Some(Instant::now());
+            log::warn(format_args!(
+                "decap role drops so far: {}",
+                drops(role.stats())
+            ));
+        }
     }
     role.shutdown();
     let stats = role.stats();
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     log::info(format_args!(
-        "decap role stopped: {} packets delivered; dropped: {} from other sources, {} to other \
-         addresses, {} malformed, {} truncated, {} of unknown protocol, {} refused by the device",
-        load(&stats.delivered),
-        load(&stats.foreign_source),
-        load(&stats.not_virtual),
-        load(&stats.malformed),
-        load(&stats.truncated),
-        load(&stats.unknown_protocol),
-        load(&stats.write_failed)
+        "decap role stopped: {} packets delivered; dropped: {}",
+        stats.delivered.load(Ordering::Relaxed),
+        drops(stats)
     ));
     Ok(ExitCode::SUCCESS)
 }
