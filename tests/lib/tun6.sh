@@ -9,11 +9,14 @@
 
 DECAP_PIDS=()
 
-# decap_start_multi HOST "VIP..." "DIRECTOR...": `uvsd --decap` on real
-# server HOST holding every VIP on its TUN device and taking tunnels from
-# every DIRECTOR; waits until the device holds them all.
+# decap_start_multi HOST "VIP..." "DIRECTOR..." [ARGS...]: `uvsd --decap`
+# on real server HOST holding every VIP on its TUN device and taking
+# tunnels from every DIRECTOR, with ARGS (e.g. --gue-port 6080); waits
+# until the device holds them all.
 decap_start_multi() {
   local host=$1 vips=$2 directors=$3 args=() a
+  shift 3
+  args+=("$@")
   for a in $vips; do args+=(--vip "$a"); done
   for a in $directors; do args+=(--director "$a"); done
   ip netns exec "$(ns "$host")" "$UVSD" --decap "${args[@]}" \

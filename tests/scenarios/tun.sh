@@ -4,7 +4,9 @@
 #   ipv6   — the same service on the IPv6 VIP over IPv6 real servers
 #            (IPv6-in-IPv6), configured with uvsadm;
 #   4in6   — the IPv4 VIP over the IPv6 real servers (IPv4-in-IPv6);
-#   6in4   — the IPv6 VIP over the IPv4 real servers (IPv6-in-IPv4).
+#   6in4   — the IPv6 VIP over the IPv4 real servers (IPv6-in-IPv4);
+#   gue6, gre6 — the IPv6 VIP over the IPv6 real servers in GUE (port
+#            6080) and in GRE with its checksum field.
 # Each real server runs one `uvsd --decap` (this machine has no ipip,
 # ip6_tunnel or sit module) holding both VIPs and taking tunnels from both
 # director addresses, with arp_ignore/arp_announce as the seed's
@@ -13,7 +15,7 @@
 # Director and real servers carry MTU 1600 for the outer header (20 bytes
 # over IPv4, 40 over IPv6; packet-io.md §5). The ipv4 and ipv6 runs make
 # every check of checks.sh; the mixed-family runs rr order, 1 MB
-# downloads and stats. At the end the roles' counters must show delivered
+# downloads and stats; gue6 and gre6 rr order and 1 MB downloads. At the end the roles' counters must show delivered
 # packets, no drop but the two hand-made foreign/not-virtual tunnels sent
 # to rs1.
 set -o errexit -o nounset -o pipefail
@@ -30,7 +32,7 @@ lab_lan 3
 lab_mtu 1600 director "${RS_NAMES[@]}"
 for n in "${RS_NAMES[@]}"; do
   nsx "$n" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-  decap_start_multi "$n" "$VIP4 $VIP6" "$DIP4 $DIP6"
+  decap_start_multi "$n" "$VIP4 $VIP6" "$DIP4 $DIP6" --gue-port 6080
 done
 uvsd_start "$BACKEND"
 
@@ -43,7 +45,8 @@ check_all
 
 # tun_service VIP SVC RS...: the director holds VIP as the seed's script
 # makes it (VIP_LOCAL=1), and SVC is an rr service tunnelling to each RS
-# with weight 1 — the seed's table, typed with uvsadm.
+# with weight 1 — the seed's table, typed with uvsadm. TUN_OPTS: extra
+# tunnel options for each server (--tun-type ...).
 tun_service() {
   local vip=$1 svc=$2 r
   shift 2
@@ -55,8 +58,8 @@ tun_service() {
   fi
   uvsadm -C
   uvsadm -A -t "$svc" -s rr
-  for r in "$@"; do uvsadm -a -t "$svc" -r "$r" -i -w 1; done
-  pass "uvsadm: $svc tunnels (-i) to $*"
+  for r in "$@"; do uvsadm -a -t "$svc" -r "$r" -i -w 1 ${TUN_OPTS:-}; done
+  pass "uvsadm: $svc tunnels (-i ${TUN_OPTS:-}) to $*"
 }
 
 SCENARIO="tun/$BACKEND/ipv6"
@@ -84,6 +87,18 @@ check_rr
 check_download
 client_settled "$VIP"
 check_stats
+
+# GUE and GRE (with its checksum field) over IPv6: rr and 1 MB downloads.
+SCENARIO="tun/$BACKEND/gue6"
+VIP=$VIP6 SVC="[$VIP6]:80" C1=$CLIENT6 C2=$CLIENT6B FWD=-i MASK=64 DIP_CLIENT=$DIP6
+RSA=("[${RS6[0]}]:80" "[${RS6[1]}]:80" "[${RS6[2]}]:80")
+TUN_OPTS="--tun-type gue --tun-port 6080" tun_service "$VIP" "$SVC" "${RSA[@]}"
+check_rr
+check_download
+SCENARIO="tun/$BACKEND/gre6"
+TUN_OPTS="--tun-type gre --tun-csum" tun_service "$VIP" "$SVC" "${RSA[@]}"
+check_rr
+check_download
 
 # The roles refuse tunnels they must not take: IPv6-in-IPv6 from the
 # client (not a director), and IPv4-in-IPv6 from the director to an
