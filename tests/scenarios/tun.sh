@@ -70,8 +70,15 @@ check_all
 
 # Mixed families (IPVS allows them for tunnelling servers only): the
 # outer header is the real server's family, the inner the client's.
+# Each section below has a client address of its own: after -C the
+# director still holds the earlier sections' connections (FIN_WAIT, 2
+# minutes, as IPVS keeps input-only ones) with their real servers gone,
+# and a SYN reusing such a client port is dropped, as IPVS does with
+# expire_nodest_conn=0.
+CLIENT4C=192.168.79.102 CLIENT6C=fd79::102 CLIENT6D=fd79::103 CLIENT6E=fd79::104
+lab_addr client eth0 $CLIENT4C/24 $CLIENT6C/64 $CLIENT6D/64 $CLIENT6E/64
 SCENARIO="tun/$BACKEND/4in6"
-VIP=$VIP4 SVC=$VIP4:80 C1=$CLIENT4 C2=$CLIENT4B FWD=-i MASK=255.255.255.0 DIP_CLIENT=$DIP4
+VIP=$VIP4 SVC=$VIP4:80 C1=$CLIENT4C C2=$CLIENT4B FWD=-i MASK=255.255.255.0 DIP_CLIENT=$DIP4
 RSA=("[${RS6[0]}]:80" "[${RS6[1]}]:80" "[${RS6[2]}]:80")
 tun_service "$VIP" "$SVC" "${RSA[@]}"
 check_rr
@@ -80,7 +87,7 @@ client_settled "$VIP"
 check_stats
 
 SCENARIO="tun/$BACKEND/6in4"
-VIP=$VIP6 SVC="[$VIP6]:80" C1=$CLIENT6 C2=$CLIENT6B FWD=-i MASK=64 DIP_CLIENT=$DIP6
+VIP=$VIP6 SVC="[$VIP6]:80" C1=$CLIENT6C C2=$CLIENT6B FWD=-i MASK=64 DIP_CLIENT=$DIP6
 RSA=("${RS4[0]}:80" "${RS4[1]}:80" "${RS4[2]}:80")
 tun_service "$VIP" "$SVC" "${RSA[@]}"
 check_rr
@@ -90,12 +97,13 @@ check_stats
 
 # GUE and GRE (with its checksum field) over IPv6: rr and 1 MB downloads.
 SCENARIO="tun/$BACKEND/gue6"
-VIP=$VIP6 SVC="[$VIP6]:80" C1=$CLIENT6 C2=$CLIENT6B FWD=-i MASK=64 DIP_CLIENT=$DIP6
+VIP=$VIP6 SVC="[$VIP6]:80" C1=$CLIENT6D C2=$CLIENT6B FWD=-i MASK=64 DIP_CLIENT=$DIP6
 RSA=("[${RS6[0]}]:80" "[${RS6[1]}]:80" "[${RS6[2]}]:80")
 TUN_OPTS="--tun-type gue --tun-port 6080" tun_service "$VIP" "$SVC" "${RSA[@]}"
 check_rr
 check_download
 SCENARIO="tun/$BACKEND/gre6"
+C1=$CLIENT6E
 TUN_OPTS="--tun-type gre --tun-csum" tun_service "$VIP" "$SVC" "${RSA[@]}"
 check_rr
 check_download
