@@ -25,10 +25,10 @@ use crate::conn::{
     tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnState, ConnTable, ConnTableConfig, Direction,
     InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TcpState, TemplateKey,
 };
-use crate::dest::{Dest, DestRegistry};
+use crate::dest::{Dest, DestId, DestRegistry};
 use crate::route::{NeighbourMisses, NetView, NextHop, PortId, RouteError};
 use crate::sched::Flow;
-use crate::snapshot::{Service, Snapshot, SnapshotError};
+use crate::snapshot::{Service, ServiceStats, Snapshot, SnapshotError};
 use crate::time::Millis;
 use crate::wire::{self, proto, Network, ParsedFrame, WireError};
 use crate::xmit::{self, FrameBuf, TunnelParams, XmitError, XmitOutcome, XmitParams};
@@ -250,9 +250,113 @@ pub struct Engine {
     neighbour_misses: NeighbourMisses,
 }
 
+/// Distinct (real server, service) pairs whose counts one batch keeps
+/// before it must fold them into the shared counters.
+const BATCH_STATS_ENTRIES: usize = 8;
+
+/// One (real server, service) pair's packet and byte counts in a batch.
+#[derive(Debug, Clone, Copy)]
+struct PendingStats<'s> {
+    dest: DestId,
+    service: Option<&'s ServiceStats>,
+    in_pkts: u64,
+    in_bytes: u64,
+    out_pkts: u64,
+    out_bytes: u64,
+}
+
+/// The traffic counters of one batch, kept as plain integers and added
+/// to the shared atomic counters (the real server's and the service's)
+/// once at the end of the batch, instead of four shared `fetch_add`s
+/// per packet. Readers (`ipvsadm --stats`) see a batch's packets when
+/// the batch is done, as they see its verdicts.
+#[derive(Debug, Default)]
+struct BatchStats<'s> {
+    entries: [Option<PendingStats<'s>>; BATCH_STATS_ENTRIES],
+    len: usize,
+}
+
+impl<'s> BatchStats<'s> {
+    /// Count a packet of `bytes` bytes going `direction` for real server
+    /// `dest` (and its service, when it still has one).
+    #[inline]
+    fn count(
+        &mut self,
+        dests: &DestRegistry,
+        dest: DestId,
+        service: Option<&'s ServiceStats>,
+        direction: Direction,
+        bytes: u64,
+    ) {
+        let len = self.len.min(BATCH_STATS_ENTRIES);
+        let found = self.entries[..len].iter_mut().flatten().find(|e| {
+            e.dest == dest
+                && match (e.service, service) {
+                    (Some(a), Some(b)) => std::ptr::eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                }
+        });
+        let entry = match found {
+            Some(entry) => entry,
+            None => {
+                if len == BATCH_STATS_ENTRIES {
+                    self.flush(dests);
+                }
+                let slot = self.len.min(BATCH_STATS_ENTRIES - 1);
+                self.len = slot + 1;
+                self.entries[slot].insert(PendingStats {
+                    dest,
+                    service,
+                    in_pkts: 0,
+                    in_bytes: 0,
+                    out_pkts: 0,
+                    out_bytes: 0,
+                })
+            }
+        };
+        match direction {
+            Direction::Input => {
+                entry.in_pkts += 1;
+                entry.in_bytes += bytes;
+            }
+            Direction::Output => {
+                entry.out_pkts += 1;
+                entry.out_bytes += bytes;
+            }
+        }
+    }
+
+    /// Add every pending count to the shared counters and start empty.
+    fn flush(&mut self, dests: &DestRegistry) {
+        let len = self.len.min(BATCH_STATS_ENTRIES);
+        for entry in self.entries[..len].iter_mut() {
+            let Some(e) = entry.take() else { continue };
+            let add = |cell: &AtomicU64, n: u64| {
+                if n != 0 {
+                    cell.fetch_add(n, Ordering::Relaxed);
+                }
+            };
+            if let Some(c) = dests.counters(e.dest) {
+                add(&c.in_pkts, e.in_pkts);
+                add(&c.in_bytes, e.in_bytes);
+                add(&c.out_pkts, e.out_pkts);
+                add(&c.out_bytes, e.out_bytes);
+            }
+            if let Some(svc) = e.service {
+                add(&svc.in_pkts, e.in_pkts);
+                add(&svc.in_bytes, e.in_bytes);
+                add(&svc.out_pkts, e.out_pkts);
+                add(&svc.out_bytes, e.out_bytes);
+            }
+        }
+        self.len = 0;
+    }
+}
+
 /// The per-packet view of what a connection's packet needs.
-struct Decided<'s> {
-    info: &'s ConnInfo,
+struct Decided<'i, 's> {
+    info: &'i ConnInfo,
     service: Option<&'s Service>,
     dest: Option<&'s Dest>,
 }
@@ -346,8 +450,9 @@ impl Engine {
         let snapshot = self.snapshot.load();
         let net = self.net.load();
         worker.hops.begin_batch(&net);
+        let mut stats = BatchStats::default();
         for packet in batch.iter_mut() {
-            let verdict = self.process_one(worker, &snapshot, &net, packet, now);
+            let verdict = self.process_one(worker, &mut stats, &snapshot, &net, packet, now);
             match verdict {
                 Verdict::Drop(reason) => worker.drops[reason.index()] += 1,
                 Verdict::Pass => worker.passed += 1,
@@ -356,14 +461,16 @@ impl Engine {
             }
             packet.verdict = verdict;
         }
+        stats.flush(&self.dests);
         self.conns.expire_step(now, SWEEP_BUDGET_PER_BATCH);
         worker.flush(&self.counters);
     }
 
-    fn process_one(
+    fn process_one<'s>(
         &self,
         worker: &mut Worker,
-        snapshot: &Snapshot,
+        stats: &mut BatchStats<'s>,
+        snapshot: &'s Snapshot,
         net: &NetView,
         packet: &mut Packet<'_>,
         now: Millis,
@@ -407,6 +514,7 @@ impl Engine {
             if !reuse {
                 return self.forward_conn(
                     worker,
+                    stats,
                     snapshot,
                     net,
                     packet,
@@ -429,6 +537,7 @@ impl Engine {
             if let Some(conn) = self.conns.lookup_out(&reply_key, now) {
                 return self.forward_conn(
                     worker,
+                    stats,
                     snapshot,
                     net,
                     packet,
@@ -454,18 +563,19 @@ impl Engine {
             }
         }
         self.new_connection(
-            worker, snapshot, service, net, packet, parsed, in_key, flags, now,
+            worker, stats, snapshot, service, net, packet, parsed, in_key, flags, now,
         )
     }
 
     /// Schedule a new connection of `service` (with its persistence
     /// template, if any) and forward its first packet.
     #[allow(clippy::too_many_arguments)]
-    fn new_connection(
+    fn new_connection<'s>(
         &self,
         worker: &mut Worker,
-        snapshot: &Snapshot,
-        service: &Service,
+        stats: &mut BatchStats<'s>,
+        snapshot: &'s Snapshot,
+        service: &'s Service,
         net: &NetView,
         packet: &mut Packet<'_>,
         parsed: &ParsedFrame,
@@ -586,6 +696,7 @@ impl Engine {
             };
             return self.transmit(
                 worker,
+                stats,
                 snapshot,
                 net,
                 packet,
@@ -623,6 +734,7 @@ impl Engine {
         };
         self.transmit(
             worker,
+            stats,
             snapshot,
             net,
             packet,
@@ -636,10 +748,11 @@ impl Engine {
 
     /// Forward a packet of a tracked connection.
     #[allow(clippy::too_many_arguments)]
-    fn forward_conn(
+    fn forward_conn<'s>(
         &self,
         worker: &mut Worker,
-        snapshot: &Snapshot,
+        stats: &mut BatchStats<'s>,
+        snapshot: &'s Snapshot,
         net: &NetView,
         packet: &mut Packet<'_>,
         parsed: &ParsedFrame,
@@ -669,7 +782,7 @@ impl Engine {
             dest,
         };
         self.transmit(
-            worker, snapshot, net, packet, parsed, &decided, direction, flags, opening,
+            worker, stats, snapshot, net, packet, parsed, &decided, direction, flags, opening,
         )
     }
 
@@ -678,39 +791,28 @@ impl Engine {
     /// (its first packet, or the client's ACK completing the handshake);
     /// full NAT gives such TCP packets, and any SYN, the TOA option.
     #[allow(clippy::too_many_arguments)]
-    fn transmit(
+    fn transmit<'s>(
         &self,
         worker: &mut Worker,
-        snapshot: &Snapshot,
+        stats: &mut BatchStats<'s>,
+        snapshot: &'s Snapshot,
         net: &NetView,
         packet: &mut Packet<'_>,
         parsed: &ParsedFrame,
-        decided: &Decided<'_>,
+        decided: &Decided<'_, 's>,
         direction: Direction,
         flags: Option<TcpFlags>,
         opening: bool,
     ) -> Verdict {
         let info = decided.info;
         let bytes = usize::from(parsed.ip_len);
-        let counters = self.dests.counters(info.dest);
-        if let Some(c) = counters {
-            match direction {
-                Direction::Input => {
-                    c.in_pkts.fetch_add(1, Ordering::Relaxed);
-                    c.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                }
-                Direction::Output => {
-                    c.out_pkts.fetch_add(1, Ordering::Relaxed);
-                    c.out_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                }
-            }
-        }
-        if let Some(service) = decided.service {
-            match direction {
-                Direction::Input => service.stats.count_in(bytes),
-                Direction::Output => service.stats.count_out(bytes),
-            }
-        }
+        stats.count(
+            &self.dests,
+            info.dest,
+            decided.service.map(|s| &*s.stats),
+            direction,
+            bytes as u64,
+        );
         let _ = decided.dest;
 
         // Where the frame goes: to the real server (or, for DR, its MAC)
