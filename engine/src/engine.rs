@@ -14,7 +14,7 @@
 //! network view are immutable snapshots loaded once per batch and
 //! swapped by the control plane without stopping anyone.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -22,8 +22,8 @@ use arc_swap::ArcSwap;
 use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
-    tcp_may_create, ConnInfo, ConnKey, ConnRef, ConnState, ConnTable, ConnTableConfig, Direction,
-    InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TcpState, TemplateKey,
+    tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable, ConnTableConfig,
+    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TemplateKey,
 };
 use crate::dest::{Dest, DestId, DestRegistry};
 use crate::route::{NeighbourMisses, NetView, NextHop, PortId, RouteError};
@@ -355,8 +355,15 @@ impl<'s> BatchStats<'s> {
 }
 
 /// The per-packet view of what a connection's packet needs.
-struct Decided<'i, 's> {
-    info: &'i ConnInfo,
+struct Decided<'s> {
+    /// The real server's counters.
+    dest_id: DestId,
+    /// Forwarding method.
+    method: ForwardMethod,
+    /// IP protocol of the connection.
+    protocol: u8,
+    /// Client, virtual service, real server, local address.
+    ends: ConnEndpoints,
     service: Option<&'s Service>,
     dest: Option<&'s Dest>,
 }
@@ -616,7 +623,7 @@ impl Engine {
                     .conns
                     .lookup_template(&template_key, now)
                     .and_then(|t| {
-                        let id = t.info().dest;
+                        let id = t.dest();
                         service.dest_by_id(id).map(|d| (t, d))
                     });
                 match found {
@@ -690,7 +697,10 @@ impl Engine {
                 no_output: true,
             };
             let decided = Decided {
-                info: &info,
+                dest_id: info.dest,
+                method: info.method,
+                protocol: info.key.protocol,
+                ends: ConnEndpoints::from(&info),
                 service: Some(service),
                 dest: Some(dest),
             };
@@ -726,9 +736,11 @@ impl Engine {
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
         }
-        let info = conn.info();
         let decided = Decided {
-            info: &info,
+            dest_id: conn.dest(),
+            method: conn.method(),
+            protocol: parsed.protocol,
+            ends: conn.endpoints(),
             service: Some(service),
             dest: Some(dest),
         };
@@ -761,23 +773,23 @@ impl Engine {
         flags: Option<TcpFlags>,
         now: Millis,
     ) -> Verdict {
-        // Read before the packet moves the state: the addresses and method
-        // are fixed for the connection's life.
-        let info = conn.info();
-        let state = match conn.on_packet(direction, flags, now) {
-            PacketOutcome::Forward { state, .. } => state,
+        let (outcome, opened) = conn.on_packet_opening(direction, flags, now);
+        match outcome {
+            PacketOutcome::Forward { .. } => {}
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
-        };
-        // The client's ACK completing the handshake opens the connection
-        // for the real server's TCP stack (the TOA module reads the option
-        // from this packet).
-        let opening = direction == Direction::Input
-            && info.state == ConnState::Tcp(TcpState::SynRecv)
-            && state == ConnState::Tcp(TcpState::Established);
-        let (service, dest) = snapshot.locate_dest(info.dest);
+        }
+        // The client's ACK completing the handshake (SYN_RECV →
+        // ESTABLISHED) opens the connection for the real server's TCP
+        // stack (the TOA module reads the option from this packet).
+        let opening = direction == Direction::Input && opened;
+        let dest_id = conn.dest();
+        let (service, dest) = snapshot.locate_dest(dest_id);
         let decided = Decided {
-            info: &info,
+            dest_id,
+            method: conn.method(),
+            protocol: parsed.protocol,
+            ends: conn.endpoints(),
             service,
             dest,
         };
@@ -799,16 +811,15 @@ impl Engine {
         net: &NetView,
         packet: &mut Packet<'_>,
         parsed: &ParsedFrame,
-        decided: &Decided<'_, 's>,
+        decided: &Decided<'s>,
         direction: Direction,
         flags: Option<TcpFlags>,
         opening: bool,
     ) -> Verdict {
-        let info = decided.info;
         let bytes = usize::from(parsed.ip_len);
         stats.count(
             &self.dests,
-            info.dest,
+            decided.dest_id,
             decided.service.map(|s| &*s.stats),
             direction,
             bytes as u64,
@@ -817,9 +828,9 @@ impl Engine {
 
         // Where the frame goes: to the real server (or, for DR, its MAC)
         // inbound; to the client (via its route) outbound.
-        let toward = match (direction, info.method) {
-            (Direction::Input, _) => info.daddr,
-            (Direction::Output, _) => info.key.caddr,
+        let toward = match direction {
+            Direction::Input => decided.ends.real_server.ip(),
+            Direction::Output => decided.ends.client.ip(),
         };
         let hop = match worker.hops.next_hop(net, toward) {
             Ok(hop) => hop,
@@ -832,8 +843,17 @@ impl Engine {
         let insert_toa = direction == Direction::Input
             && parsed.protocol == proto::TCP
             && (opening || flags.is_some_and(|f| f.syn));
-        let params = xmit_params(snapshot, net, info, &hop, direction, insert_toa);
-        let result = match info.method {
+        let params = xmit_params(
+            snapshot,
+            net,
+            decided.method,
+            decided.protocol,
+            &decided.ends,
+            &hop,
+            direction,
+            insert_toa,
+        );
+        let result = match decided.method {
             ForwardMethod::Dr => xmit::dr::xmit(&mut packet.frame, parsed, &params),
             ForwardMethod::Tunnel { .. } => xmit::tunnel::xmit(&mut packet.frame, parsed, &params),
             ForwardMethod::Nat => xmit::nat::xmit(&mut packet.frame, parsed, &params),
@@ -928,7 +948,16 @@ impl Engine {
                 return Verdict::Drop(DropReason::NoNeighbour);
             }
         };
-        let params = xmit_params(snapshot, net, &info, &hop, direction, false);
+        let params = xmit_params(
+            snapshot,
+            net,
+            info.method,
+            info.key.protocol,
+            &ConnEndpoints::from(&info),
+            &hop,
+            direction,
+            false,
+        );
         let result = match info.method {
             ForwardMethod::Dr => xmit::dr::xmit(&mut packet.frame, parsed, &params),
             ForwardMethod::Tunnel { .. } => xmit::tunnel::xmit(&mut packet.frame, parsed, &params),
@@ -946,28 +975,32 @@ impl Engine {
 /// going `direction` through `hop`. Only tunnels read the tunnel source
 /// (which may take a second route lookup) and the flow hash (GUE's outer
 /// source port), so other methods skip computing them.
+#[allow(clippy::too_many_arguments)]
+#[inline]
 fn xmit_params(
     snapshot: &Snapshot,
     net: &NetView,
-    info: &ConnInfo,
+    method: ForwardMethod,
+    protocol: u8,
+    ends: &ConnEndpoints,
     hop: &NextHop,
     direction: Direction,
     insert_toa: bool,
 ) -> XmitParams {
-    let (tunnel, flow_hash) = match info.method {
+    let (tunnel, flow_hash) = match method {
         ForwardMethod::Tunnel { kind, csum } => (
             TunnelParams {
                 kind,
                 csum,
-                source: tunnel_source(snapshot, net, info),
+                source: tunnel_source(snapshot, net, ends),
             },
-            flow_hash(&info.key),
+            flow_hash(protocol, ends),
         ),
         _ => (
             TunnelParams {
                 kind: uvs_conf::TunnelType::Ipip,
                 csum: uvs_conf::TunnelCsum::NoCsum,
-                source: info.key.vaddr,
+                source: ends.virtual_service.ip(),
             },
             0,
         ),
@@ -979,13 +1012,10 @@ fn xmit_params(
             Direction::Input => xmit::Direction::Inbound,
             Direction::Output => xmit::Direction::Outbound,
         },
-        real_server: SocketAddr::new(info.daddr, info.dport),
-        virtual_service: SocketAddr::new(info.key.vaddr, info.key.vport),
-        client: SocketAddr::new(info.key.caddr, info.key.cport),
-        local: match info.local {
-            Some((addr, port)) => SocketAddr::new(addr, port),
-            None => SocketAddr::new(info.key.vaddr, info.key.vport),
-        },
+        real_server: ends.real_server,
+        virtual_service: ends.virtual_service,
+        client: ends.client,
+        local: ends.local.unwrap_or(ends.virtual_service),
         tunnel,
         mtu: hop.mtu,
         flow_hash,
@@ -993,11 +1023,12 @@ fn xmit_params(
     }
 }
 
-fn tunnel_source(snapshot: &Snapshot, net: &NetView, info: &ConnInfo) -> IpAddr {
+fn tunnel_source(snapshot: &Snapshot, net: &NetView, ends: &ConnEndpoints) -> IpAddr {
+    let daddr = ends.real_server.ip();
     snapshot
-        .tunnel_source(info.daddr)
-        .or_else(|| net.source_for(info.daddr))
-        .unwrap_or(info.key.vaddr)
+        .tunnel_source(daddr)
+        .or_else(|| net.source_for(daddr))
+        .unwrap_or(ends.virtual_service.ip())
 }
 
 fn tcp_flags(parsed: &ParsedFrame) -> Option<TcpFlags> {
@@ -1040,7 +1071,7 @@ pub fn mask_addr(addr: IpAddr, prefix: u8) -> IpAddr {
 }
 
 /// A cheap, stable hash of a connection's client tuple (GUE source port).
-fn flow_hash(key: &ConnKey) -> u32 {
+fn flow_hash(protocol: u8, ends: &ConnEndpoints) -> u32 {
     let fold = |a: IpAddr| -> u32 {
         match a {
             IpAddr::V4(v) => u32::from(v),
@@ -1049,10 +1080,11 @@ fn flow_hash(key: &ConnKey) -> u32 {
             }),
         }
     };
-    let mixed = fold(key.caddr)
-        ^ fold(key.vaddr).rotate_left(7)
-        ^ (u32::from(key.cport) << 16 | u32::from(key.vport))
-        ^ u32::from(key.protocol);
+    let (client, virt) = (ends.client, ends.virtual_service);
+    let mixed = fold(client.ip())
+        ^ fold(virt.ip()).rotate_left(7)
+        ^ (u32::from(client.port()) << 16 | u32::from(virt.port()))
+        ^ u32::from(protocol);
     mixed.wrapping_mul(0x9e37_79b1)
 }
 
