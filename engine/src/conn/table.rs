@@ -1108,11 +1108,25 @@ impl ConnTable {
         let capacity = self.slots.len();
         let budget = budget.min(capacity);
         let start = self.sweep_cursor.fetch_add(budget, Ordering::Relaxed) % capacity;
+        // The range, split where it wraps: no division per entry.
+        let first = start..(start + budget).min(capacity);
+        let wrapped = 0..(start + budget).saturating_sub(capacity);
         let mut expired = 0;
-        for step in 0..budget {
-            let index = ((start + step) % capacity) as u32;
-            if self.expire_if_due(index, now, false) {
-                expired += 1;
+        for range in [first, wrapped] {
+            let Some(hot) = self.slots.hot(range.clone()) else {
+                continue;
+            };
+            for (offset, entry) in hot.iter().enumerate() {
+                // Only a live entry past its deadline needs the full check
+                // (templates: also when they still control connections).
+                let state = entry.state.load(Ordering::Relaxed);
+                if life(state) != LIFE_LIVE || entry.expires.load(Ordering::Relaxed) > now.0 {
+                    continue;
+                }
+                let index = (range.start + offset) as u32;
+                if self.expire_if_due(index, now, false) {
+                    expired += 1;
+                }
             }
         }
         expired
@@ -1703,5 +1717,24 @@ mod tests {
                 method == ForwardMethod::FullNat
             );
         }
+    }
+
+    #[test]
+    fn expire_step_wraps_around_the_end_of_the_table() {
+        let (table, dest) = table(8);
+        for cport in 0..8 {
+            table
+                .insert(&new_conn(cport, dest, ForwardMethod::Dr), Millis(0))
+                .expect("insert");
+        }
+        // Steps of 5 over 8 entries: 0..5, then 5..8 and 0..2 (wrapped):
+        // all 8 are expired by the second step.
+        let late = Millis(1_000_000);
+        let first = table.expire_step(late, 5);
+        let second = table.expire_step(late, 5);
+        assert_eq!(first, 5);
+        assert_eq!(second, 3);
+        assert!(table.is_empty());
+        assert_eq!(table.expire_step(late, 5), 0);
     }
 }
