@@ -526,7 +526,7 @@ impl Engine {
                     net,
                     packet,
                     parsed,
-                    conn,
+                    &conn,
                     Direction::Input,
                     flags,
                     now,
@@ -549,7 +549,7 @@ impl Engine {
                     net,
                     packet,
                     parsed,
-                    conn,
+                    &conn,
                     Direction::Output,
                     flags,
                     now,
@@ -760,6 +760,7 @@ impl Engine {
 
     /// Forward a packet of a tracked connection.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn forward_conn<'s>(
         &self,
         worker: &mut Worker,
@@ -768,7 +769,7 @@ impl Engine {
         net: &NetView,
         packet: &mut Packet<'_>,
         parsed: &ParsedFrame,
-        conn: ConnRef<'_>,
+        conn: &ConnRef<'_>,
         direction: Direction,
         flags: Option<TcpFlags>,
         now: Millis,
@@ -976,7 +977,7 @@ impl Engine {
 /// (which may take a second route lookup) and the flow hash (GUE's outer
 /// source port), so other methods skip computing them.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 fn xmit_params(
     snapshot: &Snapshot,
     net: &NetView,
