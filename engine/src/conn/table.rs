@@ -1688,8 +1688,10 @@ mod tests {
 
     #[test]
     fn lean_accessors_agree_with_info() {
-        let mut pool = uvs_conf::LocalAddrPool::default();
-        pool.addrs = vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))];
+        let pool = uvs_conf::LocalAddrPool {
+            addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))],
+            ..Default::default()
+        };
         let registry = Arc::new(DestRegistry::new(4));
         let (dest, _) = registry.allocate(1, 0, 0).expect("room");
         let table = ConnTable::new(
