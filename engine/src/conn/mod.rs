@@ -37,7 +37,7 @@ mod storage;
 mod table;
 pub mod tcp;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use uvs_conf::{ForwardMethod, LocalAddrPool, Timeouts};
 
@@ -213,6 +213,30 @@ pub struct ConnInfo {
     /// No packet real server → client seen yet (IPVS's NOOUTPUT; always
     /// false for NAT and full NAT).
     pub no_output: bool,
+}
+
+/// A connection's endpoints as the forwarding methods take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnEndpoints {
+    /// Client address and port.
+    pub client: SocketAddr,
+    /// Virtual service address and port (for a template: port 0).
+    pub virtual_service: SocketAddr,
+    /// Real server address and port.
+    pub real_server: SocketAddr,
+    /// Full NAT: the local address and port the real server sees.
+    pub local: Option<SocketAddr>,
+}
+
+impl From<&ConnInfo> for ConnEndpoints {
+    fn from(info: &ConnInfo) -> ConnEndpoints {
+        ConnEndpoints {
+            client: SocketAddr::new(info.key.caddr, info.key.cport),
+            virtual_service: SocketAddr::new(info.key.vaddr, info.key.vport),
+            real_server: SocketAddr::new(info.daddr, info.dport),
+            local: info.local.map(|(addr, port)| SocketAddr::new(addr, port)),
+        }
+    }
 }
 
 /// One row of `ipvsadm -c`.

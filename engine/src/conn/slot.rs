@@ -185,6 +185,12 @@ impl Slots {
         })
     }
 
+    /// The hot parts of entries `range` (`None` if out of bounds).
+    #[inline]
+    pub fn hot(&self, range: std::ops::Range<usize>) -> Option<&[SlotHot]> {
+        self.hot.get(range)
+    }
+
     /// Every entry in index order.
     pub fn iter(&self) -> impl Iterator<Item = Slot<'_>> {
         self.hot

@@ -3,7 +3,7 @@
 //! the promises this file keeps.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ use super::slot::{
 };
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
-    ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats, Direction,
-    InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_TCP,
+    ConnEndpoints, ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats,
+    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_TCP,
     TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
@@ -97,7 +97,14 @@ pub struct ConnRef<'t> {
     table: &'t ConnTable,
     index: u32,
     seq: u32,
-    info: ConnInfo,
+    /// The entry's immutable fields as the lookup read them: a
+    /// [`ConnInfo`] is built from them only when asked for, so that the
+    /// packet path decodes just what it uses.
+    fields: Fields,
+    /// The state word as the lookup read it.
+    state: u32,
+    /// Controlled by a template when looked up.
+    controlled: bool,
 }
 
 impl fmt::Debug for ConnRef<'_> {
@@ -105,7 +112,7 @@ impl fmt::Debug for ConnRef<'_> {
         f.debug_struct("ConnRef")
             .field("index", &self.index)
             .field("seq", &self.seq)
-            .field("info", &self.info)
+            .field("info", &self.info())
             .finish()
     }
 }
@@ -623,7 +630,7 @@ impl ConnTable {
             return None;
         }
         let mut found = self.make_ref(index, seq, fields, slot.state.load(Ordering::Acquire));
-        found.info.controlled =
+        found.controlled =
             !fields.is_template() && slot.cold.control.load(Ordering::Relaxed) != NIL;
         Some(found)
     }
@@ -674,12 +681,15 @@ impl ConnTable {
         Some(())
     }
 
+    #[inline(always)]
     fn make_ref(&self, index: u32, seq: u32, fields: &Fields, state: u32) -> ConnRef<'_> {
         ConnRef {
             table: self,
             index,
             seq,
-            info: self.info_of(fields, state),
+            fields: *fields,
+            state,
+            controlled: false,
         }
     }
 
@@ -736,7 +746,7 @@ impl ConnTable {
         if !matches!(new.method, ForwardMethod::Nat | ForwardMethod::FullNat) {
             state_bits |= ST_NOOUTPUT;
         }
-        let control = new.controlled_by.filter(|t| t.info.template);
+        let control = new.controlled_by.filter(|t| t.fields.is_template());
         let build = |local: Option<(IpAddr, u16)>| {
             Fields::new(
                 new.key.protocol,
@@ -891,8 +901,7 @@ impl ConnTable {
         self.counters.inserted.fetch_add(1, Ordering::Relaxed);
         let state = slot.state.load(Ordering::Acquire);
         let mut conn = self.make_ref(index, seq, &fields, state);
-        conn.info.controlled =
-            slot.cold.control.load(Ordering::Relaxed) != NIL && !fields.is_template();
+        conn.controlled = slot.cold.control.load(Ordering::Relaxed) != NIL && !fields.is_template();
         Ok(conn)
     }
 
@@ -1099,11 +1108,25 @@ impl ConnTable {
         let capacity = self.slots.len();
         let budget = budget.min(capacity);
         let start = self.sweep_cursor.fetch_add(budget, Ordering::Relaxed) % capacity;
+        // The range, split where it wraps: no division per entry.
+        let first = start..(start + budget).min(capacity);
+        let wrapped = 0..(start + budget).saturating_sub(capacity);
         let mut expired = 0;
-        for step in 0..budget {
-            let index = ((start + step) % capacity) as u32;
-            if self.expire_if_due(index, now, false) {
-                expired += 1;
+        for range in [first, wrapped] {
+            let Some(hot) = self.slots.hot(range.clone()) else {
+                continue;
+            };
+            for (offset, entry) in hot.iter().enumerate() {
+                // Only a live entry past its deadline needs the full check
+                // (templates: also when they still control connections).
+                let state = entry.state.load(Ordering::Relaxed);
+                if life(state) != LIFE_LIVE || entry.expires.load(Ordering::Relaxed) > now.0 {
+                    continue;
+                }
+                let index = (range.start + offset) as u32;
+                if self.expire_if_due(index, now, false) {
+                    expired += 1;
+                }
             }
         }
         expired
@@ -1254,7 +1277,8 @@ impl<'t> ConnRef<'t> {
     /// The connection's addresses, method, destination and state (the
     /// state read now; the rest is fixed for the connection's life).
     pub fn info(&self) -> ConnInfo {
-        let mut info = self.info;
+        let mut info = self.table.info_of(&self.fields, self.state);
+        info.controlled = self.controlled;
         if let Some(slot) = self.table.slot(self.index) {
             let state = slot.state.load(Ordering::Acquire);
             if same_gen(state, self.seq) && life(state) == LIFE_LIVE {
@@ -1273,7 +1297,7 @@ impl<'t> ConnRef<'t> {
     pub fn dest_available(&self) -> bool {
         self.table
             .dests
-            .counters(self.info.dest)
+            .counters(self.dest())
             .is_some_and(DestCounters::is_available_flag)
     }
 
@@ -1286,7 +1310,7 @@ impl<'t> ConnRef<'t> {
 
     /// Connections a template controls (0 for a connection).
     pub fn controlled_count(&self) -> u32 {
-        if !self.info.template {
+        if !self.fields.is_template() {
             return 0;
         }
         self.live_slot()
@@ -1313,24 +1337,59 @@ impl<'t> ConnRef<'t> {
         tcp_flags: Option<TcpFlags>,
         now: Millis,
     ) -> PacketOutcome {
+        self.packet_step(dir, tcp_flags, now).0
+    }
+
+    /// [`on_packet`](ConnRef::on_packet), also saying whether this packet
+    /// moved the connection from SYN_RECV to ESTABLISHED (the client's
+    /// ACK that opens it for the real server).
+    pub fn on_packet_opening(
+        &self,
+        dir: Direction,
+        tcp_flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> (PacketOutcome, bool) {
+        let (outcome, old) = self.packet_step(dir, tcp_flags, now);
+        let opened = matches!(outcome, PacketOutcome::Forward { .. })
+            && self.fields.protocol() == IPPROTO_TCP
+            && tcp_index(old) == TcpState::SynRecv as u32
+            && matches!(
+                outcome,
+                PacketOutcome::Forward {
+                    state: ConnState::Tcp(TcpState::Established),
+                    ..
+                }
+            );
+        (outcome, opened)
+    }
+
+    /// The state update behind `on_packet`; also returns the state word
+    /// the packet found (0 when it did not forward). The destination's
+    /// counters are looked up once, the state word read once before the
+    /// compare-and-swap loop.
+    #[inline(always)]
+    fn packet_step(
+        &self,
+        dir: Direction,
+        tcp_flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> (PacketOutcome, u32) {
         let table = self.table;
-        let Some(slot) = self.live_slot() else {
-            return PacketOutcome::Gone;
+        let Some(slot) = table.slot(self.index) else {
+            return (PacketOutcome::Gone, 0);
         };
-        if self.info.template {
-            return PacketOutcome::Gone;
+        let mut old = slot.state.load(Ordering::SeqCst);
+        if life(old) != LIFE_LIVE || !same_gen(old, self.seq) || self.fields.is_template() {
+            return (PacketOutcome::Gone, 0);
         }
-        if !self.dest_available() {
+        let counters = table.dests.counters(self.dest());
+        if !counters.is_some_and(DestCounters::is_available_flag) {
             let expired = table.expire_nodest_conn.load(Ordering::Relaxed)
                 && table.expire_if_due(self.index, now, true);
-            return PacketOutcome::DropNoDest { expired };
+            return (PacketOutcome::DropNoDest { expired }, 0);
         }
-        let is_tcp = self.info.key.protocol == IPPROTO_TCP;
-        let (old, new, timeout) = loop {
-            let old = slot.state.load(Ordering::SeqCst);
-            if life(old) != LIFE_LIVE || !same_gen(old, self.seq) {
-                return PacketOutcome::Gone;
-            }
+        let is_tcp = self.fields.protocol() == IPPROTO_TCP;
+        let (new, timeout) = loop {
             let (new, timeout) = if is_tcp {
                 let mut new = old;
                 let table_kind = if old & ST_NOOUTPUT != 0 {
@@ -1353,8 +1412,12 @@ impl<'t> ConnRef<'t> {
                 } else {
                     new |= ST_INACTIVE;
                 }
-                let timeouts = table.timeouts();
-                (new, next.timeout_secs(timeouts.tcp, timeouts.tcp_fin))
+                let timeout = match next {
+                    TcpState::Established => table.tcp_timeout.load(Ordering::Relaxed),
+                    TcpState::FinWait => table.tcp_fin_timeout.load(Ordering::Relaxed),
+                    other => other.timeout_secs(0, 0),
+                };
+                (new, timeout)
             } else {
                 let mut new = old;
                 if dir == Direction::Output {
@@ -1364,23 +1427,30 @@ impl<'t> ConnRef<'t> {
             };
             slot.expires
                 .store(now.plus_secs(timeout).0, Ordering::Release);
-            if slot
+            match slot
                 .state
                 .compare_exchange(old, touched(new), Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
             {
-                break (old, new, timeout);
+                Ok(_) => break (new, timeout),
+                Err(current) => {
+                    if life(current) != LIFE_LIVE || !same_gen(current, self.seq) {
+                        return (PacketOutcome::Gone, 0);
+                    }
+                    old = current;
+                }
             }
         };
-        if let Some(counters) = table.dests.counters(self.info.dest) {
-            let was_inactive = old & ST_INACTIVE != 0;
-            let is_inactive = new & ST_INACTIVE != 0;
-            if was_inactive && !is_inactive {
-                counters.active.fetch_add(1, Ordering::AcqRel);
-                counters.inactive.fetch_sub(1, Ordering::AcqRel);
-            } else if !was_inactive && is_inactive {
-                counters.inactive.fetch_add(1, Ordering::AcqRel);
-                counters.active.fetch_sub(1, Ordering::AcqRel);
+        let was_inactive = old & ST_INACTIVE != 0;
+        let is_inactive = new & ST_INACTIVE != 0;
+        if was_inactive != is_inactive {
+            if let Some(counters) = counters {
+                if was_inactive {
+                    counters.active.fetch_add(1, Ordering::AcqRel);
+                    counters.inactive.fetch_sub(1, Ordering::AcqRel);
+                } else {
+                    counters.inactive.fetch_add(1, Ordering::AcqRel);
+                    counters.active.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         }
         let assure = if is_tcp {
@@ -1392,9 +1462,38 @@ impl<'t> ConnRef<'t> {
         if assure {
             self.assure_template(slot);
         }
-        PacketOutcome::Forward {
-            state: state_from_bits(false, self.info.key.protocol, new),
+        let outcome = PacketOutcome::Forward {
+            state: state_from_bits(false, self.fields.protocol(), new),
             timeout_secs: timeout,
+        };
+        (outcome, old)
+    }
+
+    /// The real server's counters id.
+    #[inline]
+    pub fn dest(&self) -> DestId {
+        DestId(self.fields.dest)
+    }
+
+    /// The forwarding method (fixed for the connection's life).
+    #[inline]
+    pub fn method(&self) -> ForwardMethod {
+        self.fields.method()
+    }
+
+    /// The connection's endpoints, decoded straight from the entry (no
+    /// [`ConnInfo`] built): what the forwarding methods take.
+    #[inline]
+    pub fn endpoints(&self) -> ConnEndpoints {
+        let f = &self.fields;
+        let (caddr, cport) = f.client();
+        let (vaddr, vport) = f.virt();
+        let (daddr, dport) = f.real();
+        ConnEndpoints {
+            client: SocketAddr::new(caddr, cport),
+            virtual_service: SocketAddr::new(vaddr, vport),
+            real_server: SocketAddr::new(daddr, dport),
+            local: f.local().map(|(addr, port)| SocketAddr::new(addr, port)),
         }
     }
 
@@ -1419,13 +1518,13 @@ impl<'t> ConnRef<'t> {
     pub fn try_reuse_on_syn(&self, now: Millis) -> bool {
         let table = self.table;
         let conn_reuse_mode = table.conn_reuse_mode.load(Ordering::Relaxed);
-        if conn_reuse_mode == 0 || self.info.template {
+        if conn_reuse_mode == 0 || self.fields.is_template() {
             return false;
         }
         let Some(slot) = self.live_slot() else {
             return false;
         };
-        let counters = table.dests.counters(self.info.dest);
+        let counters = table.dests.counters(self.dest());
         let quiescent_gone = table.expire_nodest_conn.load(Ordering::Relaxed)
             && counters.is_some_and(|c| c.weight() == 0);
         let resched = quiescent_gone || {
@@ -1433,7 +1532,7 @@ impl<'t> ConnRef<'t> {
             let controlled = slot.cold.control.load(Ordering::Relaxed) != NIL;
             let tcp = TcpState::from_index(tcp_index(state));
             !controlled
-                && self.info.key.protocol == IPPROTO_TCP
+                && self.fields.protocol() == IPPROTO_TCP
                 && (tcp == TcpState::TimeWait
                     || tcp == TcpState::Close
                     || (conn_reuse_mode & 2 != 0
@@ -1506,5 +1605,138 @@ fn prev_power_of_two(n: usize) -> usize {
         n
     } else {
         n.next_power_of_two() >> 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::conn::ConnTableConfig;
+
+    fn table(capacity: u32) -> (ConnTable, DestId) {
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let config = ConnTableConfig {
+            capacity,
+            ..ConnTableConfig::default()
+        };
+        (ConnTable::new(config, registry), dest)
+    }
+
+    fn new_conn<'a>(cport: u16, dest: DestId, method: ForwardMethod) -> NewConn<'a> {
+        NewConn {
+            key: ConnKey {
+                protocol: IPPROTO_TCP,
+                caddr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                cport,
+                vaddr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+                vport: 80,
+            },
+            fwmark: 0,
+            dest,
+            daddr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 2)),
+            dport: 8080,
+            method,
+            controlled_by: None,
+        }
+    }
+
+    fn flags(syn: bool, ack: bool) -> Option<TcpFlags> {
+        Some(TcpFlags {
+            syn,
+            ack,
+            ..TcpFlags::default()
+        })
+    }
+
+    #[test]
+    fn on_packet_opening_is_true_only_for_the_packet_that_establishes() {
+        let (table, dest) = table(16);
+        let conn = table
+            .insert(&new_conn(1000, dest, ForwardMethod::Dr), Millis(0))
+            .expect("insert");
+        let (outcome, opened) =
+            conn.on_packet_opening(Direction::Input, flags(true, false), Millis(0));
+        assert_eq!(
+            outcome,
+            PacketOutcome::Forward {
+                state: ConnState::Tcp(TcpState::SynRecv),
+                timeout_secs: 60
+            }
+        );
+        assert!(!opened);
+        let found = table
+            .lookup_in(&new_conn(1000, dest, ForwardMethod::Dr).key, Millis(1))
+            .expect("found");
+        let (outcome, opened) =
+            found.on_packet_opening(Direction::Input, flags(false, true), Millis(1));
+        assert!(matches!(
+            outcome,
+            PacketOutcome::Forward {
+                state: ConnState::Tcp(TcpState::Established),
+                ..
+            }
+        ));
+        assert!(opened);
+        let (_, again) = found.on_packet_opening(Direction::Input, flags(false, true), Millis(2));
+        assert!(!again);
+        // A plain on_packet moves the state the same way.
+        assert_eq!(found.info().state, ConnState::Tcp(TcpState::Established));
+    }
+
+    #[test]
+    fn lean_accessors_agree_with_info() {
+        let pool = uvs_conf::LocalAddrPool {
+            addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))],
+            ..Default::default()
+        };
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let table = ConnTable::new(
+            ConnTableConfig {
+                capacity: 16,
+                fullnat_pool: pool,
+                ..ConnTableConfig::default()
+            },
+            registry,
+        );
+        for (cport, method) in [
+            (1, ForwardMethod::Dr),
+            (2, ForwardMethod::Nat),
+            (3, ForwardMethod::FullNat),
+        ] {
+            let conn = table
+                .insert(&new_conn(cport, dest, method), Millis(0))
+                .expect("insert");
+            let info = conn.info();
+            assert_eq!(conn.endpoints(), ConnEndpoints::from(&info));
+            assert_eq!(conn.method(), info.method);
+            assert_eq!(conn.dest(), info.dest);
+            assert_eq!(
+                conn.endpoints().local.is_some(),
+                method == ForwardMethod::FullNat
+            );
+        }
+    }
+
+    #[test]
+    fn expire_step_wraps_around_the_end_of_the_table() {
+        let (table, dest) = table(8);
+        for cport in 0..8 {
+            table
+                .insert(&new_conn(cport, dest, ForwardMethod::Dr), Millis(0))
+                .expect("insert");
+        }
+        // Steps of 5 over 8 entries: 0..5, then 5..8 and 0..2 (wrapped):
+        // all 8 are expired by the second step.
+        let late = Millis(1_000_000);
+        let first = table.expire_step(late, 5);
+        let second = table.expire_step(late, 5);
+        assert_eq!(first, 5);
+        assert_eq!(second, 3);
+        assert!(table.is_empty());
+        assert_eq!(table.expire_step(late, 5), 0);
     }
 }

@@ -10,22 +10,36 @@
 use std::net::IpAddr;
 
 /// Add `data` (big-endian 16-bit words; an odd last byte is padded with
-/// zero) to the accumulator `acc`.
-pub fn add(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for pair in &mut chunks {
-        if let &[a, b] = pair {
-            acc = acc.wrapping_add(u32::from(u16::from_be_bytes([a, b])));
-            // Keep the accumulator far from overflow on long buffers.
-            if acc >= 0x8000_0000 {
-                acc = (acc & 0xffff) + (acc >> 16);
-            }
+/// zero) to the accumulator `acc`. The result is folded to at most
+/// 16 bits (the same one's-complement value), so callers may go on
+/// adding to it.
+pub fn add(acc: u32, data: &[u8]) -> u32 {
+    // Four bytes at a time into 64 bits: a big-endian 32-bit word is
+    // congruent to the sum of its two 16-bit halves modulo 0xffff, and
+    // 2^32 words cannot overflow the sum.
+    let mut sum = u64::from(acc);
+    let mut quads = data.chunks_exact(4);
+    for quad in &mut quads {
+        if let &[a, b, c, d] = quad {
+            sum += u64::from(u32::from_be_bytes([a, b, c, d]));
         }
     }
-    if let &[last] = chunks.remainder() {
-        acc = acc.wrapping_add(u32::from(last) << 8);
+    sum += match *quads.remainder() {
+        [a, b, c] => u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
+        [a, b] => u64::from(u16::from_be_bytes([a, b])),
+        [a] => u64::from(a) << 8,
+        _ => 0,
+    };
+    u32::from(fold64(sum))
+}
+
+/// Fold a 64-bit sum of words into 16 bits (one's-complement sum).
+#[inline]
+fn fold64(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
     }
-    acc
+    sum as u16
 }
 
 /// Fold the accumulator's carries into 16 bits (one's-complement sum).
@@ -67,16 +81,14 @@ pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, l4_len: u32) -> u32
 /// covered data became `new`. Both must have the same even length and
 /// start at an even offset of the covered data.
 pub fn update(check: u16, old: &[u8], new: &[u8]) -> u16 {
-    let mut acc = u32::from(!check);
-    let mut olds = old.chunks_exact(2);
-    for pair in &mut olds {
+    // ~m summed as (0xffff - m) per word; no fold until the end.
+    let mut sum = u64::from(!check);
+    for pair in old.chunks_exact(2) {
         if let &[a, b] = pair {
-            acc += u32::from(!u16::from_be_bytes([a, b]));
+            sum += u64::from(!u16::from_be_bytes([a, b]));
         }
     }
-    acc = u32::from(fold(acc));
-    acc = add(acc, new);
-    !fold(acc)
+    !fold64(u64::from(add(fold64(sum).into(), new)))
 }
 
 /// [`update`] for one 16-bit word.
@@ -181,6 +193,42 @@ mod tests {
         let new = [192u8, 168, 200, 77];
         data[16..20].copy_from_slice(&new);
         assert_eq!(update(check, &old, &new), of(&data));
+    }
+
+    /// The textbook sum: 16-bit words, carries folded at the end.
+    fn reference_sum(acc: u32, data: &[u8]) -> u16 {
+        let mut sum = u64::from(acc);
+        for (i, byte) in data.iter().enumerate() {
+            sum += u64::from(*byte) << if i % 2 == 0 { 8 } else { 0 };
+        }
+        fold64(sum)
+    }
+
+    #[test]
+    fn add_by_quads_equals_the_word_sum_for_every_length_and_start() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let data: Vec<u8> = (0..1600)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        for len in (0..80).chain([1499, 1500, 1599]) {
+            for acc in [0u32, 1, 0xffff, 0x3_fffd] {
+                let got = add(acc, &data[..len]);
+                assert!(got <= 0xffff, "folded");
+                assert_eq!(
+                    fold(got),
+                    reference_sum(acc, &data[..len]),
+                    "len {len} acc {acc:#x}"
+                );
+            }
+        }
+        // All ones stay all ones (no fold to zero), zero stays zero.
+        assert_eq!(fold(add(0, &[0xff; 64])), 0xffff);
+        assert_eq!(add(0, &[0; 64]), 0);
     }
 
     #[test]

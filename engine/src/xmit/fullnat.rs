@@ -16,8 +16,9 @@
 //! after the fixed header, so that an end-of-list option in the original
 //! cannot hide it. The headers move into the headroom (or, without
 //! headroom, the rest moves into the tailroom); data offset, IP length and
-//! both checksums are fixed (the TCP checksum is recomputed whole: these
-//! are a connection's first packets, with little or no payload).
+//! both checksums are fixed incrementally (RFC 1624: the option's words,
+//! the data offset and the pseudo-header length; a segment that arrived
+//! with a bad checksum leaves with a bad one, as with every rewrite).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -84,21 +85,20 @@ pub fn xmit(
         && has_ports
         && !parsed.is_fragment
     {
-        insert_toa(frame, parsed, params.client, mtu, src.ip(), dst.ip())?;
+        insert_toa(frame, parsed, params.client, mtu)?;
     }
     set_macs(frame.frame_mut(), params.director_mac, params.next_hop_mac)?;
     Ok(XmitOutcome::Forward)
 }
 
-/// Insert the TOA option for `client` if it fits; `src`/`dst` are the
-/// packet's (already rewritten) addresses. Returns whether it was inserted.
+/// Insert the TOA option for `client` if it fits, into a packet whose
+/// addresses were already rewritten (its TCP checksum right for them).
+/// Returns whether it was inserted.
 fn insert_toa(
     frame: &mut FrameBuf,
     parsed: &ParsedFrame,
     client: SocketAddr,
     mtu: usize,
-    src: IpAddr,
-    dst: IpAddr,
 ) -> Result<bool, XmitError> {
     let mut option = [0u8; TOA_V6_LEN];
     option[0] = tcp::OPT_TOA;
@@ -152,11 +152,28 @@ fn insert_toa(
         .get_mut(l4..l3 + new_ip_len)
         .ok_or(XmitError::Truncated)?;
     let seg_len = segment.len();
-    let mut seg = tcp::Packet::new_unchecked(&mut *segment);
-    seg.set_header_len(tcp_hdr_len + toa_len);
-    seg.set_checksum(0);
-    let acc = checksum::pseudo_header(src, dst, proto::TCP, seg_len as u32);
-    let check = checksum::finish(checksum::add(acc, segment));
-    tcp::Packet::new_unchecked(segment).set_checksum(check);
+    if seg_len < tcp::MIN_HEADER_LEN + toa_len {
+        return Err(XmitError::Truncated);
+    }
+    // RFC 1624, three changes to a checksum that was right for the
+    // segment before the insertion (the endpoint rewrite kept it so): the
+    // option's words appear (at an even offset, and of even length, so
+    // every later word keeps its alignment), the data offset grows, and
+    // so does the pseudo-header's TCP length.
+    // Bytes 12..14: data offset and flags (in bounds: checked above).
+    let offset_word = |seg: &[u8]| u16::from_be_bytes([seg[12], seg[13]]);
+    let old_offset_word = offset_word(segment);
+    let old_check = tcp::Packet::new_unchecked(&*segment).checksum();
+    tcp::Packet::new_unchecked(&mut *segment).set_header_len(tcp_hdr_len + toa_len);
+    // HC' = ~(~HC + ~m + m') summed once: the option's words (m = 0 adds
+    // nothing), the data offset word, the pseudo-header length. At most
+    // six 16-bit terms: no overflow.
+    let acc = u32::from(!old_check)
+        + u32::from(!old_offset_word)
+        + u32::from(offset_word(segment))
+        + u32::from(!((seg_len - toa_len) as u16))
+        + u32::from(seg_len as u16)
+        + checksum::add(0, &option[..toa_len]);
+    tcp::Packet::new_unchecked(segment).set_checksum(checksum::finish(acc));
     Ok(true)
 }
