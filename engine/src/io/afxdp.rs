@@ -19,6 +19,16 @@
 //! `Forward(port)` frames on that port's TX ring; dropped frames go
 //! straight back to the free list.
 //!
+//! Interfaces can be added while the backend runs
+//! ([`Backend::add_interfaces`], used by uvsd when a new real server sits
+//! behind an interface not attached yet): the new interface's program is
+//! attached with empty maps, each running worker binds that interface's
+//! socket of its queue on its own UMEM between two rounds (asked through
+//! a mailbox whose flag is the only thing a worker reads per round),
+//! the socket is registered once served, and the new program is steered
+//! last. The running interfaces' programs and sockets are never touched,
+//! so their connections see no gap.
+//!
 //! `Verdict::Pass` for a frame that already reached a socket cannot be
 //! returned to the kernel (AF_XDP has no reinjection path); such frames
 //! are counted in [`AfXdpStats::pass_lost`] and recycled. The XDP
