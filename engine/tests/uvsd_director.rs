@@ -541,6 +541,14 @@ fn attach_keeps_a_busy_connection() {
         out0_prog,
         "out0's XDP program was replaced by the attach of in2"
     );
+    // The VIP is local (on lo): replies with it as source are accepted
+    // on every interface, also the one attached later.
+    assert_eq!(
+        topo.lab
+            .exec(&topo.dir, "sysctl -n net.ipv4.conf.in2.accept_local")
+            .trim(),
+        "1"
+    );
     // New connections reach both real servers.
     Topo::assert_rr(&requests(&topo, 4));
     assert!(uvsd.stop().success(), "{}", uvsd.log_text());
