@@ -186,7 +186,8 @@ check_listings() {
   grep -q '^Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes$' <<<"$l" ||
     fail "--stats columns: $l"
   # --rate with live numbers: traffic for two estimator ticks.
-  nsx client wrk -t1 -c4 -d5s "$(url "$VIP")" >"$LAB_TMP/wrk-rate.out" 2>&1 &
+  nsx client wrk -t1 -c4 -d5s -s "$E2E_ROOT/tests/lib/paced.lua" "$(url "$VIP")" \
+    >"$LAB_TMP/wrk-rate.out" 2>&1 &
   local wpid=$!
   wait_until 12 "a non-zero InPPS in --rate" \
     bash -c "UVS_SOCKET=$LAB_TMP/uvsd.sock ip netns exec $(ns director) $UVSADM -Ln --rate | awk '\$1==\"TCP\" && \$4>0 {f=1} END{exit !f}'"
