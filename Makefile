@@ -23,10 +23,13 @@ unit:
 
 # The end-to-end suite (root): scenarios in network namespaces against the
 # release binaries; `make e2e SCENARIOS="dr nat" BACKENDS=tun` runs a part.
+# A failing scenario fails the target and its whole log is printed.
 e2e: setup build
 	bash tests/run.sh $(SCENARIOS)
 
-test: setup lint unit fuzz-smoke
+# Everything CI runs (.ci/run, as root): format and lints, unit and
+# namespace tests, the end-to-end suite (about 6 minutes), fuzz smoke.
+test: setup lint unit e2e fuzz-smoke
 
 # The seed's DR example live in a namespace lab (root): uvsd, uvsadm running
 # the seed's director script, nginx real servers, curl.

@@ -9,7 +9,8 @@
 # on each backend (afxdp, tun). Each runs in its own namespaces with its
 # own teardown; the runner prints one line per run and a summary, and
 # exits non-zero when any failed. A run's output is kept in
-# $E2E_LOGS (default target/e2e-logs) and printed when it fails.
+# $E2E_LOGS (default target/e2e-logs) and printed whole when it fails
+# (`make test` runs this suite: a failure must explain itself in CI).
 set -o nounset -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -45,7 +46,7 @@ for r in "${runs[@]}"; do
     printf 'PASS  %-20s %4ds  (%d checks)\n' "$r" $((SECONDS - t0)) "$(grep -c '] ok: ' "$log")"
   else
     printf 'FAIL  %-20s %4ds\n' "$r" $((SECONDS - t0))
-    sed 's/^/      /' "$log" | tail -n 60
+    sed 's/^/      /' "$log"
     failed+=("$r")
   fi
 done

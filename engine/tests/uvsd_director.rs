@@ -200,9 +200,9 @@ fn empty_start_attaches_on_demand_and_serves_nat() {
         uvsd.log_text()
     );
     add_nat_service(&uvsd);
-    // Each added real server behind a new interface restarts the backend;
-    // during a restart the kernel (holding the VIP on lo) answers RST, so
-    // the requests start once the last attach is done.
+    // Each added real server behind a new interface attaches it (live,
+    // after the reply to the command); a real server is reachable once
+    // its interface is, so the requests start after the last attach.
     wait_for_log(&uvsd, "the last attach", |log| {
         log.contains("backend af_xdp on out0, in1, in2\n")
             || log.contains("backend af_xdp on out0, in2, in1\n")
@@ -394,11 +394,30 @@ fn wait_for_log(uvsd: &Uvsd, what: &str, shown: impl Fn(&str) -> bool) {
     }
 }
 
-/// Attaching to a newly needed interface restarts the backend; a
-/// connection established before goes on afterwards (the connection
-/// table lives in the engine).
+/// The id of the XDP program attached to `dev` in the director.
+fn xdp_prog_id(topo: &Topo, dev: &str) -> String {
+    let link = topo
+        .lab
+        .exec(&topo.dir, &format!("ip -d link show dev {dev}"));
+    let id = link
+        .split("prog/xdp id ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no XDP program on {dev}: {link}"));
+    id.to_owned()
+}
+
+/// Attaching to a newly needed interface under AF_XDP happens live: a
+/// connection that keeps sending all through the attach (a chunk every
+/// 5 ms, each acknowledged through the director) goes on, and the XDP
+/// program on the interface it uses is the same one before and after.
+/// Before, the attach restarted the whole backend: every interface's
+/// program and sockets went away for a moment, the busy connection lost
+/// a segment and stalled for a retransmission timeout (about 1 s), and a
+/// SYN in that window reached the kernel, which holds the VIP on lo and
+/// answered RST.
 #[test]
-fn attach_restart_keeps_established_connections() {
+fn attach_keeps_a_busy_connection() {
     let topo = nat_lab("ua");
     let mut uvsd = Uvsd::start(&topo.dir, &[], None);
     let spec = ServiceSpec {
@@ -425,31 +444,36 @@ fn attach_restart_keeps_established_connections() {
         }),
         Response::Ok
     );
-    // Adding rs1 restarted the backend to attach in1; until that restart
-    // is done the VIP's traffic reaches the kernel (which holds the VIP on
-    // lo and answers RST), so the client starts once it is.
+    // rs1 sits behind in1: its real server is reachable once in1 is.
     wait_for_log(&uvsd, "in1 attached", |log| log.contains("on out0, in1\n"));
-    // A client that sends half its payload, waits for a go file, then
-    // sends the rest.
+    // A client that sends a numbered chunk every 5 ms until a go file
+    // appears, then half-closes and checks that the server echoes every
+    // byte it sent.
     let go = format!("/tmp/{}-go", topo.lab.prefix());
     let script = format!(
         "import socket,sys,os,time\n\
          c=socket.create_connection(('{VIP}',{PORT}),timeout=20)\n\
-         c.sendall(b'first-')\n\
-         end=time.time()+20\n\
-         while not os.path.exists('{go}') and time.time()<end: time.sleep(0.02)\n\
-         c.sendall(b'second')\n\
+         sent=b''\n\
+         n=0\n\
+         end=time.time()+25\n\
+         while not os.path.exists('{go}') and time.time()<end:\n\
+         \x20 chunk=b'%d,' % n\n\
+         \x20 c.sendall(chunk)\n\
+         \x20 sent+=chunk\n\
+         \x20 n+=1\n\
+         \x20 time.sleep(0.005)\n\
          c.shutdown(socket.SHUT_WR)\n\
          d=b''\n\
          while True:\n\
          \x20 b=c.recv(65536)\n\
          \x20 if not b: break\n\
          \x20 d+=b\n\
-         sys.stdout.write(d.decode())\n"
+         assert d==b'rs1\\n'+sent, (len(d), len(sent))\n\
+         sys.stdout.write('%d chunks' % n)\n"
     );
     let path = format!("/tmp/{}-long.py", topo.lab.prefix());
     std::fs::write(&path, script).unwrap();
-    let client = std::process::Command::new("ip")
+    let mut client = std::process::Command::new("ip")
         .args([
             "netns", "exec", &topo.cli, "timeout", "30", "python3", &path,
         ])
@@ -457,14 +481,15 @@ fn attach_restart_keeps_established_connections() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut client = client;
+    // Established and busy: its chunks and their ACKs flow through the
+    // director (the only traffic in the lab).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while uvsd.engine_stats().new_conns == 0 {
+    while uvsd.engine_stats().forwarded < 20 {
         if Instant::now() >= deadline {
             let _ = client.kill();
             let out = client.wait_with_output().unwrap();
             panic!(
-                "the long connection never opened:\n{}\nclient: {}{}",
+                "the long connection never got going:\n{}\nclient: {}{}",
                 uvsd.log_text(),
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
@@ -472,7 +497,8 @@ fn attach_restart_keeps_established_connections() {
         }
         std::thread::park_timeout(Duration::from_millis(20));
     }
-    // rs2 sits behind in2: attaching it restarts the backend.
+    let out0_prog = xdp_prog_id(&topo, "out0");
+    // rs2 sits behind in2: adding it attaches in2 while the client sends.
     assert_eq!(
         uvsd.ctl(Ctl::AddServer {
             service: service_key(),
@@ -483,15 +509,46 @@ fn attach_restart_keeps_established_connections() {
     wait_for_log(&uvsd, "in2 attached", |log| {
         log.contains("on out0, in1, in2")
     });
+    // The client goes on sending for a while after the attach too: wait
+    // until the engine has forwarded 20 more frames (its chunks and their ACKs).
+    let seen = uvsd.engine_stats().forwarded;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while uvsd.engine_stats().forwarded < seen + 20 && Instant::now() < deadline {
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
     std::fs::write(&go, "").unwrap();
     let out = client.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&go);
+    let _ = std::fs::remove_file(&path);
     assert!(
         out.status.success(),
-        "long connection failed: {}\n{}",
+        "the connection broke across the attach: {}\n{}",
         String::from_utf8_lossy(&out.stderr),
         uvsd.log_text()
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "rs1\nfirst-second");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with(" chunks"),
+        "client: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        uvsd.log_text().contains("in2: attached without a restart"),
+        "{}",
+        uvsd.log_text()
+    );
+    assert_eq!(
+        xdp_prog_id(&topo, "out0"),
+        out0_prog,
+        "out0's XDP program was replaced by the attach of in2"
+    );
+    // The VIP is local (on lo): replies with it as source are accepted
+    // on every interface, also the one attached later.
+    assert_eq!(
+        topo.lab
+            .exec(&topo.dir, "sysctl -n net.ipv4.conf.in2.accept_local")
+            .trim(),
+        "1"
+    );
     // New connections reach both real servers.
     Topo::assert_rr(&requests(&topo, 4));
     assert!(uvsd.stop().success(), "{}", uvsd.log_text());

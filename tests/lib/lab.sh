@@ -379,7 +379,13 @@ get() { nsx client curl -fsS --max-time 5 --interface "$1" "$2"; }
 # names FROM_ADDR URL N: N requests, one answering name per line.
 names() {
   local i
-  for ((i = 0; i < $3; i++)); do get "$1" "$2" || fail "request $i to $2 from $1 failed"; done
+  for ((i = 0; i < $3; i++)); do
+    get "$1" "$2" || {
+      # Which real server the director bound each connection to.
+      [ -z "$UVSD_PID" ] || uvsadm -Lnc >&2 || true
+      fail "request $i to $2 from $1 failed"
+    }
+  done
 }
 
 # lab_mtu MTU HOST...: eth0 of each HOST and its switch port get MTU.

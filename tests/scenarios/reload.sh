@@ -47,7 +47,9 @@ uvsd_start "$BACKEND" --config "$LAB_TMP/uvsd.toml"
 wait_until 5 "weights 1 1 1 from the file" weights_are 1 1 1
 [ "$(get "$CLIENT4" "$(url "$VIP4")")" != "" ] || fail "no answer through the VIP"
 
-nsx client wrk -t1 -c16 -d8s "$(url "$VIP4")" >"$LAB_TMP/wrk.out" 2>&1 &
+# Paced (tests/lib/paced.lua): reloads under steady traffic, not overload.
+nsx client wrk -t1 -c16 -d8s -s "$E2E_ROOT/tests/lib/paced.lua" "$(url "$VIP4")" \
+  >"$LAB_TMP/wrk.out" 2>&1 &
 wrk_pid=$!
 wait_until 5 "wrk's connections to be tracked" \
   bash -c "[ \$(UVS_SOCKET=$LAB_TMP/uvsd.sock ip netns exec $(ns director) $UVSADM -Ln | awk '\$1==\"->\"{s+=\$5} END{print s+0}') -ge 16 ]"

@@ -227,7 +227,8 @@ impl Change {
 pub struct KernelSetup {
     state: PathBuf,
     changes: Vec<Change>,
-    /// Whether accept_local was set (at the first local virtual address).
+    /// Whether uvsd made a virtual address local: accept_local is then
+    /// set on every attached interface.
     local_vips: bool,
 }
 
@@ -406,15 +407,22 @@ impl KernelSetup {
             change.undo();
             self.forget(&change);
         }
+        if wanted
+            .iter()
+            .any(|c| matches!(c, Change::Addr(..)) && !self.changes.contains(c))
+        {
+            self.local_vips = true;
+        }
+        if self.local_vips {
+            // DR replies routed back through the director have the (now
+            // local) virtual address as source: on every attached
+            // interface, also one attached later (set_sysctl does
+            // nothing where it is set already).
+            self.accept_local(interfaces);
+        }
         for change in wanted {
             if self.changes.contains(&change) {
                 continue;
-            }
-            if matches!(change, Change::Addr(..)) && !self.local_vips {
-                // DR replies routed back through the director have the
-                // (now local) virtual address as source.
-                self.local_vips = true;
-                self.accept_local(interfaces);
             }
             if let Err(e) = self.apply(&change) {
                 log::warn(format_args!("cannot make the director answer ARP/NDP: {e}"));

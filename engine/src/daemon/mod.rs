@@ -22,10 +22,12 @@
 //! the loop makes the director answer ARP/NDP for the owned addresses
 //! ([`kernel::KernelSetup::sync_addresses`]), has the kernel resolve the
 //! real servers' MACs, and — when no interface is configured — attaches
-//! to newly needed interfaces by restarting the backend on the larger
-//! set (the connection table lives in the engine, so established
-//! connections survive; with nothing configured uvsd starts idle and
-//! attaches when the first service arrives). SIGTERM or SIGINT ends the
+//! to newly needed interfaces: live where the backend can (AF_XDP adds
+//! the interface's program, sockets and workers beside the running
+//! ones), else by restarting the backend on the larger set (the
+//! connection table lives in the engine, so established connections
+//! survive; with nothing configured uvsd starts idle and attaches when
+//! the first service arrives). SIGTERM or SIGINT ends the
 //! loop; the backend is shut down, every kernel change undone and the
 //! socket file removed.
 //!
@@ -532,19 +534,45 @@ impl Plane {
         }
     }
 
-    /// Restart the backend on the attached interfaces plus `more`
-    /// (appended: existing ports keep their ids). The connection table
-    /// lives in the engine, so established connections survive; frames
-    /// arriving during the restart are lost and retransmitted.
+    /// Attach the interfaces `more` (appended: existing ports keep their
+    /// ids). A running backend that can ([`Backend::add_interfaces`]:
+    /// AF_XDP) adds them live, leaving the running interfaces alone, so
+    /// established connections see no gap. Otherwise (TUN, the idle
+    /// placeholder, or a live add that failed) the backend restarts on
+    /// the larger set: the connection table lives in the engine, so
+    /// established connections survive, but frames arriving during the
+    /// restart go to the kernel (under AF_XDP, which holds the VIP on lo,
+    /// that means RSTs).
     fn attach(&mut self, more: Vec<String>, net_error: &mut Option<String>) {
-        log::info(format_args!(
-            "the configuration needs {}: restarting the backend to attach",
-            more.join(", ")
-        ));
         if let Err(e) = self.locks.acquire(&more, "interface") {
             log::error(e);
             return;
         }
+        if !self.idle {
+            match self.controller.backend().add_interfaces(&more) {
+                Ok(true) => {
+                    log::info(format_args!(
+                        "the configuration needs {}: attached without a restart",
+                        more.join(", ")
+                    ));
+                    self.interfaces.extend(more);
+                    // The engine routes to the new ports only now that
+                    // they are served.
+                    self.refresh(net_error);
+                    log_backend(self.controller.backend());
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => log::warn(format_args!(
+                    "cannot attach {} to the running backend ({e}); restarting it instead",
+                    more.join(", ")
+                )),
+            }
+        }
+        log::info(format_args!(
+            "the configuration needs {}: restarting the backend to attach",
+            more.join(", ")
+        ));
         // Shut the running backend down before the new one attaches (one
         // XDP program and one TUN device per interface/name).
         self.controller.backend().shutdown();

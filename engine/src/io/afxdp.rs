@@ -19,6 +19,16 @@
 //! `Forward(port)` frames on that port's TX ring; dropped frames go
 //! straight back to the free list.
 //!
+//! Interfaces can be added while the backend runs
+//! ([`Backend::add_interfaces`], used by uvsd when a new real server sits
+//! behind an interface not attached yet): the new interface's program is
+//! attached with empty maps, each running worker binds that interface's
+//! socket of its queue on its own UMEM between two rounds (asked through
+//! a mailbox whose flag is the only thing a worker reads per round),
+//! the socket is registered once served, and the new program is steered
+//! last. The running interfaces' programs and sockets are never touched,
+//! so their connections see no gap.
+//!
 //! `Verdict::Pass` for a frame that already reached a socket cannot be
 //! returned to the kernel (AF_XDP has no reinjection path); such frames
 //! are counted in [`AfXdpStats::pass_lost`] and recycled. The XDP
@@ -41,7 +51,7 @@ mod prog;
 mod xsk;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use prog::XdpMode;
@@ -122,15 +132,107 @@ pub struct XskStats {
 /// The running AF_XDP backend.
 #[derive(Debug)]
 pub struct AfXdpBackend {
-    interfaces: Vec<String>,
-    programs: Mutex<Vec<prog::Program>>,
+    engine: Arc<Engine>,
+    config: AfXdpConfig,
+    state: Mutex<State>,
     stop: Arc<AtomicBool>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
     stats: Arc<AfXdpStats>,
+    mode: XdpMode,
+}
+
+/// What the control side of the backend owns; it grows when interfaces
+/// are added ([`Backend::add_interfaces`]).
+#[derive(Debug)]
+struct State {
+    /// Attached interfaces, in [`PortId`] order.
+    interfaces: Vec<String>,
+    /// One steering program per interface, in the same order.
+    programs: Vec<prog::Program>,
+    /// What the programs are steered to (new interfaces get it too).
+    steering: Steering,
+    /// Worker threads, one per RX queue index (empty once shut down).
+    workers: Vec<JoinHandle<()>>,
+    /// The control end of each worker's mailbox.
+    mail: Vec<ControlMail>,
     queue_rx: Vec<Arc<AtomicU64>>,
     socket_fds: Vec<i32>,
     zero_copy: bool,
-    mode: XdpMode,
+}
+
+/// A request to a running worker: bind a socket for `port` (interface
+/// `ifname`, RX queue `queue`) on the worker's UMEM and serve it.
+#[derive(Debug)]
+struct AddSocket {
+    port: usize,
+    ifname: String,
+    queue: u32,
+    opts: xsk::SocketOptions,
+}
+
+/// A worker's answer: the new socket's fd and whether it is zero-copy.
+type Added = Result<(i32, bool), IoError>;
+
+/// How long a worker may take to bind a socket it was asked for (the
+/// bind retries EBUSY for up to 3 s; the worker notices mail within its
+/// 100 ms poll).
+const ADOPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The control thread's end of a worker's mailbox.
+#[derive(Debug)]
+struct ControlMail {
+    flag: Arc<AtomicBool>,
+    requests: mpsc::Sender<AddSocket>,
+    replies: mpsc::Receiver<Added>,
+}
+
+/// The worker's end: `flag` is the only thing read every round.
+#[derive(Debug)]
+struct WorkerMail {
+    flag: Arc<AtomicBool>,
+    requests: mpsc::Receiver<AddSocket>,
+    replies: mpsc::Sender<Added>,
+}
+
+fn mailbox() -> (ControlMail, WorkerMail) {
+    let flag = Arc::new(AtomicBool::new(false));
+    let (req_tx, req_rx) = mpsc::channel();
+    let (rep_tx, rep_rx) = mpsc::channel();
+    (
+        ControlMail {
+            flag: Arc::clone(&flag),
+            requests: req_tx,
+            replies: rep_rx,
+        },
+        WorkerMail {
+            flag,
+            requests: req_rx,
+            replies: rep_tx,
+        },
+    )
+}
+
+impl ControlMail {
+    /// Have the worker bind and serve a socket; wait (bounded) for it.
+    fn add_socket(&self, request: AddSocket) -> Added {
+        let what = format!(
+            "bind an AF_XDP socket to {} queue {}",
+            request.ifname, request.queue
+        );
+        self.requests
+            .send(request)
+            .map_err(|_| IoError::Setup(format!("{what}: the worker has stopped")))?;
+        self.flag.store(true, Ordering::Release);
+        match self.replies.recv_timeout(ADOPT_TIMEOUT) {
+            Ok(added) => added,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(IoError::Setup(format!(
+                "{what}: the worker did not answer within {} s",
+                ADOPT_TIMEOUT.as_secs()
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(IoError::Setup(format!("{what}: the worker has stopped")))
+            }
+        }
+    }
 }
 
 /// Number of RX queues of `ifname` (ETHTOOL_GCHANNELS; 1 if unknown).
@@ -210,93 +312,153 @@ pub fn start(engine: Arc<Engine>, config: &AfXdpConfig) -> Result<AfXdpBackend, 
     for ifname in &config.interfaces {
         programs.push(prog::Program::attach(ifname, config.mode)?);
     }
-    let mode = programs[0].mode;
-    let queues: Vec<u32> = config.interfaces.iter().map(|i| rx_queues(i)).collect();
-    let max_q = queues.iter().copied().max().unwrap_or(1);
-    let opts = xsk::SocketOptions {
-        ring_size: config.ring_size,
-        zero_copy: config.zero_copy,
-        busy_poll: config.busy_poll,
-        batch: BATCH as u32,
+    let backend = AfXdpBackend {
+        engine,
+        config: AfXdpConfig {
+            interfaces: Vec::new(),
+            ..config.clone()
+        },
+        state: Mutex::new(State {
+            interfaces: Vec::new(),
+            programs: Vec::new(),
+            steering: Steering::default(),
+            workers: Vec::new(),
+            mail: Vec::new(),
+            queue_rx: Vec::new(),
+            socket_fds: Vec::new(),
+            zero_copy: true,
+        }),
+        stop: Arc::new(AtomicBool::new(false)),
+        stats: Arc::new(AfXdpStats::default()),
+        mode: programs[0].mode,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(AfXdpStats::default());
-    let mut loops = Vec::new();
-    let mut queue_rx = Vec::new();
-    let mut zero_copy = true;
-    for q in 0..max_q {
-        let mut umem = xsk::Umem::new(config.frames, config.frame_size, config.ring_size)?;
-        let mut ports = Vec::new();
-        for (i, ifname) in config.interfaces.iter().enumerate() {
-            if q >= queues[i] {
-                ports.push(None);
-                continue;
-            }
-            let sock = xsk::Socket::new(&mut umem, ifname, q, opts)?;
-            zero_copy &= sock.zero_copy;
-            ports.push(Some(sock));
-        }
-        let rx_q = Arc::new(AtomicU64::new(0));
-        queue_rx.push(rx_q.clone());
-        loops.push(WorkerLoop::new(
-            engine.clone(),
-            umem,
-            ports,
-            config.ring_size,
-            (stats.clone(), rx_q),
-            stop.clone(),
-        ));
-    }
-    // Register the sockets only now that all are bound: until then owned
-    // traffic falls back to the kernel instead of a half-built worker.
-    let mut socket_fds = Vec::new();
-    for (q, l) in loops.iter().enumerate() {
-        for (i, sock) in l.ports.iter().enumerate() {
-            if let Some(sock) = sock {
-                programs[i].register_socket(q as u32, sock.fd)?;
-                socket_fds.push(sock.fd);
-            }
-        }
-    }
-    let mut workers = Vec::new();
-    for (q, mut l) in loops.into_iter().enumerate() {
-        let cpu = (!config.worker_cpus.is_empty())
-            .then(|| config.worker_cpus[q % config.worker_cpus.len()]);
-        match std::thread::Builder::new()
-            .name(format!("uvs-xdp-q{q}"))
-            .spawn(move || {
-                if let Some(cpu) = cpu {
-                    pin_to(cpu);
-                }
-                l.run()
-            }) {
-            Ok(handle) => workers.push(handle),
-            Err(e) => {
-                stop.store(true, Ordering::Relaxed);
-                for w in workers {
-                    let _ = w.join();
-                }
-                return Err(IoError::Os {
-                    context: "spawn an AF_XDP worker".into(),
-                    source: e,
-                });
-            }
-        }
-    }
-    Ok(AfXdpBackend {
-        interfaces: config.interfaces.clone(),
-        programs: Mutex::new(programs),
-        stop,
-        workers: Mutex::new(workers),
-        stats,
-        queue_rx,
-        socket_fds,
-        zero_copy,
-        mode,
-    })
+    // On an error the backend drops: workers started so far stop, the
+    // programs detach.
+    backend.grow(&mut backend.lock(), &config.interfaces, programs)?;
+    Ok(backend)
 }
 
 impl AfXdpBackend {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn socket_options(&self) -> xsk::SocketOptions {
+        xsk::SocketOptions {
+            ring_size: self.config.ring_size,
+            zero_copy: self.config.zero_copy,
+            busy_poll: self.config.busy_poll,
+            batch: BATCH as u32,
+        }
+    }
+
+    /// Serve `more` interfaces, whose `programs` are attached (maps still
+    /// empty, so all their traffic still goes to the kernel), as ports
+    /// after the existing ones. Queue `q` of each goes to worker `q`: a
+    /// running worker binds the socket on its own UMEM between two
+    /// batches (the other sockets go on being served), a new worker is
+    /// started for a queue index no worker has yet. Each socket is
+    /// registered in its program's XSKMAP once its worker serves it, and
+    /// the programs are steered last, so no owned frame meets a socket
+    /// nobody reads.
+    fn grow(
+        &self,
+        st: &mut State,
+        more: &[String],
+        mut programs: Vec<prog::Program>,
+    ) -> Result<(), IoError> {
+        let base = st.interfaces.len();
+        let queues: Vec<u32> = more.iter().map(|i| rx_queues(i)).collect();
+        let max_q = queues.iter().copied().max().unwrap_or(0);
+        let opts = self.socket_options();
+        let mut fresh = Vec::new();
+        for q in 0..max_q {
+            if let Some(mail) = st.mail.get(q as usize) {
+                for (k, ifname) in more.iter().enumerate() {
+                    if q >= queues[k] {
+                        continue;
+                    }
+                    let (fd, zc) = mail.add_socket(AddSocket {
+                        port: base + k,
+                        ifname: ifname.clone(),
+                        queue: q,
+                        opts,
+                    })?;
+                    programs[k].register_socket(q, fd)?;
+                    st.socket_fds.push(fd);
+                    st.zero_copy &= zc;
+                }
+                continue;
+            }
+            let mut umem = xsk::Umem::new(
+                self.config.frames,
+                self.config.frame_size,
+                self.config.ring_size,
+            )?;
+            let mut ports: Vec<Option<xsk::Socket>> = (0..base).map(|_| None).collect();
+            for (k, ifname) in more.iter().enumerate() {
+                if q >= queues[k] {
+                    ports.push(None);
+                    continue;
+                }
+                let sock = xsk::Socket::new(&mut umem, ifname, q, opts)?;
+                st.zero_copy &= sock.zero_copy;
+                ports.push(Some(sock));
+            }
+            let rx_q = Arc::new(AtomicU64::new(0));
+            let (control, worker) = mailbox();
+            fresh.push((
+                q,
+                rx_q.clone(),
+                control,
+                WorkerLoop::new(
+                    Arc::clone(&self.engine),
+                    umem,
+                    ports,
+                    self.config.ring_size,
+                    (Arc::clone(&self.stats), rx_q),
+                    Arc::clone(&self.stop),
+                    worker,
+                ),
+            ));
+        }
+        // The new workers' sockets, registered only now that all are
+        // bound; each worker primes its fill rings as it starts.
+        for (q, _, _, l) in &fresh {
+            for (k, sock) in l.ports.iter().skip(base).enumerate() {
+                if let Some(sock) = sock {
+                    programs[k].register_socket(*q, sock.fd)?;
+                    st.socket_fds.push(sock.fd);
+                }
+            }
+        }
+        for (q, rx_q, control, mut l) in fresh {
+            let cpu = (!self.config.worker_cpus.is_empty())
+                .then(|| self.config.worker_cpus[q as usize % self.config.worker_cpus.len()]);
+            let handle = std::thread::Builder::new()
+                .name(format!("uvs-xdp-q{q}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu);
+                    }
+                    l.run()
+                })
+                .map_err(|e| IoError::Os {
+                    context: "spawn an AF_XDP worker".into(),
+                    source: e,
+                })?;
+            st.workers.push(handle);
+            st.mail.push(control);
+            st.queue_rx.push(rx_q);
+        }
+        for p in programs.iter_mut() {
+            p.steer(&st.steering)?;
+        }
+        st.programs.extend(programs);
+        st.interfaces.extend(more.iter().cloned());
+        Ok(())
+    }
+
     /// Backend counters.
     pub fn stats(&self) -> &AfXdpStats {
         &self.stats
@@ -304,12 +466,13 @@ impl AfXdpBackend {
 
     /// Number of workers (one per RX queue index).
     pub fn queues(&self) -> usize {
-        self.queue_rx.len()
+        self.lock().queue_rx.len()
     }
 
     /// Frames received by the worker of RX queue `q`.
     pub fn queue_rx(&self, q: usize) -> u64 {
-        self.queue_rx
+        self.lock()
+            .queue_rx
             .get(q)
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
@@ -318,24 +481,20 @@ impl AfXdpBackend {
     /// (`XDP_STATISTICS`); zero once the backend is shut down.
     pub fn socket_stats(&self) -> XskStats {
         let mut total = XskStats::default();
-        if self
-            .workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-        {
+        let st = self.lock();
+        if st.workers.is_empty() {
             return total;
         }
-        for &fd in &self.socket_fds {
-            let mut st = [0u64; 6];
-            let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+        for &fd in &st.socket_fds {
+            let mut s = [0u64; 6];
+            let mut len = std::mem::size_of_val(&s) as libc::socklen_t;
             // SAFETY: XDP_STATISTICS (7) fills up to `len` bytes of u64
             // counters; the fd is alive while workers run.
-            let ret = unsafe { libc::getsockopt(fd, 283, 7, st.as_mut_ptr().cast(), &mut len) };
+            let ret = unsafe { libc::getsockopt(fd, 283, 7, s.as_mut_ptr().cast(), &mut len) };
             if ret == 0 {
-                total.rx_dropped += st[0];
-                total.rx_ring_full += st[3];
-                total.fill_ring_empty += st[4];
+                total.rx_dropped += s[0];
+                total.rx_ring_full += s[3];
+                total.fill_ring_empty += s[4];
             }
         }
         total
@@ -343,10 +502,10 @@ impl AfXdpBackend {
 
     /// Every socket runs in zero-copy mode.
     pub fn zero_copy(&self) -> bool {
-        self.zero_copy
+        self.lock().zero_copy
     }
 
-    /// The mode the XDP program was attached in.
+    /// The mode the XDP program was attached in (on the first interface).
     pub fn mode(&self) -> XdpMode {
         self.mode
     }
@@ -354,8 +513,7 @@ impl AfXdpBackend {
     /// Frames the XDP programs redirected to the sockets and passed to
     /// the kernel, summed over interfaces.
     pub fn program_counts(&self) -> (u64, u64) {
-        let programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
-        programs.iter().fold((0, 0), |(r, p), prog| {
+        self.lock().programs.iter().fold((0, 0), |(r, p), prog| {
             let (r2, p2) = prog.counts();
             (r + r2, p + p2)
         })
@@ -368,7 +526,8 @@ impl Backend for AfXdpBackend {
     }
 
     fn ports(&self) -> Vec<(PortId, String)> {
-        self.interfaces
+        self.lock()
+            .interfaces
             .iter()
             .enumerate()
             .map(|(i, n)| (PortId(i as u16), n.clone()))
@@ -376,25 +535,53 @@ impl Backend for AfXdpBackend {
     }
 
     fn steer(&self, steering: &Steering) -> Result<(), IoError> {
-        let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
-        for p in programs.iter_mut() {
+        let mut st = self.lock();
+        st.steering = steering.clone();
+        for p in st.programs.iter_mut() {
             p.steer(steering)?;
         }
         Ok(())
     }
 
+    /// Live: the running interfaces' programs, sockets and workers are
+    /// left alone, so established connections see no gap (see
+    /// [`AfXdpBackend::grow`]). On an error the new interfaces are not
+    /// served (their programs detach) and the backend runs on as before.
+    fn add_interfaces(&self, more: &[String]) -> Result<bool, IoError> {
+        let mut st = self.lock();
+        if st.workers.is_empty() {
+            return Err(IoError::Setup("the AF_XDP backend is shut down".into()));
+        }
+        let mut new: Vec<String> = Vec::new();
+        for name in more {
+            if !st.interfaces.contains(name) && !new.contains(name) {
+                new.push(name.clone());
+            }
+        }
+        if new.is_empty() {
+            return Ok(true);
+        }
+        if st.interfaces.len() + new.len() > usize::from(u16::MAX) {
+            return Err(IoError::Setup("too many interfaces".into()));
+        }
+        let mut programs = Vec::new();
+        for ifname in &new {
+            programs.push(prog::Program::attach(ifname, self.config.mode)?);
+        }
+        self.grow(&mut st, &new, programs)?;
+        Ok(true)
+    }
+
     fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in workers {
+        let mut st = self.lock();
+        for w in std::mem::take(&mut st.workers) {
             let _ = w.join();
         }
+        st.mail.clear();
         // Dropping the programs closes the links: the XDP program leaves
         // every interface.
-        self.programs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        st.programs.clear();
     }
 }
 
@@ -416,10 +603,12 @@ struct WorkerLoop {
     /// Where each frame of the current batch lives (UMEM frame base).
     bases: Vec<u64>,
     fill_target: u32,
+    ring_size: u32,
     stats: Arc<AfXdpStats>,
     rx_q: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     pollfds: Vec<libc::pollfd>,
+    mail: WorkerMail,
 }
 
 impl WorkerLoop {
@@ -430,15 +619,39 @@ impl WorkerLoop {
         ring_size: u32,
         (stats, rx_q): (Arc<AfXdpStats>, Arc<AtomicU64>),
         stop: Arc<AtomicBool>,
+        mail: WorkerMail,
     ) -> WorkerLoop {
         let frames = umem.frames();
         let fs = u64::from(umem.frame_size());
         let free: Vec<u64> = (0..u64::from(frames)).map(|i| i * fs).collect();
-        let n = ports.iter().flatten().count().max(1) as u32;
+        let nports = ports.len();
+        let mut l = WorkerLoop {
+            engine,
+            ports,
+            umem,
+            free,
+            tx_pending: vec![0; nports],
+            bases: Vec::with_capacity(BATCH),
+            fill_target: 1,
+            ring_size,
+            stats,
+            rx_q,
+            stop,
+            pollfds: Vec::new(),
+            mail,
+        };
+        l.sockets_changed();
+        l
+    }
+
+    /// After the socket set changed: the poll set, and the fill target.
+    fn sockets_changed(&mut self) {
+        let n = self.ports.iter().flatten().count().max(1) as u32;
         // Keep half the UMEM on the fill rings, spread over the sockets,
         // the rest for frames in flight on TX rings.
-        let fill_target = (frames / 2 / n).min(ring_size).max(1);
-        let pollfds = ports
+        self.fill_target = (self.umem.frames() / 2 / n).min(self.ring_size).max(1);
+        self.pollfds = self
+            .ports
             .iter()
             .flatten()
             .map(|s| libc::pollfd {
@@ -447,20 +660,39 @@ impl WorkerLoop {
                 revents: 0,
             })
             .collect();
-        let nports = ports.len();
-        WorkerLoop {
-            engine,
-            ports,
-            umem,
-            free,
-            tx_pending: vec![0; nports],
-            bases: Vec::with_capacity(BATCH),
-            fill_target,
-            stats,
-            rx_q,
-            stop,
-            pollfds,
+    }
+
+    /// Answer the control thread's requests (between two rounds, so no
+    /// ring is in use): bind each asked-for socket on this UMEM, serve
+    /// it from now on, and prime its fill ring before answering (the
+    /// control thread registers it in the XSKMAP only then).
+    fn read_mail(&mut self) {
+        self.mail.flag.store(false, Ordering::Relaxed);
+        while let Ok(request) = self.mail.requests.try_recv() {
+            let added = self.adopt(request);
+            let _ = self.mail.replies.send(added);
         }
+    }
+
+    fn adopt(&mut self, request: AddSocket) -> Added {
+        // A socket left on this port by an attempt that failed further on
+        // goes first (one socket per queue); the frames on its fill ring
+        // are not recovered.
+        if let Some(old) = self.ports.get_mut(request.port) {
+            if old.take().is_some() {
+                self.sockets_changed();
+            }
+        }
+        let sock = xsk::Socket::new(&mut self.umem, &request.ifname, request.queue, request.opts)?;
+        let answer = (sock.fd, sock.zero_copy);
+        if self.ports.len() <= request.port {
+            self.ports.resize_with(request.port + 1, || None);
+            self.tx_pending.resize(request.port + 1, 0);
+        }
+        self.ports[request.port] = Some(sock);
+        self.sockets_changed();
+        self.refill();
+        Ok(answer)
     }
 
     /// Completed TX frames back to the free list.
@@ -499,6 +731,9 @@ impl WorkerLoop {
         // Prime the fill rings.
         self.refill();
         while !self.stop.load(Ordering::Relaxed) {
+            if self.mail.flag.load(Ordering::Acquire) {
+                self.read_mail();
+            }
             self.reclaim();
             self.refill();
             let mut got = 0usize;

@@ -71,6 +71,15 @@ pub trait Backend: Send + Sync + Debug {
     /// Deliver exactly this traffic to the engine from now on.
     fn steer(&self, steering: &Steering) -> Result<(), IoError>;
 
+    /// Also serve the interfaces `more` (appended: they take the next
+    /// [`PortId`]s) without disturbing the running ones. `Ok(false)`:
+    /// this backend cannot add interfaces while it runs; the caller
+    /// restarts it on the larger set instead.
+    fn add_interfaces(&self, more: &[String]) -> Result<bool, IoError> {
+        let _ = more;
+        Ok(false)
+    }
+
     /// Stop the workers and release every device, program, route and rule
     /// the backend installed. Idempotent.
     fn shutdown(&self);
