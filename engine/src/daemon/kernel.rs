@@ -25,7 +25,9 @@
 //!   proxy: `ip neigh replace proxy ADDR dev IF` on each attached
 //!   interface, with `proxy_delay=0` (IPv4 proxy ARP then needs
 //!   forwarding and the route into the device, both there), and for
-//!   IPv6 `proxy_ndp=1` on the interface.
+//!   IPv6 `proxy_ndp=1` on the interface and in `all` (the kernel
+//!   answers unicast solicitations — a client re-checking its entry —
+//!   only when the global switch is on).
 //!
 //! An address that is already local when uvsd first needs it is the
 //! user's and is left alone.
@@ -462,6 +464,11 @@ impl KernelSetup {
                     self.set_sysctl(&["net", "ipv4", "neigh", dev, "proxy_delay"], "0")?;
                 } else {
                     self.set_sysctl(&["net", "ipv6", "conf", dev, "proxy_ndp"], "1")?;
+                    // A client re-checks its entry with a unicast
+                    // solicitation to the address; the kernel routes
+                    // that one (into the TUN device) unless the global
+                    // proxy_ndp lets ip6_forward hand it to NDP first.
+                    self.set_sysctl(&["net", "ipv6", "conf", "all", "proxy_ndp"], "1")?;
                     self.set_sysctl(&["net", "ipv6", "neigh", dev, "proxy_delay"], "0")?;
                 }
                 self.record(change.clone());
