@@ -221,7 +221,8 @@ fn tun_backend_answers_unicast_solicitations_for_an_ipv6_vip() {
     let sysctls = topo.lab.exec(
         &topo.dir,
         "sysctl net.ipv6.conf.all.proxy_ndp net.ipv6.conf.out0.proxy_ndp \
-         net.ipv6.conf.all.forwarding",
+         net.ipv6.conf.all.forwarding; grep -w Ip6OutForwDatagrams /proc/net/snmp6; \
+         ip -s link show dev uvsnd0",
     );
     for (i, answer) in answers.iter().enumerate() {
         match answer {
