@@ -122,7 +122,6 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	uint64_t rx_total = 0, tx_total = 0;
-	const uint32_t fill_target = FRAMES / 2;
 	struct pollfd pfd = {.fd = in_fd, .events = POLLIN};
 	int next_out = 0;
 	while (!stop) {
@@ -134,8 +133,10 @@ int main(int argc, char **argv)
 				free_stack[n_free++] = *xsk_ring_cons__comp_addr(&outs[i].comp, idx + k);
 			xsk_ring_cons__release(&outs[i].comp, n);
 		}
-		/* Top up the fill ring. */
-		uint32_t want = fill_target < n_free ? fill_target : n_free, idx;
+		/* Top up the fill ring (reserve is all or nothing: ask for what
+		 * is free there). */
+		uint32_t room = xsk_prod_nb_free(&fill, RING), idx;
+		uint32_t want = room < n_free ? room : n_free;
 		uint32_t n = xsk_ring_prod__reserve(&fill, want, &idx);
 		for (uint32_t k = 0; k < n; k++)
 			*xsk_ring_prod__fill_addr(&fill, idx + k) = free_stack[--n_free];
