@@ -26,7 +26,9 @@
 # BENCH_SECONDS after a warm-up) and offered pps (generator).
 #
 # Env: BENCH_REPS (5), BENCH_SECONDS (5), BENCH_SMOKE=1, BENCH_OUT
-# (target/bench), BENCH_CASES (a subset, in order). Root; installs nothing.
+# (target/bench), BENCH_CASES (a subset, in order), BENCH_PROFILE=1 (in
+# the last repetition's window: `perf record` of CPU1 and mpstat into
+# $BENCH_OUT/profile-pps/CASE.{perf.txt,mpstat.txt}). Root; installs nothing.
 # Writes $BENCH_OUT/pps.csv and $BENCH_OUT/pps.md.
 set -o errexit -o nounset -o pipefail
 SCENARIO=pps
@@ -92,9 +94,10 @@ nsx director ping -c1 -W2 $RS2 >/dev/null || fail "director cannot reach rs2"
 
 rps() { nsx director sh -c "echo $1 >/sys/class/net/eth0/queues/rx-0/rps_cpus"; }
 
-# gen RATE SECONDS DSTS: xdpgen in the client on CPU0 (RATE 0 = flat out).
+# gen RATE SECONDS DSTS: xdpgen in the client on CPU0 (RATE 0 = flat out),
+# at nice -10 so that other work on a shared machine takes less of its CPU.
 gen() {
-  nsx client taskset -c 0 "$BENCH_TOOLS/xdpgen" --dev eth0 --src-mac "$CMAC" --dst-mac "$DMAC" \
+  nsx client nice -n -10 taskset -c 0 "$BENCH_TOOLS/xdpgen" --dev eth0 --src-mac "$CMAC" --dst-mac "$DMAC" \
     --src $CSRC --src-count 16 --sport 1024 --sport-count 256 --dst "$3" --dport 9 \
     --proto udp --size 60 --rate "$1" --duration "$2"
 }
@@ -212,7 +215,16 @@ measure() {
   pid=$!
   sleep "$WARM" # warm-up: rings, caches, connection tables filled
   a=$(sinks_snapshot)
-  sleep "$BENCH_SECONDS" # the measuring window
+  if [ "${BENCH_PROFILE:-0}" = 1 ] && [ "$rep" = "$BENCH_REPS" ]; then
+    local pd="$BENCH_OUT/profile-pps"
+    mkdir -p "$pd"
+    mpstat -P ALL "$BENCH_SECONDS" 1 >"$pd/$c.mpstat.txt" 2>&1 &
+    local mp=$!
+    perf record -q -C 1 -g -o "$LAB_TMP/perf.data" -- sleep "$BENCH_SECONDS" >/dev/null 2>&1
+    wait "$mp" || true
+  else
+    sleep "$BENCH_SECONDS" # the measuring window
+  fi
   b=$(sinks_snapshot)
   wait "$pid" || fail "the generator failed in case $c"
   delivered=$(sinks_rate "$a" "$b")
@@ -230,6 +242,11 @@ t = sum(d.values()) or 1
 print(" ".join(f"{h} {100 * v / t:.0f}%" for h, v in sorted(d.items())))
 PY
 )
+  if [ -f "$LAB_TMP/perf.data" ]; then
+    perf report -q --stdio --no-children --sort comm,dso,sym -i "$LAB_TMP/perf.data" 2>/dev/null \
+      | grep -v '^$' | grep -v '^ *|' | grep -v '^ *-' | head -60 >"$BENCH_OUT/profile-pps/$c.perf.txt" || true
+    rm -f "$LAB_TMP/perf.data"
+  fi
   [ "$c" = uvsd-xdp-nat ] && SATURATION=$delivered
   log "rep $rep/$BENCH_REPS $c: $delivered pps delivered, ${offered:-?} offered ($share)"
 }

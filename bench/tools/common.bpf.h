@@ -24,7 +24,12 @@ struct gen_cfg {
 	__u8 proto;        /* 17 UDP, 6 TCP */
 	__u8 tcp_flags;    /* TCP: 0x02 SYN, 0x18 PSH|ACK */
 	__u8 pad[2];
-	__u64 seq;
+	__u64 seq;         /* frames sent so far */
+	/* Pacing (rate > 0): one frame per interval; in ns << 10 (fixed
+	 * point, so 1e9 / rate keeps its fraction). 0 = flat out. */
+	__u64 interval_fp;
+	__u64 next_fp;     /* when the next frame is due (ktime ns << 10) */
+	__u64 catchup_fp;  /* most lateness made up by a burst (ns << 10) */
 };
 
 #endif

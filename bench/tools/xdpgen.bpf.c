@@ -12,6 +12,13 @@
  * wrote it (zeros); nothing on the path edits it, so the L4 checksum only
  * covers the pseudo-header and the L4 header.
  *
+ * Pacing (a fixed rate): a run that comes before the next frame is due
+ * returns XDP_DROP, which sends nothing and recycles the page, so frames
+ * leave evenly spaced instead of in one burst per BPF_PROG_RUN call (the
+ * calls are long: each costs two RCU grace periods). A sender that fell
+ * behind (softirqs or another task ran on its CPU) catches up with a
+ * burst of at most catchup_fp worth of frames.
+ *
  * Per frame: client address saddr + seq % n_saddr, client port
  * sport + (seq / n_saddr) % n_sport, destination daddr[seq % n_daddr].
  */
@@ -64,6 +71,13 @@ int xdpgen(struct xdp_md *ctx)
 	void *l4 = (void *)(ip + 1);
 	if (l4 + sizeof(struct tcphdr) > end)
 		return XDP_ABORTED;
+	if (c->interval_fp) {
+		__u64 now = bpf_ktime_get_ns() << 10;
+		if (now < c->next_fp)
+			return XDP_DROP;
+		__u64 slack = c->catchup_fp;
+		c->next_fp = (c->next_fp + slack < now ? now - slack : c->next_fp) + c->interval_fp;
+	}
 	__u64 seq = c->seq++;
 	__u32 ns = c->n_saddr ? c->n_saddr : 1;
 	__u32 np = c->n_sport ? c->n_sport : 1;
