@@ -94,10 +94,9 @@ nsx director ping -c1 -W2 $RS2 >/dev/null || fail "director cannot reach rs2"
 
 rps() { nsx director sh -c "echo $1 >/sys/class/net/eth0/queues/rx-0/rps_cpus"; }
 
-# gen RATE SECONDS DSTS: xdpgen in the client on CPU0 (RATE 0 = flat out),
-# at nice -10 so that other work on a shared machine takes less of its CPU.
+# gen RATE SECONDS DSTS: xdpgen in the client on CPU0 (RATE 0 = flat out).
 gen() {
-  nsx client nice -n -10 taskset -c 0 "$BENCH_TOOLS/xdpgen" --dev eth0 --src-mac "$CMAC" --dst-mac "$DMAC" \
+  nsx client taskset -c 0 "$BENCH_TOOLS/xdpgen" --dev eth0 --src-mac "$CMAC" --dst-mac "$DMAC" \
     --src $CSRC --src-count 16 --sport 1024 --sport-count 256 --dst "$3" --dport 9 \
     --proto udp --size 60 --rate "$1" --duration "$2"
 }
