@@ -48,6 +48,14 @@ RS1=10.200.1.2 RS2=10.200.2.2
 
 need nft taskset python3
 bench_tools
+# The kernel's pktgen (bench/pktgen-kernel.sh) is absent on this machine
+# kind; the scenario always uses the live-frames generator, so figures
+# compare across machines.
+if [ -d /proc/net/pktgen ]; then
+  log "kernel pktgen present; this scenario still uses bench/tools/xdpgen"
+else
+  log "no kernel pktgen (bench/pktgen-kernel.sh says why): using bench/tools/xdpgen"
+fi
 lab_init
 bench_csv_init pps
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
