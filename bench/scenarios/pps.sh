@@ -227,7 +227,7 @@ measure() {
     mkdir -p "$pd"
     mpstat -P ALL "$BENCH_SECONDS" 1 >"$pd/$c.mpstat.txt" 2>&1 &
     local mp=$!
-    perf record -q -C 1 -g -o "$LAB_TMP/perf.data" -- sleep "$BENCH_SECONDS" >/dev/null 2>&1
+    perf record -q -C 1 -o "$LAB_TMP/perf.data" -- sleep "$BENCH_SECONDS" >/dev/null 2>&1
     wait "$mp" || true
   else
     sleep "$BENCH_SECONDS" # the measuring window
