@@ -28,7 +28,8 @@
 # Env: BENCH_REPS (5), BENCH_SECONDS (5), BENCH_SMOKE=1, BENCH_OUT
 # (target/bench), BENCH_CASES (a subset, in order), BENCH_PROFILE=1 (in
 # the last repetition's window: `perf record` of CPU1 and mpstat into
-# $BENCH_OUT/profile-pps/CASE.{perf.txt,mpstat.txt}). Root; installs nothing.
+# $BENCH_OUT/profile-pps/CASE.{perf.txt,mpstat.txt}), PPS_CONN_TABLE_SIZE
+# (uvsd's conn_table_size, for experiments). Root; installs nothing.
 # Writes $BENCH_OUT/pps.csv and $BENCH_OUT/pps.md.
 set -o errexit -o nounset -o pipefail
 SCENARIO=pps
@@ -123,6 +124,8 @@ uvsd_case() {
   {
     echo '[engine]'
     echo 'interfaces = ["eth0", "eth1", "eth2"]'
+    # PPS_CONN_TABLE_SIZE: an experiment's table size (default: uvsd's).
+    [ -n "${PPS_CONN_TABLE_SIZE:-}" ] && echo "conn_table_size = $PPS_CONN_TABLE_SIZE"
     if [ "$method" = fullnat ]; then
       printf '[fullnat]\naddrs = ["%s"]\nport_range = "20000-60000"\n' $POOL
     fi
@@ -250,8 +253,14 @@ print(" ".join(f"{h} {100 * v / t:.0f}%" for h, v in sorted(d.items())))
 PY
 )
   if [ -f "$LAB_TMP/perf.data" ]; then
-    perf report -q --stdio --no-children --sort comm,dso,sym -i "$LAB_TMP/perf.data" 2>/dev/null \
-      | grep -v '^$' | grep -v '^ *|' | grep -v '^ *-' | head -60 >"$BENCH_OUT/profile-pps/$c.perf.txt" || true
+    {
+      echo "# CPU1, by command and object"
+      perf report -q --stdio --no-children --sort comm,dso -i "$LAB_TMP/perf.data" 2>/dev/null \
+        | grep -v '^$' | head -15
+      echo "# CPU1, by command, object and symbol"
+      perf report -q --stdio --no-children --sort comm,dso,sym -i "$LAB_TMP/perf.data" 2>/dev/null \
+        | grep -v '^$' | head -60
+    } >"$BENCH_OUT/profile-pps/$c.perf.txt" || true
     rm -f "$LAB_TMP/perf.data"
   fi
   [ "$c" = uvsd-xdp-nat ] && SATURATION=$delivered

@@ -26,7 +26,9 @@
 #define FRAMES 4096
 #define FRAME_SIZE 2048
 #define RING 1024
+#ifndef BATCH
 #define BATCH 64
+#endif
 #define MAX_OUT 8
 #ifndef SOL_XDP
 #define SOL_XDP 283
