@@ -43,7 +43,7 @@ machine="$BENCH_OUT/machine.md"
 {
   echo "### Machine"
   echo
-  echo "Recorded $(date -u '+%Y-%m-%d %H:%M UTC') by bench/run.sh ($(printf '%s ' "${scenarios[@]}")):"
+  echo "Recorded $(date -u '+%Y-%m-%d %H:%M UTC') by bench/run.sh (${scenarios[*]}) at commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown):"
   echo
   echo "| | |"
   echo "|---|---|"
