@@ -26,7 +26,8 @@
 # BENCH_SECONDS after a warm-up) and offered pps (generator).
 #
 # Env: BENCH_REPS (5), BENCH_SECONDS (5), BENCH_SMOKE=1, BENCH_OUT
-# (target/bench), BENCH_CASES (a subset, in order), BENCH_PROFILE=1 (in
+# (target/bench), BENCH_CASES (a subset, in order; CASE@PPS runs CASE at
+# that fixed offered rate, e.g. xsk-bare@200000), BENCH_PROFILE=1 (in
 # the last repetition's window: `perf record` of CPU1 and mpstat into
 # $BENCH_OUT/profile-pps/CASE.{perf.txt,mpstat.txt}), PPS_CONN_TABLE_SIZE
 # (uvsd's conn_table_size, for experiments). Root; installs nothing.
@@ -110,8 +111,12 @@ gen() {
     --proto udp --size 60 --rate "$1" --duration "$2"
 }
 
-# flowing: a short burst reaches the sinks.
+# flowing: a short burst reaches the sinks (false at once if the bare
+# forwarder has exited).
 flowing() {
+  if [ -n "$TOOL_PID" ] && ! kill -0 "$TOOL_PID" 2>/dev/null; then
+    return 1
+  fi
   local before
   before=$(sinks_total)
   gen 100000 0.1 "$DSTS" >/dev/null
@@ -153,6 +158,29 @@ uvsd_case_stop() {
 }
 
 TOOL_PID=""
+
+# start_xskfwd: the bare AF_XDP forwarder on CPU1, until traffic flows. The
+# kernel releases a closed AF_XDP socket's UMEM asynchronously, so binding
+# right after the previous case can fail (EBUSY): start again, bounded.
+start_xskfwd() {
+  local attempt deadline
+  for attempt in 1 2 3 4 5; do
+    ip netns exec "$(ns director)" taskset -c 1 "$BENCH_TOOLS/xskfwd" eth0 "eth1=$RS1MAC" \
+      "eth2=$RS2MAC" >"$LAB_TMP/xskfwd.out" 2>&1 &
+    TOOL_PID=$!
+    LAB_PIDS+=("$TOOL_PID")
+    deadline=$((SECONDS + 20))
+    while kill -0 "$TOOL_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+      flowing && return 0
+      sleep 0.05
+    done
+    kill -0 "$TOOL_PID" 2>/dev/null && fail "no traffic through xskfwd within 20 s"
+    log "xskfwd exited at start (attempt $attempt): $(cat "$LAB_TMP/xskfwd.out")"
+    sleep 0.2 # give the kernel time to release the previous socket
+  done
+  fail "xskfwd did not start"
+}
+
 case_start() {
   RATE=0
   case $1 in
@@ -161,11 +189,9 @@ case_start() {
       DSTS="$RS1,$RS2"
       ;;
     xsk-bare)
-      ip netns exec "$(ns director)" taskset -c 1 "$BENCH_TOOLS/xskfwd" eth0 "eth1=$RS1MAC" \
-        "eth2=$RS2MAC" >"$LAB_TMP/xskfwd.out" 2>&1 &
-      TOOL_PID=$!
-      LAB_PIDS+=("$TOOL_PID")
       DSTS=$VIP
+      start_xskfwd
+      return
       ;;
     uvsd-xdp-*) uvsd_case afxdp "${1#uvsd-xdp-}" ;;
     overload-1x | overload-2x)
@@ -208,6 +234,8 @@ case_stop() {
     xsk-bare | tun-bare)
       kill -TERM "$TOOL_PID"
       wait "$TOOL_PID" || fail "$1's tool exited non-zero: $(cat "$LAB_TMP/${1%-bare}"*.out)"
+      TOOL_PID=""
+      [ "$BENCH_SMOKE" = 1 ] || log "$1 counted: $(tail -n1 "$LAB_TMP/${1%-bare}"*.out)"
       ;;
     uvsd-* | overload-*) uvsd_case_stop ;;
     nft-dnat)
@@ -270,9 +298,11 @@ PY
 for ((rep = 1; rep <= BENCH_REPS; rep++)); do
   SATURATION=""
   for c in "${CASES[@]}"; do
-    case_start "$c"
+    # CASE@PPS: that case at a fixed offered rate instead of flat out.
+    case_start "${c%@*}"
+    [[ $c == *@* ]] && RATE=${c#*@}
     measure "$c" "$rep"
-    case_stop "$c"
+    case_stop "${c%@*}"
   done
 done
 
