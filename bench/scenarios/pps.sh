@@ -28,7 +28,8 @@
 # Env: BENCH_REPS (5), BENCH_SECONDS (5), BENCH_SMOKE=1, BENCH_OUT
 # (target/bench), BENCH_CASES (a subset, in order; CASE@PPS runs CASE at
 # that fixed offered rate, e.g. xsk-bare@200000), BENCH_PROFILE=1 (in
-# the last repetition's window: `perf record` of CPU1 and mpstat into
+# the last repetition's window: `perf record` of the forwarding process
+# (all of CPU1 for the kernel cases) and mpstat into
 # $BENCH_OUT/profile-pps/CASE.{perf.txt,mpstat.txt}), PPS_CONN_TABLE_SIZE
 # (uvsd's conn_table_size, for experiments). Root; installs nothing.
 # Writes $BENCH_OUT/pps.csv and $BENCH_OUT/pps.md.
@@ -258,7 +259,15 @@ measure() {
     mkdir -p "$pd"
     mpstat -P ALL "$BENCH_SECONDS" 1 >"$pd/$c.mpstat.txt" 2>&1 &
     local mp=$!
-    perf record -q -C 1 -o "$LAB_TMP/perf.data" -- sleep "$BENCH_SECONDS" >/dev/null 2>&1
+    # The forwarding process where there is one (other work on a shared
+    # machine stays out of its profile), else all of CPU1.
+    local target=(-C 1)
+    if [ -n "$TOOL_PID" ]; then
+      target=(-p "$TOOL_PID")
+    elif [ -n "$UVSD_PID" ]; then
+      target=(-p "$UVSD_PID")
+    fi
+    perf record -q "${target[@]}" -o "$LAB_TMP/perf.data" -- sleep "$BENCH_SECONDS" >/dev/null 2>&1
     wait "$mp" || true
   else
     sleep "$BENCH_SECONDS" # the measuring window
@@ -282,10 +291,10 @@ PY
 )
   if [ -f "$LAB_TMP/perf.data" ]; then
     {
-      echo "# CPU1, by command and object"
+      echo "# ${target[*]}, by command and object"
       perf report -q --stdio --no-children --sort comm,dso -i "$LAB_TMP/perf.data" 2>/dev/null \
         | grep -v '^$' | head -15
-      echo "# CPU1, by command, object and symbol"
+      echo "# ${target[*]}, by command, object and symbol"
       perf report -q --stdio --no-children --sort comm,dso,sym -i "$LAB_TMP/perf.data" 2>/dev/null \
         | grep -v '^$' | head -60
     } >"$BENCH_OUT/profile-pps/$c.perf.txt" || true
