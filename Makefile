@@ -4,7 +4,7 @@
 CARGO ?= cargo
 
 .PHONY: all build test lint unit demo demo-mem e2e setup fuzz fuzz-smoke bench-engine callgrind \
-	bench-first
+	bench-first bench bench-smoke
 
 all: build
 
@@ -28,8 +28,9 @@ e2e: setup build
 	bash tests/run.sh $(SCENARIOS)
 
 # Everything CI runs (.ci/run, as root): format and lints, unit and
-# namespace tests, the end-to-end suite (about 6 minutes), fuzz smoke.
-test: setup lint unit e2e fuzz-smoke
+# namespace tests, the end-to-end suite (about 6 minutes), fuzz smoke, a
+# 2-second smoke of the benchmark harness.
+test: setup lint unit e2e fuzz-smoke bench-smoke
 
 # The seed's DR example live in a namespace lab (root): uvsd, uvsadm running
 # the seed's director script, nginx real servers, curl.
@@ -64,3 +65,20 @@ callgrind: setup
 # section "First throughput figure" when RESULTS_WRITE=1.
 bench-first: setup build
 	bash bench/first-throughput.sh
+
+# The benchmark suite (issue 6, root, < 30 min): every scenario of
+# bench/scenarios, or one with `make bench SCENARIO=pps`; refreshes
+# bench/data, bench/plots and bench/RESULTS.md (see bench/README.md).
+bench: setup build
+	bash bench/run.sh $(SCENARIO)
+
+# CI's check of the harness (root, < 1 min): the bench tools and the debug
+# binaries build, one 2-second repetition of the pps scenario's kernel,
+# AF_XDP and TUN cases runs (nothing committed changes), and its CSV must
+# hold non-zero delivered pps for every case.
+BENCH_SMOKE_CASES ?= kernel xsk-bare uvsd-xdp-nat tun-bare uvsd-tun
+bench-smoke: setup
+	$(CARGO) build --workspace --bins
+	BENCH_SMOKE=1 BENCH_OUT=$(CURDIR)/target/bench-smoke BENCH_CASES="$(BENCH_SMOKE_CASES)" \
+		UVSD=$(CURDIR)/target/debug/uvsd UVSADM=$(CURDIR)/target/debug/uvsadm bash bench/run.sh pps
+	python3 bench/lib/check.py target/bench-smoke/pps.csv delivered

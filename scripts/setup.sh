@@ -11,11 +11,17 @@
 # - nginx-light curl wrk util-linux: the end-to-end suite (tests/): nginx
 #   on the real servers, curl and wrk on the clients, setpriv for the
 #   non-root peer check. tcpdump for looking at a failing lab.
+# - libbpf-dev libxdp-dev: the benchmark's C packet tools (bench/tools:
+#   live-frames generator, XDP sink, bare AF_XDP forwarder).
+# - nftables: the kernel DNAT case of the benchmarks. python3-matplotlib:
+#   bench/plot.py. sysstat (mpstat) and linux-perf: profiles in the
+#   benchmark write-up.
 set -euo pipefail
 
 need_apt=()
 for pkg in valgrind clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-  iproute2 ethtool iputils-ping python3 procps nginx-light curl wrk util-linux tcpdump; do
+  iproute2 ethtool iputils-ping python3 procps nginx-light curl wrk util-linux tcpdump \
+  libbpf-dev libxdp-dev nftables python3-matplotlib sysstat linux-perf; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
