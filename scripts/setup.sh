@@ -11,11 +11,15 @@
 # - nginx-light curl wrk util-linux: the end-to-end suite (tests/): nginx
 #   on the real servers, curl and wrk on the clients, setpriv for the
 #   non-root peer check. tcpdump for looking at a failing lab.
+# - haproxy libnginx-mod-stream nftables sockperf sysstat: the benchmark
+#   scenarios conns/table/latency (bench/scenarios/): the proxies and the
+#   kernel DNAT compared with uvsd, sockperf for latency, mpstat.
 set -euo pipefail
 
 need_apt=()
 for pkg in valgrind clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-  iproute2 ethtool iputils-ping python3 procps nginx-light curl wrk util-linux tcpdump; do
+  iproute2 ethtool iputils-ping python3 procps nginx-light curl wrk util-linux tcpdump \
+  haproxy libnginx-mod-stream nftables sockperf sysstat; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

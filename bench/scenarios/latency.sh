@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# bench/scenarios/latency.sh — benchmark scenario 4 (issue 6): latency
+# added per packet at a moderate fixed rate. sockperf ping-pong (UDP, then
+# TCP over one connection) at LAT_MPS messages/s from the client
+# namespace (CPU0) to a sockperf server on the real server (CPU1), round
+# trip p50/p99 (--full-rtt), side by side:
+#   direct        the client pings the real server (kernel forwarding)
+#   uvsd-xdp-nat  uvsd --backend afxdp, NAT
+#   uvsd-xdp-dr   uvsd --backend afxdp, DR (replies via the director's
+#                 kernel routing in this lab)
+#   uvsd-tun-nat  uvsd --backend tun, NAT
+#   nft-dnat      nftables DNAT numgen
+# added_* = the case's percentile minus direct's in the same repetition.
+# Each measurement: its own client address, a 1 s warm-up run, then
+# BENCH_SECONDS measured. Cases interleave within each repetition.
+#
+# Root. Env: BENCH_REPS (5), BENCH_SECONDS (4), BENCH_SMOKE=1, BENCH_OUT,
+# LAT_MPS (10000). Writes $BENCH_OUT/latency.csv and $BENCH_OUT/latency.md.
+set -o errexit -o nounset -o pipefail
+SCENARIO=latency
+here=$(cd "$(dirname "$0")" && pwd)
+LAB_ID=${LAB_ID:-bl$$}
+source "$here/../../tests/lib/lab.sh"
+source "$here/../lib/conn-common.sh"
+
+CASES=(direct uvsd-xdp-nat uvsd-xdp-dr uvsd-tun-nat nft-dnat)
+[ -n "${LAT_CASES:-}" ] && read -r -a CASES <<<"$LAT_CASES"
+MPS=${LAT_MPS:-10000}
+PORT=11111
+
+bench_init latency 4
+need sockperf nft taskset
+lab_init
+conn_lab 1
+# UDP servers on the real server's own address (direct, NAT) and on the
+# VIP (DR: a reply must leave from the address asked); TCP on all.
+for spec in "${RS4[0]}" "$VIP4" "0.0.0.0 --tcp"; do
+  read -r addr tcp <<<"$spec"
+  ip netns exec "$(ns rs1)" taskset -c 1 sockperf server -i "$addr" -p "$PORT" ${tcp:+"$tcp"} \
+    >>"$LAB_TMP/sockperf-server.log" 2>&1 &
+  LAB_PIDS+=($!)
+done
+wait_until 10 "the sockperf servers" bash -c "[ \$(ip netns exec $(ns rs1) ss -Hlnut | grep -c ':$PORT ') -ge 3 ]"
+
+# ping TARGET SECONDS [--tcp]: sockperf ping-pong from the client on
+# CPU0; sets P50 P99 (µs, round trip) and P_OBS (observations).
+ping() {
+  local target=$1 secs=$2 out
+  shift 2
+  out=$(nsx client taskset -c 0 sockperf ping-pong -i "$target" -p "$PORT" --mps="$MPS" -t "$secs" \
+    --full-rtt "$@" 2>&1) || fail "sockperf to $target $* failed: $(tail -5 <<<"$out")"
+  read -r P50 P99 P_OBS <<<"$(awk '
+    /percentile 50.000 =/ { p50 = $NF }
+    /percentile 99.000 =/ { p99 = $NF }
+    /\[Valid Duration\]/ { for (i = 1; i <= NF; i++) if ($i ~ /^ReceivedMessages=/) { split($i, a, "="); obs = a[2] + 0 } }
+    END { printf "%s %s %s\n", p50, p99, obs }' <<<"$out")"
+  [ -n "${P99:-}" ] || fail "cannot read sockperf's output: $(tail -20 <<<"$out")"
+}
+
+declare -A direct_p
+for ((rep = 1; rep <= REPS; rep++)); do
+  for c in "${CASES[@]}"; do
+    mode_up "$c" "udp:$PORT tcp:$PORT"
+    target=$(mode_target "$c")
+    line=""
+    for proto in udp tcp; do
+      client_src
+      flag=""
+      [ "$proto" = tcp ] && flag=--tcp
+      ping "$target" 1 $flag
+      ping "$target" "$SECS" $flag
+      row "$c" "rtt_p50_$proto" us "$rep" "$P50"
+      row "$c" "rtt_p99_$proto" us "$rep" "$P99"
+      if [ "$c" = direct ]; then
+        direct_p[$rep.$proto.50]=$P50
+        direct_p[$rep.$proto.99]=$P99
+      elif [ -n "${direct_p[$rep.$proto.50]:-}" ]; then
+        row "$c" "added_p50_$proto" us "$rep" "$(awk -v a="$P50" -v d="${direct_p[$rep.$proto.50]}" 'BEGIN { printf "%.2f", a - d }')"
+        row "$c" "added_p99_$proto" us "$rep" "$(awk -v a="$P99" -v d="${direct_p[$rep.$proto.99]}" 'BEGIN { printf "%.2f", a - d }')"
+      fi
+      line+=" $proto p50 $P50 µs p99 $P99 µs ($P_OBS replies);"
+    done
+    mode_down "$c"
+    progress "rep $rep/$REPS $c:${line%;}"
+  done
+done
+
+render "Scenario 4: latency added per packet (make bench SCENARIO=latency)" \
+  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). NAT lab of packet-io.md §6 with one real server; \`sockperf ping-pong --mps=$MPS --full-rtt -t $SECS\` ($(sockperf --version 2>&1 | head -1 | awk '{print $3}' | tr -d ,)) from the client namespace on CPU0 to a sockperf server on the real server on CPU1 (uvsd also on CPU1), UDP and TCP (one connection); figures are round-trip times in µs, p50 and p99 of one measured run per repetition after a 1 s warm-up; added_* = the percentile minus direct's in the same repetition. $REPS repetitions, cases interleaved; veth, AF_XDP copy mode. DR replies return through the director's kernel routing (this lab has no second path)." ""
+progress "wrote $CSV and $MD"
