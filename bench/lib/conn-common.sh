@@ -36,7 +36,10 @@ bench_init() {
 }
 
 # row CASE METRIC UNIT REP VALUE: one measurement.
-row() { echo "$BENCH_NAME,$1,$2,$3,$4,$5" >>"$CSV"; }
+row() {
+  [ -n "${5:-}" ] || fail "no value measured for $1 $2 (rep $4)"
+  echo "$BENCH_NAME,$1,$2,$3,$4,$5" >>"$CSV"
+}
 
 # progress TEXT: the one line per case the harness shows.
 progress() { printf '[%s] %s\n' "$BENCH_NAME" "$*" >&2; }

@@ -59,7 +59,7 @@ DMAC=$(nsx director cat /sys/class/net/eth0/address)
 rs_udp() { nsx rs1 awk '/^Udp: [0-9]/ { print $2 + $3 + $4; exit }' /proc/net/snmp; }
 # uvsd_jiffies: uvsd's CPU time so far (all threads).
 uvsd_jiffies() { awk '{ print $14 + $15 }' "/proc/$UVSD_PID/stat"; }
-uvsd_rss() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$UVSD_PID/status"; }
+uvsd_rss() { awk '/^VmRSS:/ { printf "%d\n", $2 * 1024 }' "/proc/$UVSD_PID/status"; }
 # flowgen FIRST COUNT RATE SECONDS: from the client's eth0 to the VIP:9.
 flowgen() {
   nsx client taskset -c 0 "$LAB_TMP/flowgen" eth0 "$DMAC" "$SRC_BASE" "$VIP4" 9 "$@" >"$LAB_TMP/flowgen.out" \
@@ -117,8 +117,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
     prev=$size
     rss=$(uvsd_rss)
     row "$c" conns count "$rep" "$entries"
-    bpc=$(awk -v r=$((rss - rss0)) -v n=$((entries - e0)) 'BEGIN { printf "%.1f", n > 0 ? r / n : 0 }')
+    bpc=$(awk -v r=$((rss - rss0)) -v n=$((entries - e0)) 'BEGIN { printf "%.1f", (n > 0 ? r / n : 0) }')
     row "$c" bytes_per_conn B "$rep" "$bpc"
+    row "$c" uvsd_rss MiB "$rep" "$(awk -v r="$rss" 'BEGIN { printf "%.1f", r / 1048576 }')"
     if [ "$size" -le 10000 ]; then
       listed=$(uvsadm -Lnc | grep -c '^UDP' || true)
       row "$c" listed_by_uvsadm count "$rep" "$listed"
@@ -130,10 +131,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
     f1=$(engine_stats forwarded)
     j1=$(uvsd_jiffies)
     pps=$(awk -v f=$((f1 - f0)) -v s="$SECS" 'BEGIN { printf "%.0f", f / s }')
-    nspp=$(awk -v j=$((j1 - j0)) -v u="$JUS" -v f=$((f1 - f0)) 'BEGIN { printf "%.0f", f > 0 ? j * u * 1000 / f : 0 }')
+    nspp=$(awk -v j=$((j1 - j0)) -v u="$JUS" -v f=$((f1 - f0)) 'BEGIN { printf "%.0f", (f > 0 ? j * u * 1000 / f : 0) }')
     row "$c" fwd_pps pps "$rep" "$pps"
     row "$c" uvsd_cpu_per_pkt ns "$rep" "$nspp"
-    progress "rep $rep/$REPS $c: $entries connections, $bpc B/conn (RSS), $pps pps forwarded over them, $nspp ns uvsd CPU/packet"
+    progress "rep $rep/$REPS $c: $entries connections, $bpc B/conn (RSS $((rss0 >> 20)) → $((rss >> 20)) MiB), $pps pps forwarded over them, $nspp ns uvsd CPU/packet"
   done
   mode_down uvsd-xdp-nat
 
@@ -198,6 +199,6 @@ lookup at 1 M within 2× of 1 k (engine single lookup)|engine-1M|lookup_single_n
 lookup at 1 M within 2× of 1 k (engine batch of 32)|engine-1M|lookup_batch32_ns|le_ratio|2|engine-1k"
 fi
 render "Scenario 3: connection-table scale (make bench SCENARIO=table)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). uvsd AF_XDP (copy mode, veth) in the director namespace of the NAT lab, pinned to CPU1, one UDP NAT service (udp timeout 3600 s by \`uvsadm --set\`); \`bench/tools/flowgen.c\` (AF_PACKET, 64-byte frames, CPU0) fills the table with distinct flows (client address × source port) at $FILL_RATE flows/s offered, re-offering a size's flows until the table holds them (at most 4 passes); rows 10k/100k/1M are one uvsd growing through the sizes in each of $REPS repetitions. conns = uvsd's conn_entries (control socket; listed_by_uvsadm = lines of \`uvsadm -Lnc\`); bytes_per_conn = growth of uvsd's VmRSS since the service was set up / connections; fwd_pps and uvsd_cpu_per_pkt: $SECS s of traffic cycling over all the table's flows (a lookup hit per packet), uvsd's forwarded counter and its CPU time (/proc/PID/stat) — per-packet cost is dominated by AF_XDP copy-mode I/O, so the lookup shows only as a difference. full: \`[engine] conn_table_size = $FULL_CAP\`, the table filled, then $FULL_CAP new flows (table_full_drops = uvsd's drop counter \`table_full\`), then one datagram on each of 1 000 established flows (established_delivered = % reaching the real server). engine-1k/1M: \`CONN_BENCH_SUMMARY_ONLY=1 cargo bench -p uvs-engine --bench conn\` (thread CPU ns per hit lookup, median of 25 rounds; the table's bytes per connection)." \
+  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). uvsd AF_XDP (copy mode, veth) in the director namespace of the NAT lab, pinned to CPU1, one UDP NAT service (udp timeout 3600 s by \`uvsadm --set\`); \`bench/tools/flowgen.c\` (AF_PACKET, 64-byte frames, CPU0) fills the table with distinct flows (client address × source port) at $FILL_RATE flows/s offered, re-offering a size's flows until the table holds them (at most 4 passes); rows 10k/100k/1M are one uvsd growing through the sizes in each of $REPS repetitions. conns = uvsd's conn_entries (control socket; listed_by_uvsadm = lines of \`uvsadm -Lnc\`); bytes_per_conn = growth of uvsd's VmRSS since the service was set up / connections (uvsd_rss: VmRSS; the table is one anonymous mapping with MADV_HUGEPAGE, faulted in as entries land); fwd_pps and uvsd_cpu_per_pkt: $SECS s of traffic cycling over all the table's flows (a lookup hit per packet), uvsd's forwarded counter and its CPU time (/proc/PID/stat) — per-packet cost is dominated by AF_XDP copy-mode I/O, so the lookup shows only as a difference. full: \`[engine] conn_table_size = $FULL_CAP\`, the table filled, then $FULL_CAP new flows (table_full_drops = uvsd's drop counter \`table_full\`), then one datagram on each of 1 000 established flows (established_delivered = % reaching the real server). engine-1k/1M: \`CONN_BENCH_SUMMARY_ONLY=1 cargo bench -p uvs-engine --bench conn\` (thread CPU ns per hit lookup, median of 25 rounds; the table's bytes per connection)." \
   "$targets"
 progress "wrote $CSV and $MD"

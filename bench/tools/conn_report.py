@@ -7,8 +7,8 @@ into its Markdown section, for bench/scenarios/{conns,table,latency}.sh.
   conn_report.py table CSV TITLE SETUP TARGETS
       '### TITLE', the SETUP paragraph, a table of median (min-max) per
       case (rows, in order of first appearance) and metric (columns, same
-      order) with the ratio of each median to that of the first case that
-      has the metric, then one line per target. TARGETS holds one target per line:
+      order) with the ratio of each median to the first case's (where it
+      has the metric), then one line per target. TARGETS holds one target per line:
         LABEL|CASE|METRIC|ge_ratio|GOAL|REF_CASE   median(CASE)/median(REF) >= GOAL
         LABEL|CASE|METRIC|le|GOAL|                 median(CASE) <= GOAL
         LABEL|CASE|METRIC|le_ratio|GOAL|REF_CASE   median(CASE)/median(REF) <= GOAL
@@ -66,12 +66,12 @@ def table(path, title, setup, targets):
                 cells += ["–", "–"]
                 continue
             md = statistics.median(v)
-            ref = next((med(values, x, m) for x in cases if (x, m) in values), None)
+            ref = med(values, cases[0], m)
             ratio = f"{md / ref:.2f}" if ref else "–"
             cells += [f"{fmt(md)} ({fmt(min(v))}–{fmt(max(v))})", ratio]
         out.append("| " + " | ".join(cells) + " |")
     n = {len(v) for v in values.values()}
-    out += ["", f"Repetitions per cell: {'/'.join(str(x) for x in sorted(n))}; × = median / the median of the first row that has the metric.", ""]
+    out += ["", f"Repetitions per cell: {'/'.join(str(x) for x in sorted(n))}; × = median / the first row's median (– where the first row has no such figure).", ""]
     for line in targets.strip().splitlines():
         if not line.strip():
             continue
