@@ -47,9 +47,9 @@ progress() { printf '[%s] %s\n' "$BENCH_NAME" "$*" >&2; }
 # median CASE METRIC: the median of the rows so far ("" when none).
 median() { python3 "$BENCH_HERE/tools/conn_report.py" median "$CSV" "$1" "$2"; }
 
-# render TITLE SETUP_TEXT TARGET_LINES: write $MD.
+# render TITLE SETUP_TEXT TARGET_LINES [NOTES]: write $MD.
 render() {
-  python3 "$BENCH_HERE/tools/conn_report.py" table "$CSV" "$1" "$2" "$3" >"$MD"
+  python3 "$BENCH_HERE/tools/conn_report.py" table "$CSV" "$1" "$2" "$3" "${4:-}" >"$MD"
 }
 
 # ---------------------------------------------------------------- machine

@@ -110,15 +110,24 @@ if [ "${BENCH_PROFILE:-0}" = 1 ] && [ "${BENCH_SMOKE:-0}" != 1 ] && command -v p
   mode_up uvsd-xdp-nat tcp:80
   client_src
   warm "$VIP4"
+  # uvsd's wake-ups per frame: the batch size AF_XDP gets at this rate.
+  csw() { cat /proc/"$UVSD_PID"/task/*/status | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n }'; }
+  s0=$(csw) f0=$(engine_stats forwarded) n0=$(engine_stats new_conns) uj0=$(awk '{ print $14 + $15 }' /proc/"$UVSD_PID"/stat)
   perf record -q -g -o "$LAB_TMP/perf.data" -p "$UVSD_PID" >/dev/null 2>&1 &
   perf_pid=$!
   wrk_run "$VIP4" -H 'Connection: close'
   kill -INT "$perf_pid"
   wait "$perf_pid" || true
-  perf report -q -i "$LAB_TMP/perf.data" --no-children --sort symbol --stdio 2>/dev/null \
-    | grep -E '^ +[0-9.]+%' | head -n 15 >"$OUT/conns-perf.txt" || true
+  s1=$(csw) f1=$(engine_stats forwarded) n1=$(engine_stats new_conns) uj1=$(awk '{ print $14 + $15 }' /proc/"$UVSD_PID"/stat)
+  perf report -q -i "$LAB_TMP/perf.data" --no-children --sort symbol -g none --stdio 2>/dev/null \
+    | awk '$1 ~ /%$/ { sub(/ +- +- *$/, ""); print }' | head -n 15 >"$OUT/conns-perf.txt" || true
+  dso=$(perf report -q -i "$LAB_TMP/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null \
+    | awk '$1 ~ /%$/ { printf "%s%s %s", sep, $2, $1; sep = ", " }')
   mode_down uvsd-xdp-nat
-  profile="uvsd's own profile in close mode (\`perf record -g -p <uvsd>\`, self time, top symbols):
+  fpc=$(awk -v f=$((f1 - f0)) -v n=$((n1 - n0)) 'BEGIN { printf "%.1f", (n > 0 ? f / n : 0) }')
+  fpw=$(awk -v f=$((f1 - f0)) -v w=$((s1 - s0)) 'BEGIN { printf "%.1f", (w > 0 ? f / w : 0) }')
+  upc=$(awk -v j=$((uj1 - uj0)) -v u="$JUS" -v n=$((n1 - n0)) 'BEGIN { printf "%.1f", (n > 0 ? j * u / n : 0) }')
+  profile="Profile of uvsd (AF_XDP, NAT) in one more close-mode run of ${SECS} s at $W_RPS conns/s: $fpc frames forwarded per connection, $fpw frames per wake-up of uvsd (voluntary context switches), $upc µs of uvsd's own CPU time (user + system, /proc/PID/stat) per connection. Samples by object (\`perf record -g -p <uvsd>\`): $dso. Top symbols (self time; \`[k]\` = kernel, which on veth includes the receiving side's stack run inside uvsd's \`sendto\`):
 
 \`\`\`
 $(cat "$OUT/conns-perf.txt")
@@ -135,7 +144,5 @@ $c CPU added per new connection ≤ 5 µs|$c|cpu_added_per_conn|le|5|
 "
 done
 render "Scenario 2: new TCP connections/s and HTTP requests/s (make bench SCENARIO=conns)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = busy time of both CPUs (/proc/stat: user+nice+system+irq+softirq) over the close-mode run, less the CPU time of user-space processes outside the lab (bench/tools/cpu_others.py: other engineers' builds), / connections; so it holds wrk, nginx, the director and the kernel's softirq work; cpu_added_per_conn = that minus direct's in the same repetition. errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP.${profile:+
-
-$profile}" "$targets"
+  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = busy time of both CPUs (/proc/stat: user+nice+system+irq+softirq) over the close-mode run, less the CPU time of user-space processes outside the lab (bench/tools/cpu_others.py: other engineers' builds), / connections; so it holds wrk, nginx, the director and the kernel's softirq work; cpu_added_per_conn = that minus direct's in the same repetition. errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP." "$targets" "$profile"
 progress "wrote $CSV and $MD"

@@ -4,11 +4,11 @@ into its Markdown section, for bench/scenarios/{conns,table,latency}.sh.
 
   conn_report.py median CSV CASE METRIC
       the median of CASE's METRIC rows ('' when there are none)
-  conn_report.py table CSV TITLE SETUP TARGETS
-      '### TITLE', the SETUP paragraph, a table of median (min-max) per
-      case (rows, in order of first appearance) and metric (columns, same
-      order) with the ratio of each median to the first case's (where it
-      has the metric), then one line per target. TARGETS holds one target per line:
+  conn_report.py table CSV TITLE SETUP TARGETS [NOTES]
+      '### TITLE', the SETUP paragraph, a table of min / median / max per
+      metric and case (both in order of first appearance) with the ratio of
+      each median to the first case's (where it has the metric), then one
+      line per target, then NOTES (optional) as a last paragraph. TARGETS holds one target per line:
         LABEL|CASE|METRIC|ge_ratio|GOAL|REF_CASE   median(CASE)/median(REF) >= GOAL
         LABEL|CASE|METRIC|le|GOAL|                 median(CASE) <= GOAL
         LABEL|CASE|METRIC|le_ratio|GOAL|REF_CASE   median(CASE)/median(REF) <= GOAL
@@ -50,28 +50,29 @@ def fmt(x):
     return f"{x:.2f}"
 
 
-def table(path, title, setup, targets):
+def table(path, title, setup, targets, notes=""):
     cases, metrics, units, values = load(path)
     out = [f"### {title}", "", setup.strip(), ""]
-    head = ["case"]
+    out.append("| metric | case | min | median | max | × first row |")
+    out.append("|---|---|---|---|---|---|")
     for m in metrics:
-        head += [f"{m} ({units[m]}): median (min–max)", "×"]
-    out.append("| " + " | ".join(head) + " |")
-    out.append("|" + "---|" * len(head))
-    for c in cases:
-        cells = [c]
-        for m in metrics:
+        ref = med(values, cases[0], m)
+        name = f"{m} ({units[m]})"
+        for c in cases:
             v = values.get((c, m))
             if not v:
-                cells += ["–", "–"]
                 continue
             md = statistics.median(v)
-            ref = med(values, cases[0], m)
             ratio = f"{md / ref:.2f}" if ref else "–"
-            cells += [f"{fmt(md)} ({fmt(min(v))}–{fmt(max(v))})", ratio]
-        out.append("| " + " | ".join(cells) + " |")
+            out.append(f"| {name} | {c} | {fmt(min(v))} | {fmt(md)} | {fmt(max(v))} | {ratio} |")
+            name = ""
     n = {len(v) for v in values.values()}
-    out += ["", f"Repetitions per cell: {'/'.join(str(x) for x in sorted(n))}; × = median / the first row's median (– where the first row has no such figure).", ""]
+    out += [
+        "",
+        f"Repetitions per figure: {'/'.join(str(x) for x in sorted(n))}; × first row = median / the median of "
+        f"the first case ({cases[0]}) for that metric (– where it has none).",
+        "",
+    ]
     for line in targets.strip().splitlines():
         if not line.strip():
             continue
@@ -93,6 +94,8 @@ def table(path, title, setup, targets):
         else:
             verdict = "met" if y <= goal else f"missed by {fmt(y - goal)}{unit} ({(y - goal) / goal * 100:.1f} %)"
         out.append(f"- target {label}: measured {shown} → {verdict}")
+    if notes.strip():
+        out += ["", notes.strip()]
     print("\n".join(out).rstrip() + "\n")
 
 
@@ -103,7 +106,7 @@ def main():
         m = med(values, sys.argv[3], sys.argv[4])
         print("" if m is None else f"{m:.6g}")
     elif cmd == "table":
-        table(*sys.argv[2:6])
+        table(*sys.argv[2:7])
     else:
         sys.exit(f"unknown command {cmd}")
 
