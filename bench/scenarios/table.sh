@@ -5,7 +5,8 @@
 # table with distinct UDP flows (bench/tools/flowgen.c: 16384 source ports
 # per client address) to 10 k, 100 k and 1 M tracked connections; at each
 # size it reads uvsd's engine counters (control socket: conn_entries),
-# uvsd's RSS (/proc: bytes per connection = RSS growth / connections), and
+# uvsd's RSS (/proc: bytes per connection = RSS beyond that of a uvsd with
+# a 10 000-entry table / connections), and
 # forwards traffic cycling over all the flows (each packet a lookup hit)
 # for BENCH_SECONDS: forwarded pps and uvsd's CPU ns per packet. Case
 # "full": a uvsd whose [engine] conn_table_size is 10 000 gets the table
@@ -34,6 +35,7 @@ if [ "${BENCH_SMOKE:-0}" = 1 ]; then
 fi
 FILL_RATE=${TABLE_FILL_RATE:-60000}
 FULL_CAP=10000
+BIG_CAP=$((${SIZES##* } + 16))
 SRC_BASE=10.150.0.0
 CC=${CC:-$(command -v cc || command -v clang)}
 lab_init
@@ -106,42 +108,12 @@ start_uvsd() {
 label() { awk -v n="$1" 'BEGIN { if (n >= 1000000) printf "%gM", n / 1000000; else printf "%gk", n / 1000 }'; }
 
 for ((rep = 1; rep <= REPS; rep++)); do
-  UVSD_CONFIG=""
-  start_uvsd
-  rss0=$(uvsd_rss)
-  e0=$(engine_stats conn_entries)
-  prev=0
-  for size in $SIZES; do
-    c=$(label "$size")
-    entries=$(fill_to "$prev" "$size")
-    prev=$size
-    rss=$(uvsd_rss)
-    row "$c" conns count "$rep" "$entries"
-    bpc=$(awk -v r=$((rss - rss0)) -v n=$((entries - e0)) 'BEGIN { printf "%.1f", (n > 0 ? r / n : 0) }')
-    row "$c" bytes_per_conn B "$rep" "$bpc"
-    row "$c" uvsd_rss MiB "$rep" "$(awk -v r="$rss" 'BEGIN { printf "%.1f", r / 1048576 }')"
-    if [ "$size" -le 10000 ]; then
-      listed=$(uvsadm -Lnc | grep -c '^UDP' || true)
-      row "$c" listed_by_uvsadm count "$rep" "$listed"
-    fi
-    # Lookups: every flow of the table, scattered, as fast as it goes.
-    f0=$(engine_stats forwarded)
-    j0=$(uvsd_jiffies)
-    flowgen 0 "$size" 0 "$SECS"
-    f1=$(engine_stats forwarded)
-    j1=$(uvsd_jiffies)
-    pps=$(awk -v f=$((f1 - f0)) -v s="$SECS" 'BEGIN { printf "%.0f", f / s }')
-    nspp=$(awk -v j=$((j1 - j0)) -v u="$JUS" -v f=$((f1 - f0)) 'BEGIN { printf "%.0f", (f > 0 ? j * u * 1000 / f : 0) }')
-    row "$c" fwd_pps pps "$rep" "$pps"
-    row "$c" uvsd_cpu_per_pkt ns "$rep" "$nspp"
-    progress "rep $rep/$REPS $c: $entries connections, $bpc B/conn (RSS $((rss0 >> 20)) → $((rss >> 20)) MiB), $pps pps forwarded over them, $nspp ns uvsd CPU/packet"
-  done
-  mode_down uvsd-xdp-nat
-
   # The full table.
   UVSD_CONFIG="$LAB_TMP/small.toml"
   printf '[engine]\nconn_table_size = %d\n' "$FULL_CAP" >"$UVSD_CONFIG"
   start_uvsd
+  # uvsd with (almost) no table: what the big table's bytes are counted from.
+  rss_small=$(uvsd_rss)
   cap=$(engine_stats conn_capacity)
   entries=$(fill_to 0 "$FULL_CAP")
   d0=$(engine_stats drops.table_full)
@@ -158,10 +130,49 @@ for ((rep = 1; rep <= REPS; rep++)); do
   u1=$(rs_udp)
   mode_down uvsd-xdp-nat
   UVSD_CONFIG=""
-  row full conns count "$rep" "$entries"
+  full_entries=$entries
+  progress "rep $rep/$REPS full (capacity $cap): $entries connections, $((d1 - d0)) of $offered new flows dropped as table_full (conn_table_full $full), $((u1 - u0))/1000 established datagrams delivered"
+
+  # The table sized for the largest size (+ the first flow's entry), as an
+  # operator expecting that many connections would configure it.
+  UVSD_CONFIG="$LAB_TMP/big.toml"
+  printf '[engine]\nconn_table_size = %d\n' "$BIG_CAP" >"$UVSD_CONFIG"
+  start_uvsd
+  rss0=$(uvsd_rss)
+  e0=$(engine_stats conn_entries)
+  prev=0
+  for size in $SIZES; do
+    c=$(label "$size")
+    entries=$(fill_to "$prev" "$size")
+    prev=$size
+    rss=$(uvsd_rss)
+    row "$c" conns count "$rep" "$entries"
+    bpc=$(awk -v r=$((rss - rss_small)) -v n="$entries" 'BEGIN { printf "%.1f", (n > 0 ? r / n : 0) }')
+    grow=$(awk -v r=$((rss - rss0)) -v n=$((entries - e0)) 'BEGIN { printf "%.1f", (n > 0 ? r / n : 0) }')
+    row "$c" bytes_per_conn B "$rep" "$bpc"
+    row "$c" rss_growth_per_conn B "$rep" "$grow"
+    row "$c" uvsd_rss MiB "$rep" "$(awk -v r="$rss" 'BEGIN { printf "%.1f", r / 1048576 }')"
+    if [ "$size" -le 10000 ]; then
+      listed=$(uvsadm -Lnc | grep -c '^UDP' || true)
+      row "$c" listed_by_uvsadm count "$rep" "$listed"
+    fi
+    # Lookups: every flow of the table, scattered, as fast as it goes.
+    f0=$(engine_stats forwarded)
+    j0=$(uvsd_jiffies)
+    flowgen 0 "$size" 0 "$SECS"
+    f1=$(engine_stats forwarded)
+    j1=$(uvsd_jiffies)
+    pps=$(awk -v f=$((f1 - f0)) -v s="$SECS" 'BEGIN { printf "%.0f", f / s }')
+    nspp=$(awk -v j=$((j1 - j0)) -v u="$JUS" -v f=$((f1 - f0)) 'BEGIN { printf "%.0f", (f > 0 ? j * u * 1000 / f : 0) }')
+    row "$c" fwd_pps pps "$rep" "$pps"
+    row "$c" uvsd_cpu_per_pkt ns "$rep" "$nspp"
+    progress "rep $rep/$REPS $c: $entries connections, $bpc B/conn (RSS $((rss >> 20)) MiB vs $((rss_small >> 20)) MiB with a $FULL_CAP-entry table; $grow B/conn of growth since start at $((rss0 >> 20)) MiB), $pps pps forwarded over them, $nspp ns uvsd CPU/packet"
+  done
+  mode_down uvsd-xdp-nat
+  # The full table's rows after the sizes' (the tables' first row is 10k).
+  row full conns count "$rep" "$full_entries"
   row full table_full_drops count "$rep" $((d1 - d0))
   row full established_delivered % "$rep" "$(awk -v d=$((u1 - u0)) 'BEGIN { printf "%.1f", d / 10 }')"
-  progress "rep $rep/$REPS full (capacity $cap): $entries connections, $((d1 - d0)) of $offered new flows dropped as table_full (conn_table_full $full), $((u1 - u0))/1000 established datagrams delivered"
 
   if [ "$CRITERION" = 1 ]; then
     (cd "$E2E_ROOT" && CONN_BENCH_SUMMARY_ONLY=1 taskset -c 1 cargo bench -q -p uvs-engine --bench conn) >"$LAB_TMP/criterion.out" 2>&1 \
@@ -190,7 +201,7 @@ PY
 done
 
 last=$(label "${SIZES##* }")
-targets="≤ 128 B per IPv4 connection at $last (uvsd RSS growth / connections)|$last|bytes_per_conn|le|128|
+targets="≤ 128 B per IPv4 connection at $last (uvsd RSS less a small-table uvsd's / connections)|$last|bytes_per_conn|le|128|
 lookup at $last within 2× of 10k (uvsd CPU per forwarded packet)|$last|uvsd_cpu_per_pkt|le_ratio|2|10k"
 if [ "$CRITERION" = 1 ]; then
   targets+="
@@ -199,6 +210,6 @@ lookup at 1 M within 2× of 1 k (engine single lookup)|engine-1M|lookup_single_n
 lookup at 1 M within 2× of 1 k (engine batch of 32)|engine-1M|lookup_batch32_ns|le_ratio|2|engine-1k"
 fi
 render "Scenario 3: connection-table scale (make bench SCENARIO=table)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). uvsd AF_XDP (copy mode, veth) in the director namespace of the NAT lab, pinned to CPU1, one UDP NAT service (udp timeout 3600 s by \`uvsadm --set\`); \`bench/tools/flowgen.c\` (AF_PACKET, 64-byte frames, CPU0) fills the table with distinct flows (client address × source port) at $FILL_RATE flows/s offered, re-offering a size's flows until the table holds them (at most 4 passes); rows 10k/100k/1M are one uvsd growing through the sizes in each of $REPS repetitions. conns = uvsd's conn_entries (control socket; listed_by_uvsadm = lines of \`uvsadm -Lnc\`); bytes_per_conn = growth of uvsd's VmRSS since the service was set up / connections (uvsd_rss: VmRSS; the table is one anonymous mapping with MADV_HUGEPAGE, faulted in as entries land); fwd_pps and uvsd_cpu_per_pkt: $SECS s of traffic cycling over all the table's flows (a lookup hit per packet), uvsd's forwarded counter and its CPU time (/proc/PID/stat) — per-packet cost is dominated by AF_XDP copy-mode I/O, so the lookup shows only as a difference. full: \`[engine] conn_table_size = $FULL_CAP\`, the table filled, then $FULL_CAP new flows (table_full_drops = uvsd's drop counter \`table_full\`), then one datagram on each of 1 000 established flows (established_delivered = % reaching the real server). engine-1k/1M: \`CONN_BENCH_SUMMARY_ONLY=1 cargo bench -p uvs-engine --bench conn\` (thread CPU ns per hit lookup, median of 25 rounds; the table's bytes per connection)." \
+  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). uvsd AF_XDP (copy mode, veth) in the director namespace of the NAT lab, pinned to CPU1, \`[engine] conn_table_size = $BIG_CAP\` (the largest size + 16), one UDP NAT service (udp timeout 3600 s by \`uvsadm --set\`); \`bench/tools/flowgen.c\` (AF_PACKET, 64-byte frames, CPU0) fills the table with distinct flows (client address × source port) at $FILL_RATE flows/s offered, re-offering a size's flows until the table holds them (at most 4 passes); rows 10k/100k/1M are one uvsd growing through the sizes in each of $REPS repetitions. conns = uvsd's conn_entries (control socket; listed_by_uvsadm = lines of \`uvsadm -Lnc\`); bytes_per_conn = (uvsd's VmRSS − VmRSS of the same uvsd set-up with a $FULL_CAP-entry table, measured in the same repetition) / connections, i.e. all the memory the $BIG_CAP-entry table costs, touched or not; rss_growth_per_conn = VmRSS growth since the service was set up / connections added (part of the table is touched at start; the arrays are anonymous mappings with MADV_HUGEPAGE, faulted in as entries land); uvsd_rss = VmRSS; fwd_pps and uvsd_cpu_per_pkt: $SECS s of traffic cycling over all the table's flows (a lookup hit per packet), uvsd's forwarded counter and its CPU time (/proc/PID/stat) — per-packet cost is dominated by AF_XDP copy-mode I/O, so the lookup shows only as a difference. full: \`[engine] conn_table_size = $FULL_CAP\`, the table filled, then $FULL_CAP new flows (table_full_drops = uvsd's drop counter \`table_full\`), then one datagram on each of 1 000 established flows (established_delivered = % reaching the real server). engine-1k/1M: \`CONN_BENCH_SUMMARY_ONLY=1 cargo bench -p uvs-engine --bench conn\` (thread CPU ns per hit lookup, median of 25 rounds; the table's bytes per connection)." \
   "$targets"
 progress "wrote $CSV and $MD"
