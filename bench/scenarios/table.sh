@@ -78,14 +78,17 @@ entries_settled() {
   done
   echo "$cur"
 }
-# fill_to FROM TO: flows FROM..TO-1 in, re-offered (at most 4 passes)
-# until the table holds TO entries or stops growing; prints the entries.
+# fill_to FROM TO: flows FROM..TO-1 in, re-offered (at most 4 passes, each
+# at half the rate of the one before) until the table holds TO entries or
+# stops growing; prints the entries.
 fill_to() {
-  local from=$1 to=$2 pass entries=0 before
+  local from=$1 to=$2 pass entries=0 before rate=$FILL_RATE
   for pass in 1 2 3 4; do
     before=$entries
-    flowgen "$from" $((to - from)) "$FILL_RATE" 0
+    flowgen "$from" $((to - from)) "$rate" 0
+    rate=$((rate / 2)) # what was lost was offered too fast
     entries=$(entries_settled)
+    progress "  fill $from..$to pass $pass: $entries entries ($(cat "$LAB_TMP/flowgen.out") sent, back-offs)"
     [ "$entries" -ge "$to" ] && break
     [ "$pass" -gt 1 ] && [ "$entries" = "$before" ] && break
   done
@@ -210,6 +213,6 @@ lookup at 1 M within 2× of 1 k (engine single lookup)|engine-1M|lookup_single_n
 lookup at 1 M within 2× of 1 k (engine batch of 32)|engine-1M|lookup_batch32_ns|le_ratio|2|engine-1k"
 fi
 render "Scenario 3: connection-table scale (make bench SCENARIO=table)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). uvsd AF_XDP (copy mode, veth) in the director namespace of the NAT lab, pinned to CPU1, \`[engine] conn_table_size = $BIG_CAP\` (the largest size + 16), one UDP NAT service (udp timeout 3600 s by \`uvsadm --set\`); \`bench/tools/flowgen.c\` (AF_PACKET, 64-byte frames, CPU0) fills the table with distinct flows (client address × source port) at $FILL_RATE flows/s offered, re-offering a size's flows until the table holds them (at most 4 passes); rows 10k/100k/1M are one uvsd growing through the sizes in each of $REPS repetitions. conns = uvsd's conn_entries (control socket; listed_by_uvsadm = lines of \`uvsadm -Lnc\`); bytes_per_conn = (uvsd's VmRSS − VmRSS of the same uvsd set-up with a $FULL_CAP-entry table, measured in the same repetition) / connections, i.e. all the memory the $BIG_CAP-entry table costs, touched or not; rss_growth_per_conn = VmRSS growth since the service was set up / connections added (part of the table is touched at start; the arrays are anonymous mappings with MADV_HUGEPAGE, faulted in as entries land); uvsd_rss = VmRSS; fwd_pps and uvsd_cpu_per_pkt: $SECS s of traffic cycling over all the table's flows (a lookup hit per packet), uvsd's forwarded counter and its CPU time (/proc/PID/stat) — per-packet cost is dominated by AF_XDP copy-mode I/O, so the lookup shows only as a difference. full: \`[engine] conn_table_size = $FULL_CAP\`, the table filled, then $FULL_CAP new flows (table_full_drops = uvsd's drop counter \`table_full\`), then one datagram on each of 1 000 established flows (established_delivered = % reaching the real server). engine-1k/1M: \`CONN_BENCH_SUMMARY_ONLY=1 cargo bench -p uvs-engine --bench conn\` (thread CPU ns per hit lookup, median of 25 rounds; the table's bytes per connection)." \
+  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). uvsd AF_XDP (copy mode, veth) in the director namespace of the NAT lab, pinned to CPU1, \`[engine] conn_table_size = $BIG_CAP\` (the largest size + 16), one UDP NAT service (udp timeout 3600 s by \`uvsadm --set\`); \`bench/tools/flowgen.c\` (AF_PACKET, 64-byte frames, CPU0) fills the table with distinct flows (client address × source port) at $FILL_RATE flows/s offered, re-offering a size's flows at half the rate until the table holds them (at most 4 passes); rows 10k/100k/1M are one uvsd growing through the sizes in each of $REPS repetitions. conns = uvsd's conn_entries (control socket; listed_by_uvsadm = lines of \`uvsadm -Lnc\`); bytes_per_conn = (uvsd's VmRSS − VmRSS of the same uvsd set-up with a $FULL_CAP-entry table, measured in the same repetition) / connections, i.e. all the memory the $BIG_CAP-entry table costs, touched or not; rss_growth_per_conn = VmRSS growth since the service was set up / connections added (part of the table is touched at start; the arrays are anonymous mappings with MADV_HUGEPAGE, faulted in as entries land); uvsd_rss = VmRSS; fwd_pps and uvsd_cpu_per_pkt: $SECS s of traffic cycling over all the table's flows (a lookup hit per packet), uvsd's forwarded counter and its CPU time (/proc/PID/stat) — per-packet cost is dominated by AF_XDP copy-mode I/O, so the lookup shows only as a difference. full: \`[engine] conn_table_size = $FULL_CAP\`, the table filled, then $FULL_CAP new flows (table_full_drops = uvsd's drop counter \`table_full\`), then one datagram on each of 1 000 established flows (established_delivered = % reaching the real server). engine-1k/1M: \`CONN_BENCH_SUMMARY_ONLY=1 cargo bench -p uvs-engine --bench conn\` (thread CPU ns per hit lookup, median of 25 rounds; the table's bytes per connection)." \
   "$targets"
 progress "wrote $CSV and $MD"
