@@ -8,8 +8,8 @@
 # (direct, uvsd AF_XDP NAT / DR, uvsd TUN NAT, nftables DNAT numgen,
 # HAProxy mode tcp, nginx stream) and takes down again, an own client
 # source address per measurement (the TIME_WAIT pitfall of §6), CPU
-# pinning (client CPU0, forwarding and servers CPU1), busy CPU time from
-# /proc/stat, and uvsd's engine counters read over its control socket.
+# pinning (client CPU0, forwarding and servers CPU1), CPU time of the
+# lab's processes (and /proc/stat's machine-wide busy time), and uvsd's engine counters read over its control socket.
 # Rendering the .md section is bench/tools/conn_report.py's.
 
 BENCH_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,10 +58,9 @@ render() {
 # idle, iowait and steal are not ours).
 cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }
 
-# cpu_others: CPU ticks used so far by user-space processes that are not
-# this benchmark's (bench/tools/cpu_others.py): subtract its growth from
-# cpu_busy's to leave other engineers' builds out.
-cpu_others() { python3 "$BENCH_HERE/tools/cpu_others.py" "$$" "$LAB_ID"; }
+# cpu_lab: CPU ticks so far of the lab's processes (every process in its
+# namespaces) and the kernel threads (bench/tools/cpu_lab.py).
+cpu_lab() { python3 "$BENCH_HERE/tools/cpu_lab.py" "$LAB_ID"; }
 
 # jiffy_us: microseconds per /proc/stat tick.
 jiffy_us() { echo $((1000000 / $(getconf CLK_TCK))); }

@@ -41,20 +41,22 @@ JUS=$(jiffy_us)
 
 # wrk_run TARGET EXTRA...: wrk from the client ns on CPU0 for SECS; sets
 # W_REQ (requests done), W_RPS (requests/s), W_ERR (socket errors and
-# non-2xx answers), W_RAW (busy jiffies of all CPUs meanwhile), W_BUSY
-# (W_RAW less what processes outside the benchmark used).
+# non-2xx answers), W_CPU_US (CPU µs of the lab meanwhile: wrk's own
+# user + system time, and the growth of cpu_lab), W_RAW_US (busy time of
+# all CPUs meanwhile, /proc/stat: includes whatever else ran).
 wrk_run() {
-  local target=$1 b0 b1 o0 o1 out
+  local target=$1 b0 b1 l0 l1 tu ts out TIMEFORMAT='%3U %3S'
   shift
-  o0=$(cpu_others)
+  l0=$(cpu_lab)
   b0=$(cpu_busy)
-  out=$(nsx client taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" "$@" "http://$target/" 2>&1) \
-    || fail "wrk failed: $out"
+  { time nsx client taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" "$@" "http://$target/" >"$LAB_TMP/wrk.out" 2>&1; } \
+    2>"$LAB_TMP/wrk.time" || fail "wrk failed: $(cat "$LAB_TMP/wrk.out")"
   b1=$(cpu_busy)
-  o1=$(cpu_others)
-  W_RAW=$((b1 - b0))
-  W_BUSY=$((W_RAW - (o1 - o0)))
-  [ "$W_BUSY" -ge 0 ] || W_BUSY=0
+  l1=$(cpu_lab)
+  out=$(cat "$LAB_TMP/wrk.out")
+  read -r tu ts <"$LAB_TMP/wrk.time"
+  W_RAW_US=$(((b1 - b0) * JUS))
+  W_CPU_US=$(awk -v l=$((l1 - l0)) -v j="$JUS" -v u="$tu" -v s="$ts" 'BEGIN { printf "%d", l * j + (u + s) * 1e6 }')
   read -r W_REQ W_RPS W_ERR <<<"$(awk '
     / requests in / { req = $1 }
     /^Requests\/sec:/ { rps = $2 }
@@ -81,9 +83,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
     warm "$target"
     wrk_run "$target" -H 'Connection: close'
     rps=$W_RPS err=$W_ERR
-    cpu=$(awk -v b="$W_BUSY" -v j="$JUS" -v n="$W_REQ" 'BEGIN { printf "%.2f", b * j / n }')
+    cpu=$(awk -v b="$W_CPU_US" -v n="$W_REQ" 'BEGIN { printf "%.2f", b / n }')
     row "$c" new_conns_per_s conns/s "$rep" "$rps"
-    raw=$(awk -v b="$W_RAW" -v j="$JUS" -v n="$W_REQ" 'BEGIN { printf "%.2f", b * j / n }')
+    raw=$(awk -v b="$W_RAW_US" -v n="$W_REQ" 'BEGIN { printf "%.2f", b / n }')
     row "$c" cpu_per_conn us "$rep" "$cpu"
     added=""
     if [ "$c" = direct ]; then
@@ -110,24 +112,27 @@ if [ "${BENCH_PROFILE:-0}" = 1 ] && [ "${BENCH_SMOKE:-0}" != 1 ] && command -v p
   mode_up uvsd-xdp-nat tcp:80
   client_src
   warm "$VIP4"
-  # uvsd's wake-ups per frame: the batch size AF_XDP gets at this rate.
-  csw() { cat /proc/"$UVSD_PID"/task/*/status | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n }'; }
-  s0=$(csw) f0=$(engine_stats forwarded) n0=$(engine_stats new_conns) uj0=$(awk '{ print $14 + $15 }' /proc/"$UVSD_PID"/stat)
+  f0=$(engine_stats forwarded) n0=$(engine_stats new_conns) uj0=$(awk '{ print $14 + $15 }' /proc/"$UVSD_PID"/stat)
   perf record -q -g -o "$LAB_TMP/perf.data" -p "$UVSD_PID" >/dev/null 2>&1 &
   perf_pid=$!
+  # uvsd's system calls per forwarded frame: how much AF_XDP batches here.
+  perf stat -x, -o "$LAB_TMP/perf-stat.csv" -e syscalls:sys_enter_sendto,syscalls:sys_enter_poll,syscalls:sys_enter_recvfrom \
+    -p "$UVSD_PID" >/dev/null 2>&1 &
+  stat_pid=$!
   wrk_run "$VIP4" -H 'Connection: close'
-  kill -INT "$perf_pid"
+  kill -INT "$perf_pid" "$stat_pid"
   wait "$perf_pid" || true
-  s1=$(csw) f1=$(engine_stats forwarded) n1=$(engine_stats new_conns) uj1=$(awk '{ print $14 + $15 }' /proc/"$UVSD_PID"/stat)
+  wait "$stat_pid" || true
+  f1=$(engine_stats forwarded) n1=$(engine_stats new_conns) uj1=$(awk '{ print $14 + $15 }' /proc/"$UVSD_PID"/stat)
   perf report -q -i "$LAB_TMP/perf.data" --no-children --sort symbol -g none --stdio 2>/dev/null \
     | awk '$1 ~ /%$/ { sub(/ +- +- *$/, ""); print }' | head -n 15 >"$OUT/conns-perf.txt" || true
   dso=$(perf report -q -i "$LAB_TMP/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null \
     | awk '$1 ~ /%$/ { printf "%s%s %s", sep, $2, $1; sep = ", " }')
   mode_down uvsd-xdp-nat
   fpc=$(awk -v f=$((f1 - f0)) -v n=$((n1 - n0)) 'BEGIN { printf "%.1f", (n > 0 ? f / n : 0) }')
-  fpw=$(awk -v f=$((f1 - f0)) -v w=$((s1 - s0)) 'BEGIN { printf "%.1f", (w > 0 ? f / w : 0) }')
+  sc=$(awk -F, -v f=$((f1 - f0)) '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s%s %.2f", sep, $3, (f > 0 ? $1 / f : 0); sep = ", " }' "$LAB_TMP/perf-stat.csv")
   upc=$(awk -v j=$((uj1 - uj0)) -v u="$JUS" -v n=$((n1 - n0)) 'BEGIN { printf "%.1f", (n > 0 ? j * u / n : 0) }')
-  profile="Profile of uvsd (AF_XDP, NAT) in one more close-mode run of ${SECS} s at $W_RPS conns/s: $fpc frames forwarded per connection, $fpw frames per wake-up of uvsd (voluntary context switches), $upc µs of uvsd's own CPU time (user + system, /proc/PID/stat) per connection. Samples by object (\`perf record -g -p <uvsd>\`): $dso. Top symbols (self time; \`[k]\` = kernel, which on veth includes the receiving side's stack run inside uvsd's \`sendto\`):
+  profile="Profile of uvsd (AF_XDP, NAT) in one more close-mode run of ${SECS} s at $W_RPS conns/s: $fpc frames forwarded per connection; uvsd's system calls per forwarded frame: $sc (\`perf stat\` of the syscall tracepoints); $upc µs of uvsd's own CPU time (user + system, /proc/PID/stat) per connection. Samples by object (\`perf record -g -p <uvsd>\`): $dso. Top symbols (self time; \`[k]\` = kernel, which on veth includes the receiving side's stack run inside uvsd's \`sendto\`):
 
 \`\`\`
 $(cat "$OUT/conns-perf.txt")
@@ -144,5 +149,5 @@ $c CPU added per new connection ≤ 5 µs|$c|cpu_added_per_conn|le|5|
 "
 done
 render "Scenario 2: new TCP connections/s and HTTP requests/s (make bench SCENARIO=conns)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = busy time of both CPUs (/proc/stat: user+nice+system+irq+softirq) over the close-mode run, less the CPU time of user-space processes outside the lab (bench/tools/cpu_others.py: other engineers' builds), / connections; so it holds wrk, nginx, the director and the kernel's softirq work; cpu_added_per_conn = that minus direct's in the same repetition. errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP." "$targets" "$profile"
+  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = CPU time over the close-mode run of wrk (its user + system time) and of every process in the lab's namespaces (nginx, uvsd, HAProxy, nginx stream) and the kernel threads (bench/tools/cpu_lab.py; without IRQ time accounting a process's time includes the softirq work its sends run, e.g. the director's kernel forwarding), / connections — not /proc/stat's machine-wide busy time, which holds other engineers' builds; cpu_added_per_conn = that minus direct's in the same repetition. errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP." "$targets" "$profile"
 progress "wrote $CSV and $MD"
