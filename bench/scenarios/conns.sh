@@ -132,11 +132,16 @@ if [ "${BENCH_PROFILE:-0}" = 1 ] && [ "${BENCH_SMOKE:-0}" != 1 ] && command -v p
   fpc=$(awk -v f=$((f1 - f0)) -v n=$((n1 - n0)) 'BEGIN { printf "%.1f", (n > 0 ? f / n : 0) }')
   sc=$(awk -F, -v f=$((f1 - f0)) '$3 ~ /sys_enter_/ { sub(/.*sys_enter_/, "", $3); printf "%s%s %.2f", sep, $3, (f > 0 ? $1 / f : 0); sep = ", " }' "$LAB_TMP/perf-stat.csv")
   upc=$(awk -v j=$((uj1 - uj0)) -v u="$JUS" -v n=$((n1 - n0)) 'BEGIN { printf "%.1f", (n > 0 ? j * u / n : 0) }')
+  own=$(perf report -q -i "$LAB_TMP/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null \
+    | awk '$1 ~ /%$/ && $2 == "uvsd" { sub(/%/, "", $1); print $1 }')
+  ownus=$(awk -v p="${own:-0}" -v u="$upc" 'BEGIN { printf "%.1f", p * u / 100 }')
   profile="Profile of uvsd (AF_XDP, NAT) in one more close-mode run of ${SECS} s at $W_RPS conns/s: $fpc frames forwarded per connection; uvsd's system calls per forwarded frame: $sc (\`perf stat\` of the syscall tracepoints); $upc µs of uvsd's own CPU time (user + system, /proc/PID/stat) per connection. Samples by object (\`perf record -g -p <uvsd>\`): $dso. Top symbols (self time; \`[k]\` = kernel, which on veth includes the receiving side's stack run inside uvsd's \`sendto\`):
 
 \`\`\`
 $(cat "$OUT/conns-perf.txt")
-\`\`\`"
+\`\`\`
+
+Reading: uvsd's own code (the engine: parse, connection lookup and insert, NAT rewrite) is ${own:-?} % of its samples, ≈ $ownus µs per connection, ≈ $(awk -v a="$ownus" -v f="$fpc" 'BEGIN { printf "%.2f", (f > 0 ? a / f : 0) }') µs per frame; the rest of its time is the kernel's AF_XDP copy-mode path: each \`sendto\` kick copies the frames into skbs and runs veth_xmit and, synchronously, the next hop's bridge, netfilter (br_nf_*: bridge netfilter is loaded on this host) and TCP stack — work the direct case does too, in the client's or server's context. What uvsd adds per connection is therefore the copy into and out of the UMEM, the extra wake-ups and the engine's share; the engine's share is what the perf branch works on (callgrind: bench/callgrind.sh, nat-new)."
   progress "profile of uvsd written to $OUT/conns-perf.txt"
 fi
 

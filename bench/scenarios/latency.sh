@@ -29,6 +29,7 @@ MPS=${LAT_MPS:-10000}
 PORT=11111
 
 bench_init latency 4
+HZ_KERNEL=$(zcat /proc/config.gz 2>/dev/null | sed -n 's/^CONFIG_HZ=//p')
 need sockperf nft taskset
 lab_init
 conn_lab 1
@@ -98,5 +99,6 @@ for ((rep = 1; rep <= REPS; rep++)); do
 done
 
 render "Scenario 4: latency added per packet (make bench SCENARIO=latency)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). NAT lab of packet-io.md §6 with one real server; \`sockperf ping-pong --mps=$MPS --full-rtt -t $SECS\` ($(sockperf --version 2>&1 | head -1 | awk '{print $3}' | tr -d ,)) from the client namespace on CPU0 to a sockperf server on the real server on CPU1 (uvsd also on CPU1), UDP and TCP (one connection); figures are round-trip times in µs, p50 and p99 of one measured run per repetition and protocol after 1 s warm-up runs; added_* = the percentile minus direct's in the same repetition. $REPS repetitions, cases interleaved; veth, AF_XDP copy mode. DR replies return through the director's kernel routing (this lab has no second path)." ""
+  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). NAT lab of packet-io.md §6 with one real server; \`sockperf ping-pong --mps=$MPS --full-rtt -t $SECS\` ($(sockperf --version 2>&1 | head -1 | awk '{print $3}' | tr -d ,)) from the client namespace on CPU0 to a sockperf server on the real server on CPU1 (uvsd also on CPU1), UDP and TCP (one connection); figures are round-trip times in µs, p50 and p99 of one measured run per repetition and protocol after 1 s warm-up runs; added_* = the percentile minus direct's in the same repetition. $REPS repetitions, cases interleaved; veth, AF_XDP copy mode. DR replies return through the director's kernel routing (this lab has no second path)." "" \
+  "Reading: the p50 rows are the path's cost; a p99 near $((1000 / ${HZ_KERNEL:-250})) ms is one scheduler tick (HZ=${HZ_KERNEL:-250}): the server, the client or the forwarder waited for its CPU, which on this shared 2-vCPU machine says more about the other load than about the path."
 progress "wrote $CSV and $MD"
