@@ -17,8 +17,9 @@
 # close-mode run / connections = CPU µs per connection; minus direct's of
 # the same repetition = µs added. Cases interleave within each repetition.
 #
-# Root. Env: BENCH_REPS (5), BENCH_SECONDS (5), BENCH_SMOKE=1, BENCH_OUT
-# (target/bench), BENCH_PROFILE=1 (after the reps, perf-record uvsd AF_XDP
+# Root. Env: BENCH_REPS (5), BENCH_SECONDS (4), BENCH_SMOKE=1, BENCH_OUT
+# (target/bench), BENCH_PROFILE (default 1; not with BENCH_SMOKE: after
+# the reps, perf-record uvsd AF_XDP
 # NAT in close mode; the top of the profile goes into the .md).
 # Writes $BENCH_OUT/conns.csv and $BENCH_OUT/conns.md.
 set -o errexit -o nounset -o pipefail
@@ -32,7 +33,7 @@ CASES=(direct uvsd-xdp-nat uvsd-xdp-dr uvsd-tun-nat nft-dnat haproxy nginx-strea
 [ -n "${CONNS_CASES:-}" ] && read -r -a CASES <<<"$CONNS_CASES"
 CONNS=32
 
-bench_init conns 5
+bench_init conns 4
 need haproxy nft taskset
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || fail "libnginx-mod-stream is missing: run scripts/setup.sh"
 lab_init
@@ -108,7 +109,7 @@ done
 
 # Where uvsd's CPU goes per new connection (perf on uvsd alone).
 profile=""
-if [ "${BENCH_PROFILE:-0}" = 1 ] && [ "${BENCH_SMOKE:-0}" != 1 ] && command -v perf >/dev/null; then
+if [ "${BENCH_PROFILE:-1}" = 1 ] && [ "${BENCH_SMOKE:-0}" != 1 ] && command -v perf >/dev/null; then
   mode_up uvsd-xdp-nat tcp:80
   client_src
   warm "$VIP4"

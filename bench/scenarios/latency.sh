@@ -14,7 +14,7 @@
 # Each case: its own client address, 1 s warm-up runs (TCP, then UDP until
 # replies come), then BENCH_SECONDS measured per protocol. Cases interleave within each repetition.
 #
-# Root. Env: BENCH_REPS (5), BENCH_SECONDS (4), BENCH_SMOKE=1, BENCH_OUT,
+# Root. Env: BENCH_REPS (5), BENCH_SECONDS (3), BENCH_SMOKE=1, BENCH_OUT,
 # LAT_MPS (10000). Writes $BENCH_OUT/latency.csv and $BENCH_OUT/latency.md.
 set -o errexit -o nounset -o pipefail
 SCENARIO=latency
@@ -28,7 +28,7 @@ CASES=(direct uvsd-xdp-nat uvsd-xdp-dr uvsd-tun-nat nft-dnat)
 MPS=${LAT_MPS:-10000}
 PORT=11111
 
-bench_init latency 4
+bench_init latency 3
 HZ_KERNEL=$(zcat /proc/config.gz 2>/dev/null | sed -n 's/^CONFIG_HZ=//p')
 need sockperf nft taskset
 lab_init

@@ -15,7 +15,7 @@
 # Then the engine's own lookup at 1 k and 1 M entries (the criterion conn
 # bench's summary, thread CPU ns per hit) unless TABLE_CRITERION=0.
 #
-# Root. Env: BENCH_REPS (5), BENCH_SECONDS (3), BENCH_SMOKE=1 (sizes 10 k
+# Root. Env: BENCH_REPS (5), BENCH_SECONDS (2), BENCH_SMOKE=1 (sizes 10 k
 # and 100 k, no criterion), BENCH_OUT, TABLE_FILL_RATE (flows/s offered
 # while filling, default 60000), TABLE_SIZES.
 # Writes $BENCH_OUT/table.csv and $BENCH_OUT/table.md.
@@ -26,7 +26,7 @@ LAB_ID=${LAB_ID:-bt$$}
 source "$here/../../tests/lib/lab.sh"
 source "$here/../lib/conn-common.sh"
 
-bench_init table 3
+bench_init table 2
 SIZES=${TABLE_SIZES:-10000 100000 1000000}
 CRITERION=${TABLE_CRITERION:-1}
 if [ "${BENCH_SMOKE:-0}" = 1 ]; then
