@@ -13,13 +13,14 @@
 #   non-root peer check. tcpdump for looking at a failing lab.
 # - haproxy libnginx-mod-stream nftables sockperf sysstat: the benchmark
 #   scenarios conns/table/latency (bench/scenarios/): the proxies and the
-#   kernel DNAT compared with uvsd, sockperf for latency, mpstat.
+#   kernel DNAT compared with uvsd, sockperf for latency, mpstat, perf
+#   (the profile of uvsd in the conns scenario).
 set -euo pipefail
 
 need_apt=()
 for pkg in valgrind clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
   iproute2 ethtool iputils-ping python3 procps nginx-light curl wrk util-linux tcpdump \
-  haproxy libnginx-mod-stream nftables sockperf sysstat; do
+  haproxy libnginx-mod-stream nftables sockperf sysstat linux-perf; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

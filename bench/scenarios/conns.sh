@@ -144,6 +144,8 @@ $(cat "$OUT/conns-perf.txt")
 
 Reading: uvsd's own code (the engine: parse, connection lookup and insert, NAT rewrite) is ${own:-?} % of its samples, ≈ $ownus µs per connection, ≈ $(awk -v a="$ownus" -v f="$fpc" 'BEGIN { printf "%.2f", (f > 0 ? a / f : 0) }') µs per frame; the rest of its time is the kernel's AF_XDP copy-mode path: each \`sendto\` kick copies the frames into skbs and runs veth_xmit and, synchronously, the next hop's bridge, netfilter (br_nf_*: bridge netfilter is loaded on this host) and TCP stack — work the direct case does too, in the client's or server's context. What uvsd adds per connection is therefore the copy into and out of the UMEM, the extra wake-ups and the engine's share; the engine's share is what the perf branch works on (callgrind: bench/callgrind.sh, nat-new)."
   progress "profile of uvsd written to $OUT/conns-perf.txt"
+elif [ "${BENCH_PROFILE:-1}" = 1 ] && [ "${BENCH_SMOKE:-0}" != 1 ]; then
+  progress "perf is missing (linux-perf, scripts/setup.sh): no profile of uvsd"
 fi
 
 targets=""
