@@ -554,3 +554,32 @@ fn a_uvsd_that_never_answers_gives_one_line() {
         o.stderr
     );
 }
+
+#[test]
+fn a_refusal_sent_before_uvsd_hangs_up_is_read_even_though_our_request_bounced() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    // uvsd refuses a non-root peer at accept: it writes the refusal and
+    // closes before our request arrives, so sending fails with EPIPE. The
+    // refusal is still queued on our side and must be what we report.
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut theirs = theirs;
+    let refusal = Response::Error {
+        code: ErrorCode::PermissionDenied,
+        message: "Permission denied (you must be root)".into(),
+    };
+    let mut line = serde_json::to_string(&refusal).unwrap();
+    line.push('\n');
+    theirs.write_all(line.as_bytes()).unwrap();
+    drop(theirs);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.sock");
+    use uvs_ctl::client::Transport;
+    let mut transport = uvs_ctl::client::UnixTransport::from_stream(&path, ours).unwrap();
+    let err = transport.request(&Command::Clear).unwrap_err();
+    assert!(
+        matches!(err, uvs_ctl::client::ClientError::PermissionDenied { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("you must be root"), "{err}");
+}
