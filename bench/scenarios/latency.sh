@@ -64,7 +64,7 @@ ping_try() {
 warm() {
   ping_try "$1" 1 --tcp || true
   local i
-  for i in 1 2 3 4 5; do
+  for _ in 1 2 3 4 5; do
     ping_try "$1" 1 && return 0
   done
   fail "no UDP reply from $1 in 5 warm-up runs: $(tail -5 <<<"$P_OUT")"
