@@ -1,12 +1,17 @@
 //! `uvsd --decap`: the real-server side of TUN-mode forwarding, with no
 //! engine and no control socket.
 //!
-//! It runs [`crate::io::decap`]: tunnelled packets (IPIP, 6in4, GRE, and
-//! GUE on `--gue-port`) whose outer source is one of the `--director`
-//! addresses are stripped and handed to the local stack through a TUN
-//! device that holds the `--vip` addresses, so the real server answers
-//! the client directly from the virtual address. The device name is
+//! It runs [`crate::io::decap`]: tunnelled packets over IPv4 or IPv6
+//! (IP-in-IP of either inner family, GRE, and GUE on `--gue-port`) whose
+//! outer source is one of the `--director` addresses and whose inner
+//! destination is one of the `--vip` addresses are stripped and handed to
+//! the local stack through a TUN device that holds the `--vip` addresses,
+//! so the real server answers the client directly from the virtual
+//! address. Give `--director` the director's address of each family its
+//! tunnels use (an IPv6 real server gets IPv6 outer headers). The device name is
 //! locked ([`super::lock`]) so a second decap role on it is refused.
+//! Drops (by reason, as totals) are logged when they change, at most
+//! every 5 s; the last line at exit gives every counter.
 //! SIGTERM or SIGINT stops it; the device and its addresses go with it
 //! (also on `kill -9`: the device is not persistent). SIGHUP is ignored.
 //!
@@ -15,11 +20,13 @@
 
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
 use super::{lock, log, signals};
-use crate::io::decap::{self, DecapConfig};
+use crate::io::decap::{self, DecapConfig, DecapStats};
 
 /// Settings of the decap role (from the command line).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +42,41 @@ pub struct DecapOptions {
 }
 
 const SIGNALS: Token = Token(0);
+/// How often the event loop looks at the drop counters.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// At most one drop report per this interval (a sender can make drops
+/// at any rate; the log stays readable).
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Every drop counter, summed.
+fn total_drops(stats: &DecapStats) -> u64 {
+    [
+        &stats.foreign_source,
+        &stats.not_virtual,
+        &stats.malformed,
+        &stats.truncated,
+        &stats.unknown_protocol,
+        &stats.write_failed,
+    ]
+    .iter()
+    .map(|c| c.load(Ordering::Relaxed))
+    .sum()
+}
+
+/// The drop counters as the log writes them.
+fn drops(stats: &DecapStats) -> String {
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    format!(
+        "{} from other sources, {} to other addresses, {} malformed, {} truncated, \
+         {} of unknown protocol, {} refused by the device",
+        load(&stats.foreign_source),
+        load(&stats.not_virtual),
+        load(&stats.malformed),
+        load(&stats.truncated),
+        load(&stats.unknown_protocol),
+        load(&stats.write_failed)
+    )
+}
 
 /// Run the decap role until SIGTERM/SIGINT.
 pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
@@ -65,7 +107,7 @@ pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
             .join(", ")
     };
     log::info(format_args!(
-        "uvsd {} decap role on {}: virtual addresses {}; tunnels from {} (ipip, gre{})",
+        "uvsd {} decap role on {}: virtual addresses {}; tunnels from {} (ipip, gre{}) over {}",
         env!("CARGO_PKG_VERSION"),
         options.device,
         list(&options.vips),
@@ -73,15 +115,27 @@ pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
         options
             .gue_port
             .map(|p| format!(", gue port {p}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if role.outer_ipv6() {
+            "IPv4 and IPv6"
+        } else {
+            "IPv4 only (this host has no IPv6)"
+        }
     ));
+    if !role.outer_ipv6() && options.directors.iter().any(IpAddr::is_ipv6) {
+        log::warn(format_args!(
+            "IPv6 directors given, but this host has no IPv6: their tunnels cannot arrive"
+        ));
+    }
     let mut poll = Poll::new().map_err(|e| format!("cannot set up the event loop: {e}"))?;
     poll.registry()
         .register(&mut signals, SIGNALS, mio::Interest::READABLE)
         .map_err(|e| format!("cannot set up the event loop: {e}"))?;
     let mut events = Events::with_capacity(8);
+    let mut reported = 0u64;
+    let mut last_report: Option<Instant> = None;
     'serve: loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        if let Err(e) = poll.poll(&mut events, Some(CHECK_EVERY)) {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
@@ -99,15 +153,22 @@ pub fn run(options: &DecapOptions) -> Result<ExitCode, String> {
                 }
             }
         }
+        let dropped = total_drops(role.stats());
+        if dropped != reported && last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+            reported = dropped;
+            last_report = Some(Instant::now());
+            log::warn(format_args!(
+                "decap role drops so far: {}",
+                drops(role.stats())
+            ));
+        }
     }
     role.shutdown();
     let stats = role.stats();
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     log::info(format_args!(
-        "decap role stopped: {} packets delivered, {} from other sources dropped, {} malformed",
-        load(&stats.delivered),
-        load(&stats.foreign_source),
-        load(&stats.malformed)
+        "decap role stopped: {} packets delivered; dropped: {}",
+        stats.delivered.load(Ordering::Relaxed),
+        drops(stats)
     ));
     Ok(ExitCode::SUCCESS)
 }

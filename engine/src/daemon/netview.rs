@@ -219,10 +219,13 @@ pub fn interfaces_for(addrs: &[IpAddr], exclude: &[String]) -> io::Result<Vec<St
     Ok(out)
 }
 
-/// Each interface's own addresses (first IPv4; first global IPv6, else
-/// first IPv6), from `getifaddrs(3)`.
+/// Each interface's own addresses (first IPv4; first global IPv6 that is
+/// not a /128, else first global, else first IPv6), from `getifaddrs(3)`.
 fn interface_addresses() -> HashMap<String, (Option<IpAddr>, Option<IpAddr>)> {
     let mut out: HashMap<String, (Option<IpAddr>, Option<IpAddr>)> = HashMap::new();
+    // Rank of the IPv6 address kept: global over link-local, then a
+    // subnet address over a /128.
+    let mut v6_rank: HashMap<String, u8> = HashMap::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we free below with
     // freeifaddrs; on failure it returns -1 and we read nothing.
@@ -245,6 +248,7 @@ fn interface_addresses() -> HashMap<String, (Option<IpAddr>, Option<IpAddr>)> {
         // SAFETY: ifa_addr is non-null and points to a sockaddr whose
         // family says which concrete type it is.
         let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let ifname = name.clone();
         let entry = out.entry(name).or_default();
         if family == libc::AF_INET {
             // SAFETY: family AF_INET means a sockaddr_in.
@@ -255,13 +259,22 @@ fn interface_addresses() -> HashMap<String, (Option<IpAddr>, Option<IpAddr>)> {
             // SAFETY: family AF_INET6 means a sockaddr_in6.
             let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
             let addr = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            // A /128 is a host address (a VIP the director holds), not
+            // the port's own, and the kernel lists the newest address
+            // first: prefer the subnet address, so tunnel output leaves
+            // from the address real servers know the director by (their
+            // decap role's --director), whatever order VIPs were added in.
+            let host = !ifa.ifa_netmask.is_null() && {
+                // SAFETY: the netmask of an AF_INET6 entry is a sockaddr_in6.
+                let mask = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in6) };
+                mask.sin6_addr.s6_addr == [0xff; 16]
+            };
             let link_local = addr.segments()[0] & 0xffc0 == 0xfe80;
-            match entry.1 {
-                None => entry.1 = Some(IpAddr::V6(addr)),
-                Some(IpAddr::V6(old)) if old.segments()[0] & 0xffc0 == 0xfe80 && !link_local => {
-                    entry.1 = Some(IpAddr::V6(addr))
-                }
-                _ => {}
+            let rank = u8::from(!link_local) * 2 + u8::from(!host);
+            let best = v6_rank.entry(ifname).or_insert(0);
+            if entry.1.is_none() || rank > *best {
+                entry.1 = Some(IpAddr::V6(addr));
+                *best = rank;
             }
         }
     }
