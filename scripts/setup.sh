@@ -16,12 +16,17 @@
 # - nftables: the kernel DNAT case of the benchmarks. python3-matplotlib:
 #   bench/plot.py. sysstat (mpstat) and linux-perf: profiles in the
 #   benchmark write-up.
+# - haproxy libnginx-mod-stream nftables sockperf sysstat: the benchmark
+#   scenarios conns/table/latency (bench/scenarios/): the proxies and the
+#   kernel DNAT compared with uvsd, sockperf for latency, mpstat, perf
+#   (the profile of uvsd in the conns scenario).
 set -euo pipefail
 
 need_apt=()
 for pkg in valgrind clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
   iproute2 ethtool iputils-ping python3 procps nginx-light curl wrk util-linux tcpdump \
-  libbpf-dev libxdp-dev nftables python3-matplotlib sysstat linux-perf; do
+  libbpf-dev libxdp-dev nftables python3-matplotlib sysstat linux-perf \
+  haproxy libnginx-mod-stream sockperf; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
