@@ -444,23 +444,24 @@ impl Fields {
         })
     }
 
+    /// The forwarding method; the tunnel kind and checksum option are
+    /// decoded for tunnel entries only (the packet path asks per packet).
+    #[inline]
     pub fn method(&self) -> ForwardMethod {
-        let tun_kind = match (self.meta & TUN_MASK) >> TUN_SHIFT {
-            1 => TunnelType::Gue {
-                port: (self.ports >> 48) as u16,
-            },
-            2 => TunnelType::Gre,
-            _ => TunnelType::Ipip,
-        };
-        let csum = match (self.meta & CSUM_MASK) >> CSUM_SHIFT {
-            1 => TunnelCsum::Csum,
-            2 => TunnelCsum::RemCsum,
-            _ => TunnelCsum::NoCsum,
-        };
         match (self.meta & METHOD_MASK) >> METHOD_SHIFT {
             METHOD_TUNNEL => ForwardMethod::Tunnel {
-                kind: tun_kind,
-                csum,
+                kind: match (self.meta & TUN_MASK) >> TUN_SHIFT {
+                    1 => TunnelType::Gue {
+                        port: (self.ports >> 48) as u16,
+                    },
+                    2 => TunnelType::Gre,
+                    _ => TunnelType::Ipip,
+                },
+                csum: match (self.meta & CSUM_MASK) >> CSUM_SHIFT {
+                    1 => TunnelCsum::Csum,
+                    2 => TunnelCsum::RemCsum,
+                    _ => TunnelCsum::NoCsum,
+                },
             },
             METHOD_NAT => ForwardMethod::Nat,
             METHOD_FULLNAT => ForwardMethod::FullNat,
