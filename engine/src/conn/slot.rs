@@ -371,6 +371,29 @@ impl Fields {
         }
     }
 
+    /// These fields with the full-NAT local address and port set (what
+    /// [`Fields::new`] would build with `local`), without encoding the
+    /// rest again: the full-NAT insert probes several local ports.
+    #[inline]
+    pub fn with_local(&self, addr: IpAddr, port: u16) -> Fields {
+        let (bits, is_v6) = addr_bits(addr);
+        let [l0, l1] = split(bits);
+        let mut meta = (self.meta & !META_L_V6) | META_LOCAL;
+        if is_v6 {
+            meta |= META_L_V6;
+        }
+        let mut addrs = self.addrs;
+        addrs[6] = l0;
+        addrs[7] = l1;
+        Fields {
+            meta,
+            ports: (self.ports & 0x0000_ffff_ffff_ffff) | (u64::from(port) << 48),
+            addrs,
+            dest: self.dest,
+            aux: self.aux,
+        }
+    }
+
     pub fn protocol(&self) -> u8 {
         (self.meta & META_PROTOCOL_MASK) as u8
     }
@@ -421,23 +444,24 @@ impl Fields {
         })
     }
 
+    /// The forwarding method; the tunnel kind and checksum option are
+    /// decoded for tunnel entries only (the packet path asks per packet).
+    #[inline]
     pub fn method(&self) -> ForwardMethod {
-        let tun_kind = match (self.meta & TUN_MASK) >> TUN_SHIFT {
-            1 => TunnelType::Gue {
-                port: (self.ports >> 48) as u16,
-            },
-            2 => TunnelType::Gre,
-            _ => TunnelType::Ipip,
-        };
-        let csum = match (self.meta & CSUM_MASK) >> CSUM_SHIFT {
-            1 => TunnelCsum::Csum,
-            2 => TunnelCsum::RemCsum,
-            _ => TunnelCsum::NoCsum,
-        };
         match (self.meta & METHOD_MASK) >> METHOD_SHIFT {
             METHOD_TUNNEL => ForwardMethod::Tunnel {
-                kind: tun_kind,
-                csum,
+                kind: match (self.meta & TUN_MASK) >> TUN_SHIFT {
+                    1 => TunnelType::Gue {
+                        port: (self.ports >> 48) as u16,
+                    },
+                    2 => TunnelType::Gre,
+                    _ => TunnelType::Ipip,
+                },
+                csum: match (self.meta & CSUM_MASK) >> CSUM_SHIFT {
+                    1 => TunnelCsum::Csum,
+                    2 => TunnelCsum::RemCsum,
+                    _ => TunnelCsum::NoCsum,
+                },
             },
             METHOD_NAT => ForwardMethod::Nat,
             METHOD_FULLNAT => ForwardMethod::FullNat,
@@ -668,4 +692,41 @@ mod tests {
             assert_eq!(last.read_fields().dest, 7);
         }
     }
+
+    #[test]
+    fn with_local_equals_fields_built_with_the_local_address() {
+        let v4 = |a: [u8; 4]| IpAddr::from(a);
+        let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, last]);
+        for (client, virt, real) in [
+            (v4([203, 0, 113, 7]), v4([192, 0, 2, 10]), v4([10, 0, 0, 2])),
+            (v6(7), v6(10), v6(2)),
+            (v4([203, 0, 113, 7]), v4([192, 0, 2, 10]), v6(2)),
+        ] {
+            let build = |local| {
+                Fields::new(
+                    IPPROTO_TCP_FOR_TEST,
+                    false,
+                    (client, 40000),
+                    (virt, 80),
+                    (real, 8080),
+                    local,
+                    ForwardMethod::FullNat,
+                    3,
+                    0,
+                )
+            };
+            let probe = build(None);
+            for local in [(v4([10, 0, 0, 1]), 1024), (v6(1), 65535), (v4([0; 4]), 0)] {
+                let expected = build(Some(local));
+                assert_eq!(probe.with_local(local.0, local.1), expected);
+                // Probing again from a probe that already has a local
+                // address replaces it whole.
+                let other = probe.with_local(v6(9), 7);
+                assert_eq!(other.with_local(local.0, local.1), expected);
+                assert_eq!(expected.local(), Some(local));
+            }
+        }
+    }
+
+    const IPPROTO_TCP_FOR_TEST: u8 = 6;
 }

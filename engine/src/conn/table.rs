@@ -857,8 +857,11 @@ impl ConnTable {
             slot.seq.store(seq, Ordering::Release);
         };
 
+        let fields = build(None);
+        let in_key = fields.in_key();
+        let in_hash = self.hash(&in_key);
         let fields = if full_nat {
-            match self.link_fullnat(index, slot, &build, &publish) {
+            match self.link_fullnat(index, slot, &fields, in_hash, &publish) {
                 Ok(fields) => fields,
                 Err(error) => {
                     self.push_free(index);
@@ -866,7 +869,6 @@ impl ConnTable {
                 }
             }
         } else {
-            let fields = build(None);
             publish(&fields);
             if out_indexed {
                 let bucket = self.out_index.bucket(self.hash(&fields.out_key()));
@@ -879,9 +881,9 @@ impl ConnTable {
             fields
         };
 
-        // Link into the in-index unless a live entry has the key.
-        let in_key = fields.in_key();
-        let bucket = self.in_index.bucket(self.hash(&in_key));
+        // Link into the in-index unless a live entry has the key (the
+        // local address and port are not part of it: `in_hash` holds).
+        let bucket = self.in_index.bucket(in_hash);
         let head = lock_bucket(bucket);
         if self.chain_has_live(Link::In, bucket_first(head), &in_key, None, now) {
             unlock_bucket(bucket, bucket_first(head), bucket_version(head));
@@ -956,14 +958,16 @@ impl ConnTable {
 
     /// Full NAT: find a local address/port whose reply tuple is free in
     /// the out-index and link the entry there, atomically per bucket.
+    /// `probe` is the entry without its local address, `start` the hash
+    /// of its in-key (where the search starts).
     fn link_fullnat(
         &self,
         index: u32,
         slot: Slot<'_>,
-        build: &impl Fn(Option<(IpAddr, u16)>) -> Fields,
+        probe: &Fields,
+        start: u64,
         publish: &impl Fn(&Fields),
     ) -> Result<Fields, InsertError> {
-        let probe = build(None);
         let (real, _) = probe.real();
         let locals: &[IpAddr] = if real.is_ipv4() {
             &self.local_v4
@@ -973,7 +977,6 @@ impl ConnTable {
         if locals.is_empty() {
             return Err(InsertError::NoLocalAddress);
         }
-        let start = self.hash(&probe.in_key());
         let probes = FULLNAT_PROBES.min(self.local_port_count.saturating_mul(locals.len() as u32));
         let now = Millis(0);
         for attempt in 0..probes {
@@ -988,7 +991,7 @@ impl ConnTable {
             let Ok(lport) = u16::try_from(lport) else {
                 continue;
             };
-            let fields = build(Some((laddr, lport)));
+            let fields = probe.with_local(laddr, lport);
             let out_key = fields.out_key();
             let bucket = self.out_index.bucket(self.hash(&out_key));
             let head = lock_bucket(bucket);
