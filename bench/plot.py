@@ -8,8 +8,12 @@ repetitions, with a whisker from the minimum to the maximum. Cases keep
 the CSV's order. Needs matplotlib (python3-matplotlib, scripts/setup.sh).
 """
 import csv
+import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from report import load  # noqa: E402  (the CSV reader bench/lib/report.py shares)
 
 import matplotlib
 
@@ -19,18 +23,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main():
     src, dst = sys.argv[1:3]
-    rows = list(csv.DictReader(open(src)))
-    if not rows:
-        sys.exit(f"plot.py: {src} has no measurements")
-    scenario = rows[0]["scenario"]
-    cases, metrics, units, values = [], [], {}, {}
-    for r in rows:
-        if r["case"] not in cases:
-            cases.append(r["case"])
-        if r["metric"] not in metrics:
-            metrics.append(r["metric"])
-        units[r["metric"]] = r["unit"]
-        values.setdefault(r["metric"], {}).setdefault(r["case"], []).append(float(r["value"]))
+    cases, metrics, units, by_pair = load(src)
+    scenario = next(csv.DictReader(open(src)))["scenario"]
+    values = {}
+    for (case, metric), vs in by_pair.items():
+        values.setdefault(metric, {})[case] = vs
     fig, axes = plt.subplots(
         len(metrics), 1, figsize=(max(6, 0.9 * len(cases) + 2), 3.2 * len(metrics)), squeeze=False
     )

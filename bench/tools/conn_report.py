@@ -14,22 +14,14 @@ into its Markdown section, for bench/scenarios/{conns,table,latency}.sh.
         LABEL|CASE|METRIC|le_ratio|GOAL|REF_CASE   median(CASE)/median(REF) <= GOAL
       and is printed as "target LABEL: measured Y -> met/missed by Z".
 """
-import csv
+import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from report import load  # noqa: E402  (the CSV reader bench/lib/report.py shares)
 
-def load(path):
-    rows = list(csv.DictReader(open(path)))
-    cases, metrics, units, values = [], [], {}, {}
-    for r in rows:
-        if r["case"] not in cases:
-            cases.append(r["case"])
-        if r["metric"] not in metrics:
-            metrics.append(r["metric"])
-        units[r["metric"]] = r["unit"]
-        values.setdefault((r["case"], r["metric"]), []).append(float(r["value"]))
-    return cases, metrics, units, values
+
 
 
 def med(values, case, metric):
