@@ -113,38 +113,10 @@ fn host_prefix(addr: IpAddr) -> String {
 
 /// Every address configured on an interface of this namespace.
 pub fn local_addresses() -> HashSet<IpAddr> {
-    let mut out = HashSet::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs writes a list head we free below; on failure it
-    // returns -1 and we read nothing.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return out;
-    }
-    let mut cursor = head;
-    while !cursor.is_null() {
-        // SAFETY: a node of the list, alive until freeifaddrs.
-        let ifa = unsafe { &*cursor };
-        cursor = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() {
-            continue;
-        }
-        // SAFETY: non-null sockaddr; its family says its type.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        if family == libc::AF_INET {
-            // SAFETY: AF_INET means sockaddr_in.
-            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-            out.insert(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                sin.sin_addr.s_addr,
-            ))));
-        } else if family == libc::AF_INET6 {
-            // SAFETY: AF_INET6 means sockaddr_in6.
-            let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-            out.insert(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
-        }
-    }
-    // SAFETY: `head` came from a successful getifaddrs.
-    unsafe { libc::freeifaddrs(head) };
-    out
+    super::netview::interface_address_list()
+        .into_iter()
+        .map(|a| a.addr)
+        .collect()
 }
 
 /// Make the kernel resolve the next hop towards `addr`: an empty UDP

@@ -219,13 +219,22 @@ pub fn interfaces_for(addrs: &[IpAddr], exclude: &[String]) -> io::Result<Vec<St
     Ok(out)
 }
 
-/// Each interface's own addresses (first IPv4; first global IPv6 that is
-/// not a /128, else first global, else first IPv6), from `getifaddrs(3)`.
-fn interface_addresses() -> HashMap<String, (Option<IpAddr>, Option<IpAddr>)> {
-    let mut out: HashMap<String, (Option<IpAddr>, Option<IpAddr>)> = HashMap::new();
-    // Rank of the IPv6 address kept: global over link-local, then a
-    // subnet address over a /128.
-    let mut v6_rank: HashMap<String, u8> = HashMap::new();
+/// One address of an interface, as `getifaddrs(3)` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    /// The interface's name.
+    pub name: String,
+    /// The address.
+    pub addr: IpAddr,
+    /// An IPv6 /128 (a host address such as a VIP), not a subnet address.
+    pub host: bool,
+}
+
+/// Every address configured on an interface of this namespace, in the
+/// kernel's order (the newest IPv6 address first). Empty when
+/// `getifaddrs` fails.
+pub fn interface_address_list() -> Vec<InterfaceAddress> {
+    let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we free below with
     // freeifaddrs; on failure it returns -1 and we read nothing.
@@ -248,38 +257,64 @@ fn interface_addresses() -> HashMap<String, (Option<IpAddr>, Option<IpAddr>)> {
         // SAFETY: ifa_addr is non-null and points to a sockaddr whose
         // family says which concrete type it is.
         let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        let ifname = name.clone();
-        let entry = out.entry(name).or_default();
         if family == libc::AF_INET {
             // SAFETY: family AF_INET means a sockaddr_in.
             let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
             let addr = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            entry.0.get_or_insert(IpAddr::V4(addr));
+            out.push(InterfaceAddress {
+                name,
+                addr: IpAddr::V4(addr),
+                host: false,
+            });
         } else if family == libc::AF_INET6 {
             // SAFETY: family AF_INET6 means a sockaddr_in6.
             let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-            let addr = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            // A /128 is a host address (a VIP the director holds), not
-            // the port's own, and the kernel lists the newest address
-            // first: prefer the subnet address, so tunnel output leaves
-            // from the address real servers know the director by (their
-            // decap role's --director), whatever order VIPs were added in.
             let host = !ifa.ifa_netmask.is_null() && {
                 // SAFETY: the netmask of an AF_INET6 entry is a sockaddr_in6.
                 let mask = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in6) };
                 mask.sin6_addr.s6_addr == [0xff; 16]
             };
-            let link_local = addr.segments()[0] & 0xffc0 == 0xfe80;
-            let rank = u8::from(!link_local) * 2 + u8::from(!host);
-            let best = v6_rank.entry(ifname).or_insert(0);
-            if entry.1.is_none() || rank > *best {
-                entry.1 = Some(IpAddr::V6(addr));
-                *best = rank;
-            }
+            out.push(InterfaceAddress {
+                name,
+                addr: IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)),
+                host,
+            });
         }
     }
     // SAFETY: `head` came from a successful getifaddrs.
     unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+/// Each interface's own addresses (first IPv4; first global IPv6 that is
+/// not a /128, else first global, else first IPv6).
+fn interface_addresses() -> HashMap<String, (Option<IpAddr>, Option<IpAddr>)> {
+    let mut out: HashMap<String, (Option<IpAddr>, Option<IpAddr>)> = HashMap::new();
+    // Rank of the IPv6 address kept: global over link-local, then a
+    // subnet address over a /128.
+    let mut v6_rank: HashMap<String, u8> = HashMap::new();
+    for InterfaceAddress { name, addr, host } in interface_address_list() {
+        let best = v6_rank.entry(name.clone()).or_insert(0);
+        let entry = out.entry(name).or_default();
+        match addr {
+            IpAddr::V4(_) => {
+                entry.0.get_or_insert(addr);
+            }
+            IpAddr::V6(v6) => {
+                // A /128 is a host address (a VIP the director holds), not
+                // the port's own, and the kernel lists the newest address
+                // first: prefer the subnet address, so tunnel output leaves
+                // from the address real servers know the director by (their
+                // decap role's --director), whatever order VIPs were added in.
+                let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
+                let rank = u8::from(!link_local) * 2 + u8::from(!host);
+                if entry.1.is_none() || rank > *best {
+                    entry.1 = Some(addr);
+                    *best = rank;
+                }
+            }
+        }
+    }
     out
 }
 
