@@ -94,8 +94,9 @@ fn cases() -> Vec<Case> {
         case("persistent too long", web("persistent = 2678401\n"), (4, 14), "invalid timeout value `2678401' specified: persistence lasts 1 to 2678400 seconds"),
         case("persistent a string", web("persistent = \"yes\"\n"), (4, 14), "persistent must be a number of seconds (1 to 2678400), true (360 s) or false"),
         case("netmask without persistence", web("netmask = 24\n"), (4, 11), "netmask sets the granularity of persistence and needs `persistent`"),
-        case("non-contiguous netmask", web("persistent = true\nnetmask = \"255.0.255.0\"\n"), (5, 11), "illegal virtual server persistent mask specified: `255.0.255.0` is not a netmask like \"255.255.255.0\""),
-        case("IPv4 prefix 33", web("persistent = true\nnetmask = 33\n"), (5, 11), "illegal virtual server persistent mask specified: an IPv4 netmask is /0 to /32, not /33"),
+        case("netmask not an address", web("persistent = true\nnetmask = \"255.0.255\"\n"), (5, 11), "illegal virtual server persistent mask specified: `255.0.255` is not a netmask like \"255.255.255.0\""),
+        case("IPv4 prefix 33", web("persistent = true\nnetmask = 33\n"), (5, 11), "netmask must be a prefix length 0 to 32, not 33"),
+        case("IPv4 netmask a list", web("persistent = true\nnetmask = [24]\n"), (5, 11), "netmask must be a dotted mask like \"255.255.255.0\" or a prefix length 0 to 32"),
         case("IPv6 prefix 0", "[[service]]\nprotocol = \"tcp\"\naddress = \"[2001:db8::1]:80\"\npersistent = true\nnetmask = 0\n", (5, 11), "illegal ipv6 netmask specified: an IPv6 prefix length is 1 to 128, not 0"),
         case("IPv6 dotted netmask", "[[service]]\nprotocol = \"tcp\"\naddress = \"[2001:db8::1]:80\"\npersistent = true\nnetmask = \"255.255.0.0\"\n", (5, 11), "illegal ipv6 netmask specified: an IPv6 service's netmask is a prefix length 1 to 128, like 64"),
         // duplicates

@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use uvs_conf::control::{Command, ServiceSpec, SyncDaemonSpec, SyncRole};
 use uvs_conf::{
-    DestConfig, Family, ForwardMethod, Persistence, SchedFlags, SchedulerName, ServiceKey,
+    DestConfig, Family, ForwardMethod, Netmask, Persistence, SchedFlags, SchedulerName, ServiceKey,
     TunnelCsum, TunnelType,
 };
 
@@ -1222,18 +1222,16 @@ fn build_action(
                 return Ok(Action::EngineError(NOT_FOUND));
             }
             let persistence = if svc.persistent {
-                let netmask_prefix = if svc.af == AF_INET6 {
-                    svc.netmask as u8
+                // IPv4: any mask, as ipvsadm sends it (the kernel ANDs
+                // the client address with it); IPv6: the prefix length.
+                let netmask = if svc.af == AF_INET6 {
+                    Netmask::V6(svc.netmask.min(128) as u8)
                 } else {
-                    let m = svc.netmask;
-                    if m.leading_ones() + m.trailing_zeros() != 32 {
-                        return fail("illegal virtual server persistent mask specified");
-                    }
-                    m.leading_ones() as u8
+                    Netmask::V4(Ipv4Addr::from(svc.netmask))
                 };
                 Some(Persistence {
                     timeout: svc.timeout,
-                    netmask_prefix,
+                    netmask,
                 })
             } else {
                 None

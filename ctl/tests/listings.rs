@@ -6,10 +6,12 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
+
 use common::*;
 use uvs_conf::control::{ConnectionStatus, DaemonStatus, SyncDaemonSpec, SyncRole};
 use uvs_conf::{
-    Family, ForwardMethod, Persistence, SchedFlags, SchedulerName, ServiceKey, Timeouts,
+    Family, ForwardMethod, Netmask, Persistence, SchedFlags, SchedulerName, ServiceKey, Timeouts,
     TunnelCsum, TunnelType,
 };
 use uvs_ctl::list::{self, Names};
@@ -208,7 +210,7 @@ fn thresholds_and_persistent_conn_for_one_service() {
     let mut sp = spec(tcp("10.0.0.1", 80), SchedulerName::Wlc);
     sp.persistence = Some(Persistence {
         timeout: 360,
-        netmask_prefix: 32,
+        netmask: Netmask::V4(Ipv4Addr::BROADCAST),
     });
     let s = service(sp, vec![d1]);
     let f = Format {
@@ -279,7 +281,7 @@ fn service_lines_flags_persistence_mask_ops_fwmark_ipv6() {
     };
     sh.persistence = Some(Persistence {
         timeout: 300,
-        netmask_prefix: 24,
+        netmask: Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)),
     });
     let mut mh = spec(tcp("10.0.0.2", 80), SchedulerName::Mh);
     mh.flags = SchedFlags {
@@ -298,12 +300,12 @@ fn service_lines_flags_persistence_mask_ops_fwmark_ipv6() {
     let mut v6 = spec(tcp("2001:db8::1", 443), SchedulerName::Wlc);
     v6.persistence = Some(Persistence {
         timeout: 300,
-        netmask_prefix: 64,
+        netmask: Netmask::V6(64),
     });
     let mut v6full = spec(tcp("2001:db8::2", 443), SchedulerName::Wlc);
     v6full.persistence = Some(Persistence {
         timeout: 300,
-        netmask_prefix: 128,
+        netmask: Netmask::V6(128),
     });
     let fw4 = spec(
         ServiceKey::Fwmark {
@@ -599,4 +601,35 @@ fn addresses_are_written_as_glibc_inet_ntop_does() {
     ] {
         assert_eq!(list::ntop(ip(text)), expected, "{text}");
     }
+}
+
+#[test]
+fn non_contiguous_ipv4_mask_is_listed_and_saved_as_ipvsadm_prints_it() {
+    let r = resolver();
+    let mut sp = spec(udp("10.0.0.6", 5060), SchedulerName::Rr);
+    sp.persistence = Some(Persistence {
+        timeout: 60,
+        netmask: Netmask::V4(Ipv4Addr::new(255, 0, 255, 0)),
+    });
+    let mut zero = spec(udp("10.0.0.7", 5060), SchedulerName::Rr);
+    zero.persistence = Some(Persistence {
+        timeout: 60,
+        netmask: Netmask::V4(Ipv4Addr::UNSPECIFIED),
+    });
+    let services = vec![service(sp, vec![]), service(zero, vec![])];
+    assert_eq!(
+        list::list_all(4096, &services, &Format::default(), numeric(&r)),
+        "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+UDP  10.0.0.6:5060 rr persistent 60 mask 255.0.255.0
+UDP  10.0.0.7:5060 rr persistent 60 mask 0.0.0.0
+"
+    );
+    assert_eq!(
+        list::save(&services, numeric(&r)),
+        "-A -u 10.0.0.6:5060 -s rr -p 60 -M 255.0.255.0
+-A -u 10.0.0.7:5060 -s rr -p 60 -M 0.0.0.0
+"
+    );
 }

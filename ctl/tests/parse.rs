@@ -3,10 +3,12 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
+
 use common::{ip, tcp, udp};
 use uvs_conf::control::{Command, ServiceSpec, SyncDaemonSpec, SyncRole};
 use uvs_conf::{
-    DestConfig, Family, ForwardMethod, Persistence, SchedFlags, SchedulerName, ServiceKey,
+    DestConfig, Family, ForwardMethod, Netmask, Persistence, SchedFlags, SchedulerName, ServiceKey,
     TunnelCsum, TunnelType,
 };
 use uvs_ctl::parse::{parse_args, Action, Format, ListWhat, ParseError};
@@ -63,9 +65,25 @@ fn add_service_defaults_and_options() {
         s.persistence,
         Some(Persistence {
             timeout: 360,
-            netmask_prefix: 24
+            netmask: Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))
         })
     );
+    // Any IPv4 mask, contiguous or not, as ipvsadm (inet_aton) takes it;
+    // and hostnames resolved like an address.
+    for (arg, mask) in [
+        ("255.0.255.0", [255, 0, 255, 0]),
+        ("0.0.0.0", [0, 0, 0, 0]),
+        ("0.255.0.255", [0, 255, 0, 255]),
+        ("255.255.255.255", [255, 255, 255, 255]),
+        ("255.255.255.128", [255, 255, 255, 128]),
+    ] {
+        let s = service_of(&format!("-A -u 10.0.0.1:5060 -p 60 -M {arg}"));
+        assert_eq!(
+            s.persistence.unwrap().netmask,
+            Netmask::V4(Ipv4Addr::from(mask)),
+            "{arg}"
+        );
+    }
     // Optional argument: the next word is taken unless it starts with '-'.
     assert_eq!(
         service_of("-A -t 10.0.0.1:80 -p 300")
@@ -129,13 +147,13 @@ fn add_service_defaults_and_options() {
     // IPv6.
     let s = service_of("-A -t [2001:db8::1]:443 -p 60 -M 64");
     assert_eq!(s.key, tcp("2001:db8::1", 443));
-    assert_eq!(s.persistence.unwrap().netmask_prefix, 64);
+    assert_eq!(s.persistence.unwrap().netmask, Netmask::V6(64));
     assert_eq!(
         service_of("-A -t [2001:db8::1]:443 -p")
             .persistence
             .unwrap()
-            .netmask_prefix,
-        128
+            .netmask,
+        Netmask::V6(128)
     );
     // fwmark, IPv4 and IPv6.
     let s = service_of("-A -f 7 -s sh -b sh-port,sh-fallback");
@@ -162,7 +180,7 @@ fn add_service_defaults_and_options() {
             family: Family::V6
         }
     );
-    assert_eq!(s.persistence.unwrap().netmask_prefix, 48);
+    assert_eq!(s.persistence.unwrap().netmask, Netmask::V6(48));
     assert_eq!(
         service_of("-A -f 4294967295").key,
         ServiceKey::Fwmark {
@@ -518,10 +536,6 @@ fn every_parse_error_message() {
         (
             "-A -t [2001:db8::1]:80 -M 0",
             "illegal ipv6 netmask specified",
-        ),
-        (
-            "-A -t 10.0.0.1:80 -p -M 255.0.255.0",
-            "illegal virtual server persistent mask specified",
         ),
         (
             "-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65536",

@@ -605,7 +605,7 @@ impl Engine {
                         uvs_conf::ServiceKey::Fwmark { .. } => 0,
                         uvs_conf::ServiceKey::Addr { .. } => parsed.protocol,
                     },
-                    caddr_masked: mask_addr(parsed.saddr, persistence.netmask_prefix),
+                    caddr_masked: persistence.netmask.apply(parsed.saddr),
                     vaddr: match service.key {
                         uvs_conf::ServiceKey::Fwmark { mark, .. } => {
                             IpAddr::V4(Ipv4Addr::from(mark))
@@ -1048,26 +1048,6 @@ fn insert_drop_reason(e: InsertError) -> DropReason {
             DropReason::FullNatPortsExhausted
         }
         InsertError::Exists | InsertError::UnknownDest => DropReason::NoConnection,
-    }
-}
-
-/// The client address with the persistence netmask applied.
-pub fn mask_addr(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let len = u32::from(prefix.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-        }
-        IpAddr::V6(a) => {
-            let len = u32::from(prefix.min(128));
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) & mask))
-        }
     }
 }
 

@@ -153,7 +153,7 @@ fn commands_follow_ipvsadm_semantics_and_error_codes() {
     let mut persistent = spec(80, SchedulerName::Sh);
     persistent.persistence = Some(Persistence {
         timeout: 300,
-        netmask_prefix: 24,
+        netmask: uvs_conf::Netmask::v4_prefix(24),
     });
     assert_eq!(
         c.request(Command::EditService {

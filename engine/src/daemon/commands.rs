@@ -349,7 +349,7 @@ mod tests {
         s.flags.flag1 = true;
         s.persistence = Some(Persistence {
             timeout: 300,
-            netmask_prefix: 24,
+            netmask: uvs_conf::Netmask::v4_prefix(24),
         });
         let config = run(&with_service(), Command::EditService { service: s }).unwrap();
         assert_eq!(config.services[0].scheduler, SchedulerName::Sh);

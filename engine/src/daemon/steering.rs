@@ -190,7 +190,7 @@ mod tests {
         );
         persistent.persistence = Some(Persistence {
             timeout: 360,
-            netmask_prefix: 128,
+            netmask: uvs_conf::Netmask::V6(128),
         });
         config.services.push(persistent);
         let steering = compute(&config).unwrap();
