@@ -20,8 +20,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    DestConfig, Family, FwmarkMatch, Netmask, Persistence, SchedFlags, SchedulerName, ServiceKey,
-    Timeouts,
+    DestConfig, Family, FwmarkMatch, Netmask, Persistence, PersistenceEngine, SchedFlags,
+    SchedulerName, ServiceKey, Timeouts,
 };
 
 /// Protocol version carried by every request.
@@ -70,6 +70,9 @@ pub struct ServiceSpec {
     pub flags: SchedFlags,
     /// Persistence (`-p`, `-M`).
     pub persistence: Option<Persistence>,
+    /// Persistence engine (`--pe`); absent in older clients' requests.
+    #[serde(default)]
+    pub persistence_engine: Option<PersistenceEngine>,
     /// One-packet scheduling (`-o`).
     pub one_packet: bool,
     /// fwmark services: the ranges that carry the mark. An edit with an
@@ -85,6 +88,8 @@ struct ServiceSpecWire {
     scheduler: SchedulerName,
     flags: SchedFlags,
     persistence: Option<PersistenceWire>,
+    #[serde(default)]
+    persistence_engine: Option<PersistenceEngine>,
     one_packet: bool,
     fwmark_match: Vec<FwmarkMatch>,
 }
@@ -131,6 +136,7 @@ impl From<ServiceSpecWire> for ServiceSpec {
             scheduler: wire.scheduler,
             flags: wire.flags,
             persistence: wire.persistence.map(|p| p.resolve(family)),
+            persistence_engine: wire.persistence_engine,
             one_packet: wire.one_packet,
             fwmark_match: wire.fwmark_match,
         }
@@ -335,6 +341,20 @@ pub struct ConnectionStatus {
     pub expires_secs: u32,
     /// A persistence template.
     pub template: bool,
+    /// A template keyed by a persistence engine: its name and data (for
+    /// `sip`, the Call-ID, non-UTF-8 bytes replaced), as `-c
+    /// --persistent-conn` shows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<PeData>,
+}
+
+/// A persistence engine's key of a template (`pe name`, `pe_data`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeData {
+    /// Engine name (`sip`).
+    pub name: String,
+    /// Its key (the Call-ID).
+    pub data: String,
 }
 
 /// A running sync daemon (`--daemon`).

@@ -33,6 +33,7 @@
 //! flags = ["flag-3"]             # sh-fallback sh-port mh-fallback mh-port flag-1..3
 //! persistent = 360               # seconds, 1..2678400; true = 360
 //! netmask = "255.255.255.0"      # any mask (e.g. "255.0.255.0") or 0..32; IPv6: 1..128
+//! persistence_engine = "sip"     # --pe: UDP SIP pinned by Call-ID (with persistent)
 //! one_packet = false             # UDP and fwmark services only
 //!   [[service.real_server]]
 //!   address = "10.0.0.2:80"      # no port = the service's port
@@ -76,8 +77,8 @@ use serde_spanned::Spanned;
 
 use crate::model::{
     Config, DestConfig, EngineSettings, Family, ForwardMethod, FwmarkMatch, LocalAddrPool, Netmask,
-    Persistence, Protocol, SchedFlags, SchedulerName, ServiceConfig, ServiceKey, Timeouts,
-    TunnelCsum, TunnelType,
+    Persistence, PersistenceEngine, Protocol, SchedFlags, SchedulerName, ServiceConfig, ServiceKey,
+    Timeouts, TunnelCsum, TunnelType,
 };
 use crate::validate::{
     DestField, EngineField, MatchField, ModelError, ModelErrorKind, Place, PoolField, ServiceField,
@@ -350,6 +351,9 @@ fn render_service(out: &mut String, service: &ServiceConfig) {
             persistence.timeout
         ));
     }
+    if let Some(pe) = service.persistence_engine {
+        out.push_str(&format!("persistence_engine = \"{}\"\n", pe.as_str()));
+    }
     out.push_str(&format!("one_packet = {}\n", service.one_packet));
     for range in &service.fwmark_match {
         out.push_str("  [[service.match]]\n");
@@ -477,6 +481,7 @@ struct RawService {
     flags: Option<Spanned<Vec<Spanned<String>>>>,
     persistent: Option<Spanned<toml::Value>>,
     netmask: Option<Spanned<toml::Value>>,
+    persistence_engine: Option<Spanned<String>>,
     one_packet: Option<Spanned<bool>>,
     #[serde(rename = "match", default)]
     matches: Vec<Spanned<RawMatch>>,
@@ -724,6 +729,19 @@ impl Reader {
         });
         let scheduler = scheduler.unwrap_or(SchedulerName::Wlc);
         let persistence = self.persistence(raw, key.family());
+        let persistence_engine = raw.persistence_engine.as_ref().and_then(|name| {
+            let found = PersistenceEngine::from_name(name.get_ref());
+            if found.is_none() {
+                self.error(
+                    name.span(),
+                    format!(
+                        "unknown persistence engine `{}`: uvs has sip",
+                        name.get_ref()
+                    ),
+                );
+            }
+            found
+        });
         let one_packet = raw.one_packet.as_ref().is_some_and(|flag| *flag.get_ref());
         let fwmark_match = raw
             .matches
@@ -744,6 +762,7 @@ impl Reader {
             scheduler,
             flags,
             persistence,
+            persistence_engine,
             one_packet,
             fwmark_match,
             dests,

@@ -244,6 +244,39 @@ pub struct Persistence {
     pub netmask: Netmask,
 }
 
+/// A persistence engine (`--pe`): what keys a persistence template in
+/// place of the client address, for the packets it understands.
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PersistenceEngine {
+    /// `sip` (IPVS's `ip_vs_pe_sip`): UDP datagrams of a persistent
+    /// service are pinned by their SIP Call-ID (with the masked client
+    /// address, virtual address and port); others by the client address.
+    Sip,
+}
+
+impl PersistenceEngine {
+    /// Every engine.
+    pub const ALL: [PersistenceEngine; 1] = [PersistenceEngine::Sip];
+
+    /// The ipvsadm name (`sip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersistenceEngine::Sip => "sip",
+        }
+    }
+
+    /// Look an engine up by its ipvsadm name (exact, as the kernel's
+    /// `ip_vs_pe_getbyname`).
+    pub fn from_name(name: &str) -> Option<PersistenceEngine> {
+        PersistenceEngine::ALL
+            .into_iter()
+            .find(|pe| pe.as_str() == name)
+    }
+}
+
 /// Tunnel encapsulation (`--tun-type`).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TunnelType {
@@ -318,6 +351,10 @@ pub struct ServiceConfig {
     pub flags: SchedFlags,
     /// Persistence, if any.
     pub persistence: Option<Persistence>,
+    /// Persistence engine (`--pe`), if any. Kept without persistence too
+    /// (ipvsadm allows it and `-S` saves it), but used only with it.
+    #[serde(default)]
+    pub persistence_engine: Option<PersistenceEngine>,
     /// One-packet scheduling (UDP and fwmark services only).
     pub one_packet: bool,
     /// For fwmark services: the ranges that carry the mark.

@@ -971,6 +971,7 @@ mod tests {
             scheduler: SchedulerName::Wlc,
             flags: SchedFlags::default(),
             persistence: None,
+            persistence_engine: None,
             one_packet: false,
             fwmark_match: Vec::new(),
             dests: Vec::new(),

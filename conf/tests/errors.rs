@@ -42,7 +42,7 @@ fn cases() -> Vec<Case> {
         // TOML itself
         case("syntax error", "[engine\n", (1, 8), "unclosed table, expected `]`"),
         case("unknown top-level key", "colour = 1\n", (1, 1), "unknown key `colour`, expected one of `engine`, `timeouts`, `fullnat`, `service`"),
-        case("unknown service key", web("bogus = 1\n"), (4, 1), "unknown key `bogus`, expected one of `protocol`, `address`, `fwmark`, `family`, `scheduler`, `flags`, `persistent`, `netmask`, `one_packet`, `match`, `real_server`"),
+        case("unknown service key", web("bogus = 1\n"), (4, 1), "unknown key `bogus`, expected one of `protocol`, `address`, `fwmark`, `family`, `scheduler`, `flags`, `persistent`, `netmask`, `persistence_engine`, `one_packet`, `match`, `real_server`"),
         case(
             "misspelt real server key",
             web(&format!("{RS2}  wieght = 2\n")),
@@ -79,6 +79,7 @@ fn cases() -> Vec<Case> {
         case("multicast VIP", "[[service]]\nprotocol = \"udp\"\naddress = \"224.0.0.1:53\"\n", (3, 11), "virtual address 224.0.0.1 is not a unicast address"),
         case("zero port without persistence", "[[service]]\nprotocol = \"tcp\"\naddress = \"10.1.1.1\"\n", (3, 11), "Zero port specified for non-persistent service"),
         case("one-packet on TCP", web("one_packet = true\n"), (4, 14), "One-Packet Scheduling is only for UDP virtual services"),
+        case("unknown persistence engine", web("persistent = true\npersistence_engine = \"rtsp\"\n"), (5, 22), "unknown persistence engine `rtsp`: uvs has sip"),
         case("unknown scheduler", web("scheduler = \"fastest\"\n"), (4, 13), "unknown scheduler `fastest`: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos"),
         case("invalid scheduler flag", web("flags = [\"sh-port\", \"turbo\"]\nscheduler = \"sh\"\n"), (4, 21), "invalid scheduler flag `turbo': use flag-1, flag-2, flag-3, sh-fallback, sh-port, mh-fallback or mh-port"),
         case("incompatible scheduler flag", web("flags = [\"sh-port\"]\n"), (4, 10), "incompatible scheduler flag `sh-port': it needs scheduler = \"sh\", this service uses \"wlc\""),

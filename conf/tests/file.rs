@@ -42,6 +42,7 @@ fn addr_service(protocol: Protocol, addr: &str, port: u16) -> ServiceConfig {
         scheduler: SchedulerName::Wlc,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
         dests: Vec::new(),
@@ -438,4 +439,26 @@ fn netmask_takes_any_ipv4_mask_and_prefix_lengths() {
         "{rendered}"
     );
     assert_eq!(parse_config("t.toml", &rendered).unwrap(), config);
+}
+
+#[test]
+fn persistence_engine_sip_is_read_and_written() {
+    let text = "[[service]]\nprotocol = \"udp\"\naddress = \"192.0.2.1:5060\"\npersistent = 60\nnetmask = \"0.0.0.0\"\npersistence_engine = \"sip\"\n";
+    let config = parse_config("t.toml", text).expect("valid config");
+    assert_eq!(
+        config.services[0].persistence_engine,
+        Some(uvs_conf::PersistenceEngine::Sip)
+    );
+    let rendered = uvs_conf::to_toml(&config);
+    assert!(
+        rendered.contains("persistence_engine = \"sip\"\n"),
+        "{rendered}"
+    );
+    assert_eq!(parse_config("t.toml", &rendered).unwrap(), config);
+    let plain = parse_config(
+        "t.toml",
+        &text.replace("persistence_engine = \"sip\"\n", ""),
+    )
+    .unwrap();
+    assert_eq!(plain.services[0].persistence_engine, None);
 }

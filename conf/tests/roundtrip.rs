@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 use uvs_conf::{
     parse_config, to_toml, Config, DestConfig, EngineSettings, Family, ForwardMethod, FwmarkMatch,
-    LocalAddrPool, Netmask, Persistence, Protocol, SchedFlags, SchedulerName, ServiceConfig,
-    ServiceKey, Timeouts, TunnelCsum, TunnelType,
+    LocalAddrPool, Netmask, Persistence, PersistenceEngine, Protocol, SchedFlags, SchedulerName,
+    ServiceConfig, ServiceKey, Timeouts, TunnelCsum, TunnelType,
 };
 
 const MAX_TIMEOUT: u32 = 86_400 * 31;
@@ -189,14 +189,16 @@ fn service(index: u8) -> impl Strategy<Value = ServiceConfig> {
         prop_oneof![addr_service, fwmark_service],
         scheduler(),
         flags(),
+        any::<bool>(),
     )
         .prop_map(
-            |(((key, persistence, one_packet, fwmark_match), dests), scheduler, flags)| {
+            |(((key, persistence, one_packet, fwmark_match), dests), scheduler, flags, sip)| {
                 ServiceConfig {
                     key,
                     scheduler,
                     flags,
                     persistence,
+                    persistence_engine: sip.then_some(PersistenceEngine::Sip),
                     one_packet,
                     fwmark_match,
                     dests,

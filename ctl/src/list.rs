@@ -391,6 +391,9 @@ fn service_entry(out: &mut String, s: &ServiceStatus, format: &Format, names: Na
             if !p.netmask.is_full() {
                 let _ = write!(out, " mask {}", netmask_text(p.netmask));
             }
+            if let Some(pe) = s.spec.persistence_engine {
+                let _ = write!(out, " pe {}", pe.as_str());
+            }
         }
         if s.spec.one_packet {
             out.push_str(" ops");
@@ -513,6 +516,10 @@ pub fn save(services: &[ServiceStatus], names: Names<'_>) -> String {
                 let _ = write!(out, " -M {}", netmask_text(p.netmask));
             }
         }
+        // ipvsadm saves the engine whether or not the service persists.
+        if let Some(pe) = s.spec.persistence_engine {
+            let _ = write!(out, " --pe {}", pe.as_str());
+        }
         if s.spec.one_packet {
             out.push_str(" -o");
         }
@@ -582,6 +589,23 @@ pub fn list_connections(conns: &[ConnectionStatus], format: &Format, names: Name
         let vname = addrport(names, c.virtual_addr, c.virtual_port, c.protocol);
         let dname = addrport(names, c.server, c.server_port, c.protocol);
         let expire = format!("{:02}:{:02}", c.expires_secs / 60, c.expires_secs % 60);
+        if let (true, Some(pe)) = (format.persistent_conn, &c.pe) {
+            // print_conn with the /proc line's pe name and data (sscanf
+            // read 11 fields): the destination in 16 columns, the name in 18.
+            let _ = writeln!(
+                out,
+                "{:<3} {:<6} {:<11} {:<18} {:<18} {:<16} {:<18} {}",
+                protocol_name(c.protocol),
+                expire,
+                c.state,
+                cname,
+                vname,
+                dname,
+                pe.name,
+                pe.data
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "{:<3} {:<6} {:<11} {:<18} {:<18} {}",

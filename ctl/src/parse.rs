@@ -19,8 +19,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use uvs_conf::control::{Command, ServiceSpec, SyncDaemonSpec, SyncRole};
 use uvs_conf::{
-    DestConfig, Family, ForwardMethod, Netmask, Persistence, SchedFlags, SchedulerName, ServiceKey,
-    TunnelCsum, TunnelType,
+    DestConfig, Family, ForwardMethod, Netmask, Persistence, PersistenceEngine, SchedFlags,
+    SchedulerName, ServiceKey, TunnelCsum, TunnelType,
 };
 
 use crate::addr::{atoi, parse_netmask, parse_service, string_to_number, AF_INET, AF_INET6};
@@ -1217,10 +1217,16 @@ fn build_action(
             let Some(scheduler) = SchedulerName::from_name(&svc.sched) else {
                 return Ok(Action::EngineError(NOT_FOUND));
             };
-            if !svc.pe.is_empty() {
-                // uvs has no persistence engines (IPVS's sip module).
-                return Ok(Action::EngineError(NOT_FOUND));
-            }
+            // `--pe`: the kernel looks the name up (ip_vs_pe_getbyname);
+            // uvs has IPVS's one engine, sip.
+            let persistence_engine = if svc.pe.is_empty() {
+                None
+            } else {
+                match PersistenceEngine::from_name(&svc.pe) {
+                    Some(pe) => Some(pe),
+                    None => return Ok(Action::EngineError(NOT_FOUND)),
+                }
+            };
             let persistence = if svc.persistent {
                 // IPv4: any mask, as ipvsadm sends it (the kernel ANDs
                 // the client address with it); IPv6: the prefix length.
@@ -1245,6 +1251,7 @@ fn build_action(
                     flag3: svc.flags & SCHED3 != 0,
                 },
                 persistence,
+                persistence_engine,
                 one_packet: svc.ops,
                 fwmark_match: Vec::new(),
             };
@@ -1389,7 +1396,7 @@ Options:
   --ipv6         -6                   fwmark entry uses IPv6
   --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,
                                       the default scheduler is wlc.
-  --pe            engine              alternate persistence engine (uvs has none),
+  --pe            engine              alternate persistence engine may be sip,
                                       not set by default.
   --persistent   -p [timeout]         persistent service
   --netmask      -M netmask           persistent granularity mask

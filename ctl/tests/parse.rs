@@ -8,8 +8,8 @@ use std::net::Ipv4Addr;
 use common::{ip, tcp, udp};
 use uvs_conf::control::{Command, ServiceSpec, SyncDaemonSpec, SyncRole};
 use uvs_conf::{
-    DestConfig, Family, ForwardMethod, Netmask, Persistence, SchedFlags, SchedulerName, ServiceKey,
-    TunnelCsum, TunnelType,
+    DestConfig, Family, ForwardMethod, Netmask, Persistence, PersistenceEngine, SchedFlags,
+    SchedulerName, ServiceKey, TunnelCsum, TunnelType,
 };
 use uvs_ctl::parse::{parse_args, Action, Format, ListWhat, ParseError};
 
@@ -55,6 +55,7 @@ fn add_service_defaults_and_options() {
             scheduler: SchedulerName::Wlc,
             flags: SchedFlags::default(),
             persistence: None,
+            persistence_engine: None,
             one_packet: false,
             fwmark_match: vec![],
         }
@@ -210,6 +211,7 @@ fn edit_sends_every_field_so_omitted_ones_reset() {
                 scheduler: SchedulerName::Wlc,
                 flags: SchedFlags::default(),
                 persistence: None,
+                persistence_engine: None,
                 one_packet: false,
                 fwmark_match: vec![],
             }
@@ -410,6 +412,32 @@ fn listings() {
 }
 
 #[test]
+fn pe_sip_is_sent_with_or_without_persistence() {
+    let s = service_of("-A -u 10.0.0.1:5060 -p 60 -M 0.0.0.0 --pe sip");
+    assert_eq!(s.persistence_engine, Some(PersistenceEngine::Sip));
+    assert_eq!(
+        s.persistence,
+        Some(Persistence {
+            timeout: 60,
+            netmask: Netmask::V4(Ipv4Addr::UNSPECIFIED)
+        })
+    );
+    let s = service_of("-A -u 10.0.0.1:5060 --pe sip");
+    assert_eq!(s.persistence_engine, Some(PersistenceEngine::Sip));
+    assert_eq!(s.persistence, None);
+    // -E sends every field: no --pe clears it.
+    let edit = |line: &str| match parse(line) {
+        Ok(Action::Send(Command::EditService { service })) => service,
+        other => panic!("{line}: {other:?}"),
+    };
+    assert_eq!(edit("-E -u 10.0.0.1:5060 -p").persistence_engine, None);
+    assert_eq!(
+        edit("-E -u 10.0.0.1:5060 -p --pe sip").persistence_engine,
+        Some(PersistenceEngine::Sip)
+    );
+}
+
+#[test]
 fn what_the_engine_would_refuse() {
     let e = |line: &str| parse(line);
     assert_eq!(
@@ -418,12 +446,16 @@ fn what_the_engine_would_refuse() {
             "Scheduler or persistence engine not found"
         ))
     );
-    assert_eq!(
-        e("-A -t 10.0.0.1:80 -p --pe sip"),
-        Ok(Action::EngineError(
-            "Scheduler or persistence engine not found"
-        ))
-    );
+    // Only IPVS's engine exists; names are exact (ip_vs_pe_getbyname).
+    for name in ["rtsp", "SIP", "sip2"] {
+        assert_eq!(
+            e(&format!("-A -t 10.0.0.1:80 -p --pe {name}")),
+            Ok(Action::EngineError(
+                "Scheduler or persistence engine not found"
+            )),
+            "{name}"
+        );
+    }
     assert_eq!(
         e("-A --sctp-service 10.0.0.1:80"),
         Ok(Action::EngineError("Protocol not available"))

@@ -11,8 +11,8 @@ use common::*;
 use proptest::prelude::*;
 use uvs_conf::control::{ServerStatus, ServiceSpec, ServiceStatus};
 use uvs_conf::{
-    DestConfig, Family, ForwardMethod, Netmask, Persistence, Protocol, SchedFlags, SchedulerName,
-    ServiceKey, TunnelCsum, TunnelType,
+    DestConfig, Family, ForwardMethod, Netmask, Persistence, PersistenceEngine, Protocol,
+    SchedFlags, SchedulerName, ServiceKey, TunnelCsum, TunnelType,
 };
 use uvs_ctl::parse::parse_args;
 
@@ -179,6 +179,9 @@ fn service_status() -> impl Strategy<Value = ServiceStatus> {
                             flag3: f3 && !named,
                         },
                         persistence,
+                        // --pe sip on a third of the services, persistent
+                        // or not (ipvsadm saves it either way).
+                        persistence_engine: (timeout % 3 == 0).then_some(PersistenceEngine::Sip),
                         one_packet: ops && (fwmark || udp),
                         fwmark_match: vec![],
                     },

@@ -619,13 +619,18 @@ impl Engine {
                         port => port,
                     },
                 };
-                let found = self
-                    .conns
-                    .lookup_template(&template_key, now)
-                    .and_then(|t| {
-                        let id = t.dest();
-                        service.dest_by_id(id).map(|d| (t, d))
-                    });
+                // `--pe sip`: a UDP datagram's Call-ID joins the key;
+                // without one, address persistence (ip_vs_pe_sip).
+                let call_id =
+                    crate::pe::sip_key(service, packet.frame.frame(), parsed, &self.conns);
+                let found = match call_id {
+                    Some(id) => self.conns.lookup_template_sip(&template_key, id, now),
+                    None => self.conns.lookup_template(&template_key, now),
+                }
+                .and_then(|t| {
+                    let id = t.dest();
+                    service.dest_by_id(id).map(|d| (t, d))
+                });
                 match found {
                     Some((t, d)) => {
                         template = Some(t);
@@ -639,14 +644,26 @@ impl Engine {
                         let Some(d) = service.dests.get(index) else {
                             return Verdict::Drop(DropReason::NoDest);
                         };
-                        match self.conns.insert_template(
-                            &template_key,
-                            d.id,
-                            d.addr,
-                            d.port,
-                            persistence.timeout,
-                            now,
-                        ) {
+                        let inserted = match call_id {
+                            Some(id) => self.conns.insert_template_sip(
+                                &template_key,
+                                id,
+                                d.id,
+                                d.addr,
+                                d.port,
+                                persistence.timeout,
+                                now,
+                            ),
+                            None => self.conns.insert_template(
+                                &template_key,
+                                d.id,
+                                d.addr,
+                                d.port,
+                                persistence.timeout,
+                                now,
+                            ),
+                        };
+                        match inserted {
                             Ok(t) => template = Some(t),
                             Err(e) => return Verdict::Drop(insert_drop_reason(e)),
                         }

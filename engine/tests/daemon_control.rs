@@ -27,6 +27,7 @@ fn spec(port: u16, scheduler: SchedulerName) -> ServiceSpec {
         scheduler,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
     }

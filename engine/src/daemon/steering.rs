@@ -153,6 +153,7 @@ mod tests {
             scheduler: SchedulerName::Rr,
             flags: SchedFlags::default(),
             persistence: None,
+            persistence_engine: None,
             one_packet: false,
             fwmark_match: Vec::new(),
             dests,

@@ -123,6 +123,7 @@ pub fn service(
         scheduler,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
         dests,
