@@ -8,7 +8,7 @@
 //! words are `--set`'s three values or "unexpected argument"; then the
 //! legality matrix (`commands_v_options`, [`LEGALITY`]), the tunnel-type
 //! matrix and the semantic checks, each with ipvsadm's message. What the
-//! kernel would refuse (an unknown scheduler, a persistence engine, SCTP)
+//! kernel would refuse (an unknown scheduler or persistence engine, SCTP)
 //! becomes [`Action::EngineError`] / [`Action::ListError`], printed when
 //! the command runs.
 //!
@@ -1350,8 +1350,8 @@ pub fn version_line() -> String {
     )
 }
 
-/// ipvsadm 1.31's usage text with uvsadm's additions (`twos`, no
-/// persistence engine, `--fullnat`, `--json`, the socket); `PROG` stands
+/// ipvsadm 1.31's usage text with uvsadm's additions (`twos`,
+/// `--fullnat`, `--json`, the socket); `PROG` stands
 /// for the program name.
 const USAGE: &str = r#"Usage:
   PROG -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]

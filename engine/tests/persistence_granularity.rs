@@ -340,3 +340,50 @@ fn expired_sip_templates_give_their_call_id_slot_back() {
     );
     assert_eq!(lab.engine.conns().pe_stats().in_use, 1);
 }
+
+#[test]
+fn sip_over_ipv6_keys_on_call_id_and_prefix() {
+    let f = Fam::new(true);
+    let vip: IpAddr = VIP6.into();
+    let mut svc = service(
+        Protocol::Udp,
+        vip,
+        SIP_PORT,
+        SchedulerName::Rr,
+        (1..=3)
+            .map(|n| dest(f.rs(n), SIP_PORT, ForwardMethod::Dr, 1))
+            .collect(),
+    );
+    svc.persistence = Some(Persistence {
+        timeout: 300,
+        netmask: Netmask::V6(48),
+    });
+    svc.persistence_engine = Some(uvs_conf::PersistenceEngine::Sip);
+    let mut lab = Lab::new(&config(vec![svc]));
+    let mut send = |client: IpAddr, cport: u16, call: &str| {
+        let out = lab.client_sends(&udp_in(
+            (client, cport),
+            (vip, SIP_PORT),
+            &sip_message(Some(call)),
+        ));
+        assert_eq!(out.verdict, Verdict::Forward(INSIDE), "{client} {call}");
+        rs_of(&out)
+    };
+    // Two clients in one /48 (2001:db8:c::/48), one call: one server.
+    let a = send(f.client_n(1, 1), 5060, "v6-call");
+    assert_eq!(send(f.client_n(2, 9), 5060, "v6-call"), a);
+    // Another call from the same client: scheduled afresh.
+    assert_ne!(send(f.client_n(1, 1), 5061, "v6-other"), a);
+    let templates: Vec<_> = lab
+        .listing()
+        .into_iter()
+        .filter(|c| c.info.template)
+        .map(|c| (c.info.key.caddr, c.pe_data.map(|p| p.data().to_vec())))
+        .collect();
+    assert_eq!(templates.len(), 2);
+    let net: IpAddr = "2001:db8:c::".parse().unwrap();
+    assert!(
+        templates.contains(&(net, Some(b"v6-call".to_vec()))),
+        "{templates:?}"
+    );
+}
