@@ -383,6 +383,14 @@ pub struct EngineStats {
     pub conn_capacity: u64,
     /// New connections refused because the table was full.
     pub conn_table_full: u64,
+    /// `--pe sip` datagrams whose Call-ID was longer than 255 bytes (they
+    /// fell back to address persistence, as in IPVS).
+    #[serde(default)]
+    pub sip_call_id_too_long: u64,
+    /// `--pe sip` templates refused because every Call-ID slot was taken
+    /// (their packets are dropped as `table_full` in `drops`).
+    #[serde(default)]
+    pub pe_arena_full: u64,
 }
 
 /// What went wrong, with ipvsadm's message for each.

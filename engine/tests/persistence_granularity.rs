@@ -296,6 +296,11 @@ fn sip_call_ids_longer_than_255_bytes_fall_back_and_are_counted() {
     assert_eq!(sip_templates(&lab), vec![(client(0, 0, 0, 0), None)]);
     let stats = lab.engine.conns().pe_stats();
     assert_eq!((stats.call_id_too_long, stats.in_use), (2, 0));
+    let reported = uvs_engine::daemon::controller::engine_stats(&lab.engine);
+    assert_eq!(
+        (reported.sip_call_id_too_long, reported.pe_arena_full),
+        (2, 0)
+    );
     // 255 bytes is still a key.
     let longest = "y".repeat(255);
     sip_from(&mut lab, client(203, 0, 113, 7), 6000, Some(&longest));

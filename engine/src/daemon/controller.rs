@@ -359,6 +359,8 @@ pub fn engine_stats(engine: &Engine) -> EngineStats {
         conn_entries: table.entries,
         conn_capacity: engine.conns().capacity() as u64,
         conn_table_full: table.full_drops,
+        sip_call_id_too_long: engine.conns().pe_stats().call_id_too_long,
+        pe_arena_full: engine.conns().pe_stats().arena_full,
     }
 }
 
