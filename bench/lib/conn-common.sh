@@ -76,15 +76,28 @@ pin_ns() {
 # conn_lab N_RS: the NAT lab of packet-io.md §6: client ns → director ns →
 # N_RS real servers (nginx, worker_processes 1, tiny body) routing by
 # default via the director; the VIP on the real servers' lo for DR;
-# forwarding on; accept_local on the director (DR replies come back from
-# the VIP, which AF_XDP cases hold on eth0); client addresses for every
-# measurement (CLIENT_POOL); every server on CPU1.
+# forwarding on; accept_local on the director; client addresses for every
+# measurement (CLIENT_POOL); every server on CPU1. Plus a router
+# namespace `gw` on both switches (GW_OUT4 on the clients' side, GW_IN4
+# on the servers'): the real servers' gateway toward the clients in DR
+# mode (mode_up uvsd-xdp-dr), so DR replies go from the real server to the
+# client through a router, never through the director, as in the seed's
+# DR set-up ("director is not gw for realservers") and in deployments.
+# The other modes need the director on the reply path (NAT) or do not
+# care (proxies, direct), and keep the director as the servers' gateway.
 conn_lab() {
   VIP_LOCAL=0
   lab_nat "$1"
   lab_vip_on_lo
   nsx director sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.accept_local=1 \
     net.ipv4.conf.eth1.accept_local=1 net.ipv4.conf.eth0.accept_local=1
+  GW_OUT4=10.133.146.2 GW_IN4=192.168.79.2
+  lab_ns gw
+  lab_port gw eth0 swout
+  lab_port gw eth1 swin
+  lab_addr gw eth0 $GW_OUT4/24
+  lab_addr gw eth1 $GW_IN4/24
+  nsx gw sysctl -qw net.ipv4.ip_forward=1
   CLIENT_POOL=()
   local i
   for ((i = 110; i < 250; i++)); do CLIENT_POOL+=("10.133.146.$i"); done
@@ -127,7 +140,12 @@ mode_up() {
       uvsd_start "$backend" ${UVSD_CONFIG:+--config "$UVSD_CONFIG"}
       taskset -a -p -c 1 "$UVSD_PID" >/dev/null
       flag=-m
-      [ "$mode" = uvsd-xdp-dr ] && flag=-g
+      if [ "$mode" = uvsd-xdp-dr ]; then
+        flag=-g
+        # DR replies: real server → router → client, not via the director.
+        dr_replies_via gw
+        GW_RX0=$(gw_rx)
+      fi
       for s in $services; do
         proto=${s%%:*} port=${s##*:}
         local p=-t
@@ -211,6 +229,12 @@ mode_down() {
     direct) ;;
     uvsd-xdp-nat | uvsd-xdp-dr | uvsd-tun-nat)
       uvsd_stop
+      if [ "$1" = uvsd-xdp-dr ]; then
+        dr_replies_via director
+        # The replies did take the router (a lab that sent them via the
+        # director would still work, and measure something else).
+        [ "$(gw_rx)" -gt $((GW_RX0 + 100)) ] || fail "DR replies did not go through the router gw"
+      fi
       [ "$1" = uvsd-tun-nat ] || nsx director ip addr del "$VIP4/32" dev eth0
       ;;
     nft-dnat)
@@ -232,6 +256,23 @@ mode_down() {
       ;;
   esac
 }
+
+# dr_replies_via gw|director: the real servers' route to the clients'
+# network (the VIP's /24): through the router namespace (DR) or back to
+# the default, the director.
+dr_replies_via() {
+  local n
+  for n in "${RS_NAMES[@]}"; do
+    if [ "$1" = gw ]; then
+      nsx "$n" ip route replace "${VIP4%.*}.0/24" via "$GW_IN4"
+    else
+      nsx "$n" ip route del "${VIP4%.*}.0/24" via "$GW_IN4" 2>/dev/null || true
+    fi
+  done
+}
+
+# gw_rx: packets the router received from the servers' side.
+gw_rx() { nsx gw cat /sys/class/net/eth1/statistics/rx_packets; }
 
 # mode_label MODE: the row name in the tables.
 mode_label() {

@@ -6,8 +6,8 @@
 # trip p50/p99 (--full-rtt), side by side:
 #   direct        the client pings the real server (kernel forwarding)
 #   uvsd-xdp-nat  uvsd --backend afxdp, NAT
-#   uvsd-xdp-dr   uvsd --backend afxdp, DR (replies via the director's
-#                 kernel routing in this lab)
+#   uvsd-xdp-dr   uvsd --backend afxdp, DR (replies through the router
+#                 namespace gw, not the director: conn-common.sh conn_lab)
 #   uvsd-tun-nat  uvsd --backend tun, NAT
 #   nft-dnat      nftables DNAT numgen
 # added_* = the case's percentile minus direct's in the same repetition.
@@ -101,6 +101,6 @@ for ((rep = 1; rep <= REPS; rep++)); do
 done
 
 render "Scenario 4: latency added per packet (make bench SCENARIO=latency)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). NAT lab of packet-io.md §6 with one real server; \`sockperf ping-pong --mps=$MPS --full-rtt -t $SECS\` ($(sockperf --version 2>&1 | head -1 | awk '{print $3}' | tr -d ,)) from the client namespace on CPU0 to a sockperf server on the real server on CPU1 (uvsd also on CPU1), UDP and TCP (one connection); figures are round-trip times in µs, p50 and p99 of one measured run per repetition and protocol after 1 s warm-up runs; added_* = the percentile minus direct's in the same repetition. $REPS repetitions, cases interleaved; veth, AF_XDP copy mode. DR replies return through the director's kernel routing (this lab has no second path)." "" \
+  "Run of $BENCH_STARTED, $(nproc) vCPUs, kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (shared machine). NAT lab of packet-io.md §6 with one real server; \`sockperf ping-pong --mps=$MPS --full-rtt -t $SECS\` ($(sockperf --version 2>&1 | head -1 | awk '{print $3}' | tr -d ,)) from the client namespace on CPU0 to a sockperf server on the real server on CPU1 (uvsd also on CPU1), UDP and TCP (one connection); figures are round-trip times in µs, p50 and p99 of one measured run per repetition and protocol after 1 s warm-up runs; added_* = the percentile minus direct's in the same repetition. $REPS repetitions, cases interleaved; veth, AF_XDP copy mode. DR replies return from the real server through a router namespace (kernel forwarding), not through the director." "" \
   "Reading: the p50 rows are the path's cost; a p99 near $((1000 / ${HZ_KERNEL:-250})) ms is one scheduler tick (HZ=${HZ_KERNEL:-250}): the server, the client or the forwarder waited for its CPU, which on this shared 2-vCPU machine says more about the other load than about the path."
 progress "wrote $CSV and $MD"

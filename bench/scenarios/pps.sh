@@ -30,7 +30,10 @@
 # that fixed offered rate, e.g. xsk-bare@200000), BENCH_PROFILE=1 (in
 # the last repetition's window: `perf record` of the forwarding process
 # (all of CPU1 for the kernel cases) and mpstat into
-# $BENCH_OUT/profile-pps/CASE.{perf.txt,mpstat.txt}), PPS_CONN_TABLE_SIZE
+# $BENCH_OUT/profile-pps/CASE.{perf.txt,perf.data,mpstat.txt}; BENCH_PROFILE=stat:
+# perf stat counters per packet in every repetition, see
+# bench/profile-pps.sh; PPS_STAT_METRICS="m1 m2" keeps only those rows),
+# PPS_CONN_TABLE_SIZE
 # (uvsd's conn_table_size, for experiments). Root; installs nothing.
 # Writes $BENCH_OUT/pps.csv and $BENCH_OUT/pps.md.
 set -o errexit -o nounset -o pipefail
@@ -254,7 +257,33 @@ measure() {
   pid=$!
   sleep "$WARM" # warm-up: rings, caches, connection tables filled
   a=$(sinks_snapshot)
-  if [ "${BENCH_PROFILE:-0}" = 1 ] && [ "$rep" = "$BENCH_REPS" ]; then
+  local stat_dir=""
+  if [ "${BENCH_PROFILE:-0}" = stat ]; then
+    # Counters of the forwarding process over the window, every
+    # repetition (bench/profile-pps.sh turns them into per-packet rows).
+    stat_dir="$BENCH_OUT/profile-pps/$c.$rep"
+    mkdir -p "$stat_dir"
+    local fwd=${TOOL_PID:-$UVSD_PID} sp
+    if [ -n "$fwd" ]; then
+      perf stat -x, -o "$stat_dir/proc.csv" -p "$fwd" -e task-clock,context-switches \
+        -e cpu-migrations,page-faults,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom \
+        -e syscalls:sys_enter_poll,syscalls:sys_enter_ppoll,syscalls:sys_enter_clock_gettime \
+        -- sleep "$BENCH_SECONDS" 2>/dev/null &
+      sp=$!
+    fi
+    # Redirects into AF_XDP sockets and their failures (fill ring empty
+    # or RX ring full) happen on the RX CPU, outside the process.
+    grep '^cpu[0-9]' /proc/stat >"$stat_dir/stat.before"
+    if [ -z "${PPS_STAT_METRICS:-}" ] || [[ " $PPS_STAT_METRICS " == *" redirect_fail "* ]]; then
+      perf stat -x, -o "$stat_dir/cpu.csv" -a -e xdp:xdp_redirect,xdp:xdp_redirect_err \
+        -- sleep "$BENCH_SECONDS" 2>/dev/null
+    else
+      # Not asked for: no tracepoint cost on the RX CPU.
+      sleep "$BENCH_SECONDS"
+    fi
+    grep '^cpu[0-9]' /proc/stat >"$stat_dir/stat.after"
+    [ -n "$fwd" ] && { wait "$sp" || true; }
+  elif [ "${BENCH_PROFILE:-0}" = 1 ] && [ "$rep" = "$BENCH_REPS" ]; then
     local pd="$BENCH_OUT/profile-pps"
     mkdir -p "$pd"
     mpstat -P ALL "$BENCH_SECONDS" 1 >"$pd/$c.mpstat.txt" 2>&1 &
@@ -298,7 +327,16 @@ PY
       perf report -q --stdio --no-children --sort comm,dso,sym -i "$LAB_TMP/perf.data" 2>/dev/null \
         | grep -v '^$' | head -60
     } >"$BENCH_OUT/profile-pps/$c.perf.txt" || true
-    rm -f "$LAB_TMP/perf.data"
+    mv "$LAB_TMP/perf.data" "$BENCH_OUT/profile-pps/$c.perf.data"
+  fi
+  if [ -n "$stat_dir" ]; then
+    python3 "$BENCH_ROOT/bench/lib/perfstat.py" "$stat_dir" "$delivered" "$BENCH_SECONDS" \
+      | while read -r metric unit value; do
+        # PPS_STAT_METRICS: keep only these (the report and plot of a
+        # full run stay readable); unset = every figure.
+        [ -z "${PPS_STAT_METRICS:-}" ] || [[ " $PPS_STAT_METRICS " == *" $metric "* ]] || continue
+        bench_row "$c" "$metric" "$unit" "$rep" "$value"
+      done
   fi
   [ "$c" = uvsd-xdp-nat ] && SATURATION=$delivered
   log "rep $rep/$BENCH_REPS $c: $delivered pps delivered, ${offered:-?} offered ($share)"
@@ -327,12 +365,26 @@ generator's rate. Every case is flat out except overload-1x/2x: uvsd AF_XDP NAT 
 uvsd-xdp-nat delivered in the same repetition, and at twice it. veth, so AF_XDP is copy mode.
 Machine: $(nproc) vCPUs shared with other work, kernel $(uname -r); load average ${load_before}
 before, ${load_after} after."
+if [ "${BENCH_PROFILE:-0}" = stat ]; then
+  setup+=" fwd_cpu_per_pkt = the forwarding process's CPU time over the window (\`perf stat\`
+task-clock of xskfwd / tunloop / uvsd, kernel work in its system calls included) / packets
+delivered, the figure that does not depend on how much of CPU1 the scheduler gave it;
+fwd_cpu_busy = that CPU time / the window (the rest of CPU1 ran softirqs and other work);
+pps_per_cpu = packets delivered per second of that CPU time (its rate on a whole core)."
+fi
 targets=()
 for m in dr nat fullnat tun; do
   targets+=(--target "uvsd-xdp-$m/delivered >= 0.9 xsk-bare/delivered")
   targets+=(--target "uvsd-xdp-$m/delivered >= 1.0 nft-dnat/delivered")
 done
 targets+=(--target "uvsd-tun/delivered >= 0.9 tun-bare/delivered")
+if [ "${BENCH_PROFILE:-0}" = stat ]; then
+  # The same ratios per second of the forwarder's own CPU.
+  for m in dr nat fullnat tun; do
+    targets+=(--target "uvsd-xdp-$m/pps_per_cpu >= 0.9 xsk-bare/pps_per_cpu")
+  done
+  targets+=(--target "uvsd-tun/pps_per_cpu >= 0.9 tun-bare/pps_per_cpu")
+fi
 # Overload: 2× the saturation rate against the throughput at saturation
 # (uvsd-xdp-nat flat out, the rate the overload cases derive from) and
 # against the paced run at that rate.

@@ -138,6 +138,12 @@ impl Ring {
         unsafe { &mut *self.ring.cast::<Desc>().add((idx & self.mask) as usize) }
     }
 
+    /// Producer ring: entries owned by the kernel (published, not yet
+    /// consumed), e.g. frames waiting on a fill ring.
+    pub fn queued(&self) -> u32 {
+        self.cached_prod.wrapping_sub(load(self.consumer))
+    }
+
     /// Producer ring: entries published but not yet taken by the kernel.
     pub fn outstanding(&self) -> u32 {
         self.cached_prod.wrapping_sub(load(self.consumer))
@@ -172,6 +178,11 @@ unsafe impl Send for Umem {}
 impl Umem {
     /// Map and register a UMEM of `frames` frames of `frame_size` bytes.
     pub fn new(frames: u32, frame_size: u32, ring_size: u32) -> Result<Umem, IoError> {
+        if !frame_size.is_power_of_two() {
+            return Err(IoError::Setup(format!(
+                "UMEM frame size {frame_size} is not a power of two"
+            )));
+        }
         let size = frames as usize * frame_size as usize;
         // SAFETY: an anonymous private mapping; checked below.
         let area = unsafe {
@@ -246,7 +257,9 @@ impl Umem {
     /// The caller must own the frame (not in any ring) and hold no other
     /// reference to it while the slice lives.
     pub unsafe fn frame<'a>(&self, addr: u64) -> Option<(u64, &'a mut [u8])> {
-        let base = addr - addr % u64::from(self.frame_size);
+        // frame_size is a power of two (2048 or 4096): a mask, not a
+        // 64-bit division per packet.
+        let base = addr & !(u64::from(self.frame_size) - 1);
         let end = base as usize + self.frame_size as usize;
         if end > self.size {
             return None;
