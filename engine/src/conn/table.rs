@@ -16,10 +16,12 @@ use super::slot::{
     Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING, LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL,
     SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
 };
+use super::sctp::SctpState;
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
     ConnEndpoints, ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats,
-    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_TCP,
+    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_SCTP,
+    IPPROTO_TCP,
     TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
@@ -739,6 +741,8 @@ impl ConnTable {
         let is_tcp = new.key.protocol == IPPROTO_TCP;
         let timeout = if is_tcp {
             TcpState::None.timeout_secs(0, 0)
+        } else if new.key.protocol == IPPROTO_SCTP {
+            SctpState::None.timeout_secs()
         } else {
             self.udp_timeout.load(Ordering::Relaxed)
         };
@@ -1340,7 +1344,16 @@ impl<'t> ConnRef<'t> {
         tcp_flags: Option<TcpFlags>,
         now: Millis,
     ) -> PacketOutcome {
-        self.packet_step(dir, tcp_flags, now).0
+        self.packet_step(dir, tcp_flags, 0, now).0
+    }
+
+    /// [`on_packet`](ConnRef::on_packet) for a packet of an SCTP
+    /// association whose state chunk ([`crate::wire::sctp::state_chunk`])
+    /// is `chunk_type`: the SCTP tables of [`super::sctp`] instead of the
+    /// TCP ones; only ESTABLISHED counts active and assures the
+    /// controlling template.
+    pub fn on_sctp_packet(&self, dir: Direction, chunk_type: u8, now: Millis) -> PacketOutcome {
+        self.packet_step(dir, None, chunk_type, now).0
     }
 
     /// [`on_packet`](ConnRef::on_packet), also saying whether this packet
@@ -1352,7 +1365,7 @@ impl<'t> ConnRef<'t> {
         tcp_flags: Option<TcpFlags>,
         now: Millis,
     ) -> (PacketOutcome, bool) {
-        let (outcome, old) = self.packet_step(dir, tcp_flags, now);
+        let (outcome, old) = self.packet_step(dir, tcp_flags, 0, now);
         let opened = matches!(outcome, PacketOutcome::Forward { .. })
             && self.fields.protocol() == IPPROTO_TCP
             && tcp_index(old) == TcpState::SynRecv as u32
@@ -1375,6 +1388,7 @@ impl<'t> ConnRef<'t> {
         &self,
         dir: Direction,
         tcp_flags: Option<TcpFlags>,
+        sctp_chunk: u8,
         now: Millis,
     ) -> (PacketOutcome, u32) {
         let table = self.table;
@@ -1421,6 +1435,8 @@ impl<'t> ConnRef<'t> {
                     other => other.timeout_secs(0, 0),
                 };
                 (new, timeout)
+            } else if self.fields.protocol() == IPPROTO_SCTP {
+                sctp_step(old, dir, sctp_chunk)
             } else {
                 let mut new = old;
                 if dir == Direction::Output {
@@ -1459,6 +1475,9 @@ impl<'t> ConnRef<'t> {
         let assure = if is_tcp {
             tcp_index(new) == TcpState::Established as u32
                 && tcp_index(old) != TcpState::Established as u32
+        } else if self.fields.protocol() == IPPROTO_SCTP {
+            tcp_index(new) == SctpState::Established as u32
+                && tcp_index(old) != SctpState::Established as u32
         } else {
             dir == Direction::Output
         };
@@ -1512,12 +1531,14 @@ impl<'t> ConnRef<'t> {
         }
     }
 
-    /// `conn_reuse_mode` on a SYN that hit this connection: answer whether
+    /// `conn_reuse_mode` on a SYN (or an SCTP INIT) that hit this
+    /// connection: answer whether
     /// the engine must schedule the SYN afresh, and if so expire this
     /// connection now. Rescheduled when `expire_nodest_conn` is set and
     /// the real server has weight 0, or (not for controlled connections)
     /// when a TCP connection is in TIME_WAIT or CLOSE, or with bit 1 of
-    /// the mode in FIN_WAIT with no output seen.
+    /// the mode in FIN_WAIT with no output seen, or an SCTP association
+    /// is CLOSED.
     pub fn try_reuse_on_syn(&self, now: Millis) -> bool {
         let table = self.table;
         let conn_reuse_mode = table.conn_reuse_mode.load(Ordering::Relaxed);
@@ -1534,13 +1555,16 @@ impl<'t> ConnRef<'t> {
             let state = slot.state.load(Ordering::Acquire);
             let controlled = slot.cold.control.load(Ordering::Relaxed) != NIL;
             let tcp = TcpState::from_index(tcp_index(state));
+            let protocol = self.fields.protocol();
             !controlled
-                && self.fields.protocol() == IPPROTO_TCP
-                && (tcp == TcpState::TimeWait
-                    || tcp == TcpState::Close
-                    || (conn_reuse_mode & 2 != 0
-                        && tcp == TcpState::FinWait
-                        && state & ST_NOOUTPUT != 0))
+                && ((protocol == IPPROTO_TCP
+                    && (tcp == TcpState::TimeWait
+                        || tcp == TcpState::Close
+                        || (conn_reuse_mode & 2 != 0
+                            && tcp == TcpState::FinWait
+                            && state & ST_NOOUTPUT != 0)))
+                    || (protocol == IPPROTO_SCTP
+                        && tcp_index(state) == SctpState::Closed as u32))
         };
         if resched {
             table.expire_if_due(self.index, now, true);
@@ -1586,6 +1610,35 @@ fn next_link(slot: Slot<'_>, link: Link) -> &AtomicU32 {
     }
 }
 
+/// One SCTP packet's step from state word `old` (the state number lives
+/// where TCP's does): the table chosen as for TCP (INPUT_ONLY while no
+/// output was seen), the new state, its active/inactive class and its
+/// timeout.
+fn sctp_step(old: u32, dir: Direction, sctp_chunk: u8) -> (u32, u32) {
+    let mut new = old;
+    let table_kind = if old & ST_NOOUTPUT != 0 {
+        if dir == Direction::Output {
+            new &= !ST_NOOUTPUT;
+            TcpTable::Output
+        } else {
+            TcpTable::InputOnly
+        }
+    } else if dir == Direction::Output {
+        TcpTable::Output
+    } else {
+        TcpTable::Input
+    };
+    let current = SctpState::from_index(tcp_index(old));
+    let next = super::sctp::next_state(table_kind, current, sctp_chunk);
+    new = with_tcp_index(new, next as u32);
+    if next.is_active() {
+        new &= !ST_INACTIVE;
+    } else {
+        new |= ST_INACTIVE;
+    }
+    (new, next.timeout_secs())
+}
+
 fn state_from_bits(template: bool, protocol: u8, state: u32) -> ConnState {
     if template {
         ConnState::Template {
@@ -1593,6 +1646,8 @@ fn state_from_bits(template: bool, protocol: u8, state: u32) -> ConnState {
         }
     } else if protocol == IPPROTO_TCP {
         ConnState::Tcp(TcpState::from_index(tcp_index(state)))
+    } else if protocol == IPPROTO_SCTP {
+        ConnState::Sctp(SctpState::from_index(tcp_index(state)))
     } else {
         ConnState::Udp
     }
