@@ -152,21 +152,22 @@ fn sctp_connections_show_the_kernels_state_names() {
     };
     let conns = vec![
         row("ESTABLISHED", 900),
-        row("COOKIE_ECHOED", 15),
-        row("SHUTDOWN_ACK_SENT", 3),
+        row("C-ECHOED", 15),
+        row("S-RECEIVED", 3),
     ];
     let f = Format {
         numeric: true,
         ..Format::default()
     };
-    // ipvsadm prints the kernel's name with "%-3s": SCTP overflows it.
+    // ipvsadm prints the kernel's protocol name with "%-3s": SCTP
+    // overflows it. State names are the kernel's sctp_state_name_table.
     assert_eq!(
         list::list_connections(&conns, &f, names),
         "IPVS connection entries
 pro expire state       source             virtual            destination
 SCTP 15:00  ESTABLISHED 192.0.2.50:40000   10.0.0.1:3868      10.0.1.1:3868
-SCTP 00:15  COOKIE_ECHOED 192.0.2.50:40000   10.0.0.1:3868      10.0.1.1:3868
-SCTP 00:03  SHUTDOWN_ACK_SENT 192.0.2.50:40000   10.0.0.1:3868      10.0.1.1:3868
+SCTP 00:15  C-ECHOED    192.0.2.50:40000   10.0.0.1:3868      10.0.1.1:3868
+SCTP 00:03  S-RECEIVED  192.0.2.50:40000   10.0.0.1:3868      10.0.1.1:3868
 "
     );
 }

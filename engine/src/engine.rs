@@ -22,8 +22,9 @@ use arc_swap::ArcSwap;
 use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
-    sctp_may_create, tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable, ConnTableConfig,
-    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TemplateKey,
+    sctp_may_create, tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable,
+    ConnTableConfig, Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags,
+    TemplateKey,
 };
 use crate::dest::{Dest, DestId, DestRegistry};
 use crate::route::{NeighbourMisses, NetView, NextHop, PortId, RouteError};
@@ -788,7 +789,10 @@ impl Engine {
         now: Millis,
     ) -> Verdict {
         let (outcome, opened) = if parsed.protocol == proto::SCTP {
-            (conn.on_sctp_packet(direction, parsed.sctp_chunk, now), false)
+            (
+                conn.on_sctp_packet(direction, parsed.sctp_chunk, now),
+                false,
+            )
         } else {
             conn.on_packet_opening(direction, flags, now)
         };

@@ -44,8 +44,8 @@ use uvs_conf::{ForwardMethod, LocalAddrPool, Timeouts};
 
 use crate::dest::DestId;
 
-pub use table::{ConnRef, ConnTable, MAX_BYTES_PER_CONN};
 pub use sctp::{sctp_may_create, SctpEvent, SctpState};
+pub use table::{ConnRef, ConnTable, MAX_BYTES_PER_CONN};
 pub use tcp::{tcp_may_create, TcpFlags, TcpState, TcpTable};
 
 /// IP protocol number of TCP.

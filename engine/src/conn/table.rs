@@ -10,19 +10,18 @@ use std::sync::Arc;
 use ahash::RandomState;
 use uvs_conf::{ForwardMethod, Timeouts};
 
+use super::sctp::SctpState;
 use super::slot::{
     addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, life, lock_bucket,
     out_index_key, same_gen, tcp_index, touched, unlock_bucket, with_life, with_tcp_index, Fields,
     Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING, LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL,
     SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
 };
-use super::sctp::SctpState;
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
     ConnEndpoints, ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats,
     Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_SCTP,
-    IPPROTO_TCP,
-    TEMPLATE_CONTROL_EXTENSION_SECS,
+    IPPROTO_TCP, TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
 use crate::time::Millis;
@@ -1563,8 +1562,7 @@ impl<'t> ConnRef<'t> {
                         || (conn_reuse_mode & 2 != 0
                             && tcp == TcpState::FinWait
                             && state & ST_NOOUTPUT != 0)))
-                    || (protocol == IPPROTO_SCTP
-                        && tcp_index(state) == SctpState::Closed as u32))
+                    || (protocol == IPPROTO_SCTP && tcp_index(state) == SctpState::Closed as u32))
         };
         if resched {
             table.expire_if_due(self.index, now, true);

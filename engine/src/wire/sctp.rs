@@ -294,7 +294,10 @@ mod tests {
             .map(|c| c.chunk_type)
             .collect();
         assert_eq!(types, [chunk::COOKIE_ACK, chunk::DATA, chunk::SACK]);
-        assert_eq!(Packet::new_checked(&packet[..4]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            Packet::new_checked(&packet[..4]).err(),
+            Some(WireError::Truncated)
+        );
     }
 
     #[test]
