@@ -282,6 +282,28 @@ mod tests {
     }
 
     #[test]
+    fn sctp_services_and_their_nat_replies_are_steered_as_protocol_132() {
+        let mut config = Config::default();
+        config.services.push(service(
+            ServiceKey::Addr {
+                protocol: Protocol::Sctp,
+                addr: ip("192.0.2.100"),
+                port: 3868,
+            },
+            vec![
+                dest("198.51.100.11", 3869, ForwardMethod::Nat),
+                dest("198.51.100.12", 3868, ForwardMethod::Dr),
+            ],
+        ));
+        let steering = compute(&config).unwrap();
+        assert_eq!(
+            steering.virtual_services,
+            vec![(132, ip("192.0.2.100"), 3868)]
+        );
+        assert_eq!(steering.nat_sources, vec![(132, ip("198.51.100.11"), 3869)]);
+    }
+
+    #[test]
     fn a_huge_fwmark_range_is_refused() {
         let mut config = Config::default();
         let mut fwm = service(
