@@ -592,3 +592,29 @@ fn persistent_and_fwmark_sctp_services_schedule_and_stick() {
     let conns = lab.connections();
     assert_eq!(conns[0].info.state, ConnState::Sctp(SctpState::Init1));
 }
+
+#[test]
+fn sctp_for_no_service_is_left_to_the_kernel() {
+    let f = Fam::new(false);
+    let mut lab = Lab::new(&sctp_config(&f, ForwardMethod::Nat, 1));
+    let to_router = sctp(
+        (ROUTER_MAC, DIRECTOR_OUT_MAC),
+        (f.client, CPORT),
+        (IpAddr::V4(ROUTER4), VPORT),
+        64,
+        0,
+        &init_chunk(),
+    )
+    .build();
+    let out = lab.client_sends(&to_router);
+    assert_eq!(out.verdict, Verdict::Pass);
+    assert_eq!(out.frame, to_router, "passed untouched");
+    // The service's port on another protocol is not the SCTP service.
+    let tcp = tcp_in(
+        (f.client, CPORT),
+        (f.vip, VPORT),
+        uvs_engine::wire::tcp::SYN,
+    );
+    assert_eq!(lab.client_sends(&tcp).verdict, Verdict::Pass);
+    assert!(lab.connections().is_empty());
+}

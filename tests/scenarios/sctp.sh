@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SCTP virtual services (--sctp-service) end to end on backend $1: NAT
 # (two networks, real servers on port 3869 behind VIP:3868, so the port
-# rewrite needs a fresh CRC32c) then DR (one LAN, VIP on the real servers'
-# lo), IPv4, rr over two real servers.
+# rewrite needs a fresh CRC32c), DR (one LAN, VIP on the real servers'
+# lo), then full NAT (the NAT lab, real servers without a route to the
+# client); IPv4, rr over two real servers.
 #
 # The lab kernel has no SCTP (CONFIG_IP_SCTP unset), so the client and the
 # real servers speak SCTP over raw IP sockets (tests/lib/sctp_peer.py):
@@ -51,25 +52,26 @@ check_rr_assocs() {
   pass "rr: $COUNT associations went to $got"
 }
 
-# check_responder_logs DST_PATTERN: every packet each real server saw came
-# from the client's ports, to DST_PATTERN ("RS" stands for the server's
-# address), with a valid CRC32c; each saw INITs from COUNT/2 client ports.
+# check_responder_logs DST [SRC_ADDR]: every packet each real server saw
+# came from SRC_ADDR (default the client), to DST ("RS" stands for the
+# server's address), with a valid CRC32c; each saw INITs from COUNT/2
+# source ports.
 check_responder_logs() {
-  local want_dst=$1 i n log
+  local want_dst=$1 src=${2:-$CLIENT4} i n log
   for i in "${!RS_NAMES[@]}"; do
     n=${RS_NAMES[$i]}
     log="$LAB_TMP/sctp-$n.log"
     local dst=${want_dst//RS/${RS4[$i]}}
     [ -s "$log" ] || fail "$n saw no SCTP packet"
     grep -v "crc=ok" "$log" >&2 && fail "$n received SCTP packets with a bad CRC32c"
-    grep -v "^src=$CLIENT4:4[0-9]* dst=$dst " "$log" >&2 &&
-      fail "$n saw packets not from $CLIENT4 to $dst"
+    grep -v "^src=$src:[0-9]* dst=$dst " "$log" >&2 &&
+      fail "$n saw packets not from $src to $dst"
     # INITs from how many client ports (a retransmitted INIT counts once).
     local inits
     inits=$(awk '$3=="chunk=1" {print $1}' "$log" | sort -u | wc -l)
     [ "$inits" -eq $((COUNT / 2)) ] || fail "$n saw INITs from $inits ports, not $((COUNT / 2))"
   done
-  pass "each real server saw $CLIENT4:port -> $want_dst with valid CRC32c, $((COUNT / 2)) associations"
+  pass "each real server saw $src:port -> ${want_dst//RS/its address} with valid CRC32c, $((COUNT / 2)) associations"
 }
 
 # check_states STATE: COUNT SCTP rows of uvsadm -Lnc, all in STATE.
@@ -169,5 +171,30 @@ run_dr() (
   check_responder_logs "$VIP4:$PORT"
 )
 
+# Full NAT: the real servers have no route to the client; they see the
+# director's pool address and a port from its range.
+run_fullnat() (
+  SCENARIO="sctp/$BACKEND/fullnat"
+  lab_init
+  lab_nat 2
+  local pool=192.168.79.250 n
+  [ "$VIP_LOCAL" = 1 ] && lab_addr director eth1 $pool/24
+  for n in "${RS_NAMES[@]}"; do nsx "$n" ip route del default; done
+  printf '[fullnat]\naddrs = ["%s"]\nport_range = "20000-60000"\n' "$pool" >"$LAB_TMP/uvsd.toml"
+  uvsd_start "$BACKEND" --config "$LAB_TMP/uvsd.toml"
+  uvsadm -A --sctp-service "$VIP4:$PORT" -s rr
+  uvsadm -a --sctp-service "$VIP4:$PORT" -r "${RS4[0]}:3869" --fullnat
+  uvsadm -a --sctp-service "$VIP4:$PORT" -r "${RS4[1]}:3869" --fullnat
+  responders ""
+  nsx client python3 "$PEER" client --vip "$VIP4" --port "$PORT" --count "$COUNT" \
+    --first-port 42000 --seconds 30 >"$LAB_TMP/client.out" 2>&1 ||
+    fail "the SCTP client failed: $(cat "$LAB_TMP/client.out")"
+  check_rr_assocs "$LAB_TMP/client.out"
+  check_states CLOSED
+  check_stats $((COUNT * 5)) $((COUNT * 4))
+  check_responder_logs "RS:3869" "$pool"
+)
+
 run_nat
 run_dr
+run_fullnat
