@@ -728,7 +728,9 @@ impl ConnTable {
     /// still alive) re-armed to its full timeout. Full NAT: a local
     /// address of the real server's family and a port are chosen so that
     /// the reply tuple is unique. The new entry expires after the NONE
-    /// timeout (TCP) or the UDP timeout unless a packet re-arms it.
+    /// timeout (TCP) or the UDP timeout unless a packet re-arms it (an
+    /// SCTP association's first packet, [`ConnRef::on_sctp_packet`], does
+    /// so at once with its state's timeout).
     pub fn insert(&self, new: &NewConn<'_>, now: Millis) -> Result<ConnRef<'_>, InsertError> {
         let counters = self
             .dests
@@ -740,8 +742,6 @@ impl ConnTable {
         let is_tcp = new.key.protocol == IPPROTO_TCP;
         let timeout = if is_tcp {
             TcpState::None.timeout_secs(0, 0)
-        } else if new.key.protocol == IPPROTO_SCTP {
-            SctpState::None.timeout_secs()
         } else {
             self.udp_timeout.load(Ordering::Relaxed)
         };
@@ -1336,23 +1336,78 @@ impl<'t> ConnRef<'t> {
     /// and ActiveConn when its state's class changes, assure the
     /// controlling template when the connection becomes established (TCP)
     /// or sees a reply (UDP), and re-arm the timer with the new state's
-    /// timeout. `tcp_flags` is `None` for non-TCP packets.
+    /// timeout. `tcp_flags` is `None` for non-TCP packets; SCTP packets go
+    /// through [`on_sctp_packet`](ConnRef::on_sctp_packet).
     pub fn on_packet(
         &self,
         dir: Direction,
         tcp_flags: Option<TcpFlags>,
         now: Millis,
     ) -> PacketOutcome {
-        self.packet_step(dir, tcp_flags, 0, now).0
+        self.packet_step(dir, tcp_flags, now).0
     }
 
     /// [`on_packet`](ConnRef::on_packet) for a packet of an SCTP
     /// association whose state chunk ([`crate::wire::sctp::state_chunk`])
     /// is `chunk_type`: the SCTP tables of [`super::sctp`] instead of the
     /// TCP ones; only ESTABLISHED counts active and assures the
-    /// controlling template.
+    /// controlling template. Apart from `packet_step`, so that the TCP
+    /// and UDP packet path stays as it was.
+    #[cold]
+    #[inline(never)]
     pub fn on_sctp_packet(&self, dir: Direction, chunk_type: u8, now: Millis) -> PacketOutcome {
-        self.packet_step(dir, None, chunk_type, now).0
+        let table = self.table;
+        let Some(slot) = table.slot(self.index) else {
+            return PacketOutcome::Gone;
+        };
+        let mut old = slot.state.load(Ordering::SeqCst);
+        if life(old) != LIFE_LIVE || !same_gen(old, self.seq) || self.fields.is_template() {
+            return PacketOutcome::Gone;
+        }
+        let counters = table.dests.counters(self.dest());
+        if !counters.is_some_and(DestCounters::is_available_flag) {
+            let expired = table.expire_nodest_conn.load(Ordering::Relaxed)
+                && table.expire_if_due(self.index, now, true);
+            return PacketOutcome::DropNoDest { expired };
+        }
+        let (new, timeout) = loop {
+            let (new, timeout) = sctp_step(old, dir, chunk_type);
+            slot.expires
+                .store(now.plus_secs(timeout).0, Ordering::Release);
+            match slot
+                .state
+                .compare_exchange(old, touched(new), Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => break (new, timeout),
+                Err(current) => {
+                    if life(current) != LIFE_LIVE || !same_gen(current, self.seq) {
+                        return PacketOutcome::Gone;
+                    }
+                    old = current;
+                }
+            }
+        };
+        let was_inactive = old & ST_INACTIVE != 0;
+        let is_inactive = new & ST_INACTIVE != 0;
+        if was_inactive != is_inactive {
+            if let Some(counters) = counters {
+                if was_inactive {
+                    counters.active.fetch_add(1, Ordering::AcqRel);
+                    counters.inactive.fetch_sub(1, Ordering::AcqRel);
+                } else {
+                    counters.inactive.fetch_add(1, Ordering::AcqRel);
+                    counters.active.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+        let established = SctpState::Established as u32;
+        if tcp_index(new) == established && tcp_index(old) != established {
+            self.assure_template(slot);
+        }
+        PacketOutcome::Forward {
+            state: state_from_bits(false, self.fields.protocol(), new),
+            timeout_secs: timeout,
+        }
     }
 
     /// [`on_packet`](ConnRef::on_packet), also saying whether this packet
@@ -1364,7 +1419,7 @@ impl<'t> ConnRef<'t> {
         tcp_flags: Option<TcpFlags>,
         now: Millis,
     ) -> (PacketOutcome, bool) {
-        let (outcome, old) = self.packet_step(dir, tcp_flags, 0, now);
+        let (outcome, old) = self.packet_step(dir, tcp_flags, now);
         let opened = matches!(outcome, PacketOutcome::Forward { .. })
             && self.fields.protocol() == IPPROTO_TCP
             && tcp_index(old) == TcpState::SynRecv as u32
@@ -1387,7 +1442,6 @@ impl<'t> ConnRef<'t> {
         &self,
         dir: Direction,
         tcp_flags: Option<TcpFlags>,
-        sctp_chunk: u8,
         now: Millis,
     ) -> (PacketOutcome, u32) {
         let table = self.table;
@@ -1434,8 +1488,6 @@ impl<'t> ConnRef<'t> {
                     other => other.timeout_secs(0, 0),
                 };
                 (new, timeout)
-            } else if self.fields.protocol() == IPPROTO_SCTP {
-                sctp_step(old, dir, sctp_chunk)
             } else {
                 let mut new = old;
                 if dir == Direction::Output {
@@ -1474,9 +1526,6 @@ impl<'t> ConnRef<'t> {
         let assure = if is_tcp {
             tcp_index(new) == TcpState::Established as u32
                 && tcp_index(old) != TcpState::Established as u32
-        } else if self.fields.protocol() == IPPROTO_SCTP {
-            tcp_index(new) == SctpState::Established as u32
-                && tcp_index(old) != SctpState::Established as u32
         } else {
             dir == Direction::Output
         };
