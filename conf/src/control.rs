@@ -20,7 +20,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    DestConfig, FwmarkMatch, Persistence, SchedFlags, SchedulerName, ServiceKey, Timeouts,
+    DestConfig, Family, FwmarkMatch, Netmask, Persistence, PersistenceEngine, SchedFlags,
+    SchedulerName, ServiceKey, Timeouts,
 };
 
 /// Protocol version carried by every request.
@@ -53,7 +54,13 @@ impl Request {
 
 /// A virtual service's own settings (`-A`/`-E`): everything but its real
 /// servers.
+///
+/// Persistence's netmask travels as `"netmask": {"v4": "255.0.255.0"}` or
+/// `{"v6": 64}`. Requests of clients written before non-contiguous masks
+/// existed carry `"netmask_prefix": N` instead; they are still accepted
+/// and read with the service's family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ServiceSpecWire")]
 pub struct ServiceSpec {
     /// What the service listens on.
     pub key: ServiceKey,
@@ -63,11 +70,77 @@ pub struct ServiceSpec {
     pub flags: SchedFlags,
     /// Persistence (`-p`, `-M`).
     pub persistence: Option<Persistence>,
+    /// Persistence engine (`--pe`); absent in older clients' requests.
+    #[serde(default)]
+    pub persistence_engine: Option<PersistenceEngine>,
     /// One-packet scheduling (`-o`).
     pub one_packet: bool,
     /// fwmark services: the ranges that carry the mark. An edit with an
     /// empty list keeps the ranges the service has.
     pub fwmark_match: Vec<FwmarkMatch>,
+}
+
+/// [`ServiceSpec`] as it is read off the wire: persistence may carry the
+/// older `netmask_prefix`, resolved once the service's family is known.
+#[derive(Deserialize)]
+struct ServiceSpecWire {
+    key: ServiceKey,
+    scheduler: SchedulerName,
+    flags: SchedFlags,
+    persistence: Option<PersistenceWire>,
+    #[serde(default)]
+    persistence_engine: Option<PersistenceEngine>,
+    one_packet: bool,
+    fwmark_match: Vec<FwmarkMatch>,
+}
+
+/// [`Persistence`] on the wire: `netmask` (current) or `netmask_prefix`
+/// (protocol version 1 clients before non-contiguous masks; IPv4
+/// 0..=32, IPv6 1..=128). Neither means the family's full mask.
+#[derive(Deserialize)]
+struct PersistenceWire {
+    timeout: u32,
+    #[serde(default)]
+    netmask: Option<Netmask>,
+    #[serde(default)]
+    netmask_prefix: Option<u8>,
+}
+
+impl PersistenceWire {
+    fn resolve(self, family: Family) -> Persistence {
+        let netmask = match (self.netmask, self.netmask_prefix, family) {
+            (Some(netmask), _, _) => netmask,
+            (None, Some(prefix), Family::V4) => Netmask::v4_prefix(prefix),
+            (None, Some(prefix), Family::V6) => Netmask::V6(prefix),
+            (None, None, family) => Netmask::full(family),
+        };
+        Persistence {
+            timeout: self.timeout,
+            netmask,
+        }
+    }
+}
+
+impl From<ServiceSpecWire> for ServiceSpec {
+    fn from(wire: ServiceSpecWire) -> ServiceSpec {
+        let family = match wire.key {
+            ServiceKey::Addr {
+                addr: IpAddr::V4(_),
+                ..
+            } => Family::V4,
+            ServiceKey::Addr { .. } => Family::V6,
+            ServiceKey::Fwmark { family, .. } => family,
+        };
+        ServiceSpec {
+            key: wire.key,
+            scheduler: wire.scheduler,
+            flags: wire.flags,
+            persistence: wire.persistence.map(|p| p.resolve(family)),
+            persistence_engine: wire.persistence_engine,
+            one_packet: wire.one_packet,
+            fwmark_match: wire.fwmark_match,
+        }
+    }
 }
 
 /// Sync daemon role (`--start-daemon master|backup`).
@@ -268,6 +341,20 @@ pub struct ConnectionStatus {
     pub expires_secs: u32,
     /// A persistence template.
     pub template: bool,
+    /// A template keyed by a persistence engine: its name and data (for
+    /// `sip`, the Call-ID, non-UTF-8 bytes replaced), as `-c
+    /// --persistent-conn` shows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<PeData>,
+}
+
+/// A persistence engine's key of a template (`pe name`, `pe_data`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeData {
+    /// Engine name (`sip`).
+    pub name: String,
+    /// Its key (the Call-ID).
+    pub data: String,
 }
 
 /// A running sync daemon (`--daemon`).
@@ -296,6 +383,14 @@ pub struct EngineStats {
     pub conn_capacity: u64,
     /// New connections refused because the table was full.
     pub conn_table_full: u64,
+    /// `--pe sip` datagrams whose Call-ID was longer than 255 bytes (they
+    /// fell back to address persistence, as in IPVS).
+    #[serde(default)]
+    pub sip_call_id_too_long: u64,
+    /// `--pe sip` templates refused because every Call-ID slot was taken
+    /// (their packets are dropped as `table_full` in `drops`).
+    #[serde(default)]
+    pub pe_arena_full: u64,
 }
 
 /// What went wrong, with ipvsadm's message for each.
@@ -416,6 +511,40 @@ mod tests {
         assert!(line.contains("\"op\":\"delete_server\""), "{line}");
         let back: Request = serde_json::from_str(&line).unwrap();
         assert_eq!(back, request);
+    }
+
+    #[test]
+    fn persistence_netmask_on_the_wire_new_and_legacy() {
+        let spec = |addr: &str, persistence: &str| -> ServiceSpec {
+            let line = format!(
+                r#"{{"key":{{"Addr":{{"protocol":"Udp","addr":"{addr}","port":5060}}}},"scheduler":"Rr","flags":{{"flag1":false,"flag2":false,"flag3":false}},"persistence":{persistence},"one_packet":false,"fwmark_match":[]}}"#
+            );
+            serde_json::from_str(&line).unwrap()
+        };
+        let v4 = |a, b, c, d| Netmask::V4(std::net::Ipv4Addr::new(a, b, c, d));
+        let netmask = |s: ServiceSpec| s.persistence.unwrap().netmask;
+        // Version 1 clients: a prefix length, read with the service's family.
+        assert_eq!(
+            netmask(spec("192.0.2.1", r#"{"timeout":60,"netmask_prefix":24}"#)),
+            v4(255, 255, 255, 0)
+        );
+        assert_eq!(
+            netmask(spec("2001:db8::1", r#"{"timeout":60,"netmask_prefix":24}"#)),
+            Netmask::V6(24)
+        );
+        assert_eq!(
+            netmask(spec("192.0.2.1", r#"{"timeout":60}"#)),
+            v4(255, 255, 255, 255)
+        );
+        // Current form: any IPv4 mask, and it round-trips.
+        let s = spec(
+            "192.0.2.1",
+            r#"{"timeout":60,"netmask":{"v4":"255.0.255.0"}}"#,
+        );
+        assert_eq!(netmask(s.clone()), v4(255, 0, 255, 0));
+        let line = serde_json::to_string(&s).unwrap();
+        assert!(line.contains(r#""netmask":{"v4":"255.0.255.0"}"#), "{line}");
+        assert_eq!(serde_json::from_str::<ServiceSpec>(&line).unwrap(), s);
     }
 
     #[test]

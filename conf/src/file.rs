@@ -32,7 +32,8 @@
 //! scheduler = "wrr"              # default wlc
 //! flags = ["flag-3"]             # sh-fallback sh-port mh-fallback mh-port flag-1..3
 //! persistent = 360               # seconds, 1..2678400; true = 360
-//! netmask = "255.255.255.0"      # or a prefix length (IPv6: 1..128)
+//! netmask = "255.255.255.0"      # any mask (e.g. "255.0.255.0") or 0..32; IPv6: 1..128
+//! persistence_engine = "sip"     # --pe: UDP SIP pinned by Call-ID (with persistent)
 //! one_packet = false             # UDP and fwmark services only
 //!   [[service.real_server]]
 //!   address = "10.0.0.2:80"      # no port = the service's port
@@ -75,9 +76,9 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use crate::model::{
-    Config, DestConfig, EngineSettings, Family, ForwardMethod, FwmarkMatch, LocalAddrPool,
-    Persistence, Protocol, SchedFlags, SchedulerName, ServiceConfig, ServiceKey, Timeouts,
-    TunnelCsum, TunnelType,
+    Config, DestConfig, EngineSettings, Family, ForwardMethod, FwmarkMatch, LocalAddrPool, Netmask,
+    Persistence, PersistenceEngine, Protocol, SchedFlags, SchedulerName, ServiceConfig, ServiceKey,
+    Timeouts, TunnelCsum, TunnelType,
 };
 use crate::validate::{
     DestField, EngineField, MatchField, ModelError, ModelErrorKind, Place, PoolField, ServiceField,
@@ -309,7 +310,7 @@ fn render_engine(out: &mut String, engine: &EngineSettings) {
 
 fn render_service(out: &mut String, service: &ServiceConfig) {
     out.push_str("\n[[service]]\n");
-    let family = match service.key {
+    match service.key {
         ServiceKey::Addr {
             protocol,
             addr,
@@ -320,7 +321,6 @@ fn render_service(out: &mut String, service: &ServiceConfig) {
                 "protocol = \"{protocol}\"\naddress = \"{}\"\n",
                 addr_port(addr, port)
             ));
-            crate::validate::family_of(addr)
         }
         ServiceKey::Fwmark { mark, family } => {
             let name = match family {
@@ -328,9 +328,8 @@ fn render_service(out: &mut String, service: &ServiceConfig) {
                 Family::V6 => "ipv6",
             };
             out.push_str(&format!("fwmark = {mark}\nfamily = \"{name}\"\n"));
-            family
         }
-    };
+    }
     out.push_str(&format!("scheduler = \"{}\"\n", service.scheduler.as_str()));
     let flags = sched_flag_names(service.flags, service.scheduler);
     if !flags.is_empty() {
@@ -340,18 +339,17 @@ fn render_service(out: &mut String, service: &ServiceConfig) {
         ));
     }
     if let Some(persistence) = service.persistence {
-        let prefix = persistence.netmask_prefix;
-        let netmask = match family {
-            Family::V4 if prefix <= 32 => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-                format!("\"{}\"", Ipv4Addr::from(mask))
-            }
-            _ => prefix.to_string(),
+        let netmask = match persistence.netmask {
+            Netmask::V4(mask) => format!("\"{mask}\""),
+            Netmask::V6(prefix) => prefix.to_string(),
         };
         out.push_str(&format!(
             "persistent = {}\nnetmask = {netmask}\n",
             persistence.timeout
         ));
+    }
+    if let Some(pe) = service.persistence_engine {
+        out.push_str(&format!("persistence_engine = \"{}\"\n", pe.as_str()));
     }
     out.push_str(&format!("one_packet = {}\n", service.one_packet));
     for range in &service.fwmark_match {
@@ -477,6 +475,7 @@ struct RawService {
     flags: Option<Spanned<Vec<Spanned<String>>>>,
     persistent: Option<Spanned<toml::Value>>,
     netmask: Option<Spanned<toml::Value>>,
+    persistence_engine: Option<Spanned<String>>,
     one_packet: Option<Spanned<bool>>,
     #[serde(rename = "match", default)]
     matches: Vec<Spanned<RawMatch>>,
@@ -724,6 +723,19 @@ impl Reader {
         });
         let scheduler = scheduler.unwrap_or(SchedulerName::Wlc);
         let persistence = self.persistence(raw, key.family());
+        let persistence_engine = raw.persistence_engine.as_ref().and_then(|name| {
+            let found = PersistenceEngine::from_name(name.get_ref());
+            if found.is_none() {
+                self.error(
+                    name.span(),
+                    format!(
+                        "unknown persistence engine `{}`: uvs has sip",
+                        name.get_ref()
+                    ),
+                );
+            }
+            found
+        });
         let one_packet = raw.one_packet.as_ref().is_some_and(|flag| *flag.get_ref());
         let fwmark_match = raw
             .matches
@@ -744,6 +756,7 @@ impl Reader {
             scheduler,
             flags,
             persistence,
+            persistence_engine,
             one_packet,
             fwmark_match,
             dests,
@@ -891,12 +904,8 @@ impl Reader {
                 }
             },
         };
-        let full_prefix = match family {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        };
-        let prefix = match &raw.netmask {
-            None => full_prefix,
+        let netmask = match &raw.netmask {
+            None => Netmask::full(family),
             Some(value) => {
                 if timeout.is_none() {
                     self.error(
@@ -904,41 +913,46 @@ impl Reader {
                         "netmask sets the granularity of persistence and needs `persistent`",
                     );
                 }
-                self.netmask(value, family).unwrap_or(full_prefix)
+                self.netmask(value, family).unwrap_or(Netmask::full(family))
             }
         };
-        timeout.map(|timeout| Persistence {
-            timeout,
-            netmask_prefix: prefix,
-        })
+        timeout.map(|timeout| Persistence { timeout, netmask })
     }
 
-    fn netmask(&mut self, value: &Spanned<toml::Value>, family: Family) -> Option<u8> {
+    /// `netmask`: an IPv4 service takes any dotted mask (contiguous or not,
+    /// as ipvsadm's `-M`) or a prefix length 0 to 32; an IPv6 service a
+    /// prefix length (checked 1 to 128 by validation).
+    fn netmask(&mut self, value: &Spanned<toml::Value>, family: Family) -> Option<Netmask> {
         match (value.get_ref(), family) {
-            (toml::Value::Integer(prefix), _) => {
+            (toml::Value::Integer(prefix), Family::V4) => {
                 let prefix = Spanned::new(value.span(), *prefix);
-                self.int(
-                    &prefix,
-                    "netmask",
-                    "a prefix length (IPv4 0 to 32, IPv6 1 to 128)",
-                )
+                let prefix: u8 = self.int(&prefix, "netmask", "a prefix length 0 to 32")?;
+                if prefix > 32 {
+                    self.error(
+                        value.span(),
+                        format!("netmask must be a prefix length 0 to 32, not {prefix}"),
+                    );
+                    return None;
+                }
+                Some(Netmask::v4_prefix(prefix))
             }
-            (toml::Value::String(mask), Family::V4) => {
-                let prefix = mask.parse::<Ipv4Addr>().ok().and_then(|mask| {
-                    let bits = u32::from(mask);
-                    let prefix = bits.leading_ones();
-                    (bits.checked_shl(prefix).unwrap_or(0) == 0).then_some(prefix as u8)
-                });
-                if prefix.is_none() {
+            (toml::Value::Integer(prefix), Family::V6) => {
+                let prefix = Spanned::new(value.span(), *prefix);
+                self.int(&prefix, "netmask", "a prefix length 1 to 128")
+                    .map(Netmask::V6)
+            }
+            (toml::Value::String(mask), Family::V4) => match mask.parse::<Ipv4Addr>() {
+                Ok(mask) => Some(Netmask::V4(mask)),
+                Err(_) => {
                     self.error(
                         value.span(),
                         format!(
                             "illegal virtual server persistent mask specified: `{mask}` is not a netmask like \"255.255.255.0\""
                         ),
                     );
+                    None
                 }
-                prefix
-            }
+            },
             (_, Family::V4) => {
                 self.error(
                     value.span(),

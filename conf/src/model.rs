@@ -1,7 +1,7 @@
 //! The model types: plain data, validated by [`crate::file`] or by
 //! [`Config::validate`], shared by the engine, the daemon and `uvsadm`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Transport protocol of an address/port service.
 #[derive(
@@ -189,14 +189,104 @@ impl SchedFlags {
     }
 }
 
+/// The granularity of persistence (`-M`): which bits of the client
+/// address a persistence template keys on.
+///
+/// IPv4 services take any 32-bit mask, contiguous or not, as ipvsadm and
+/// the kernel do (ipvsadm parses `-M` with `inet_aton`; the kernel ANDs
+/// the client address with it): `255.0.255.0` is a valid mask. IPv6
+/// services take a prefix length, 1 to 128.
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Netmask {
+    /// An IPv4 service's mask (default `255.255.255.255`).
+    V4(Ipv4Addr),
+    /// An IPv6 service's prefix length, 1..=128 (default 128).
+    V6(u8),
+}
+
+impl Netmask {
+    /// The default of a family: every address bit (`/32`, `/128`).
+    pub fn full(family: Family) -> Netmask {
+        match family {
+            Family::V4 => Netmask::V4(Ipv4Addr::BROADCAST),
+            Family::V6 => Netmask::V6(128),
+        }
+    }
+
+    /// The IPv4 mask of a prefix length 0..=32 (longer lengths give /32).
+    pub fn v4_prefix(prefix: u8) -> Netmask {
+        let len = u32::from(prefix.min(32));
+        Netmask::V4(Ipv4Addr::from(u32::MAX.checked_shl(32 - len).unwrap_or(0)))
+    }
+
+    /// Whether this is the family's default (every bit kept), which
+    /// ipvsadm's listings and `-S` leave out.
+    pub fn is_full(self) -> bool {
+        matches!(self, Netmask::V4(m) if m == Ipv4Addr::BROADCAST)
+            || matches!(self, Netmask::V6(128))
+    }
+
+    /// `addr` with the mask applied (the kernel's `saddr & netmask`, or
+    /// `ipv6_addr_prefix`). An address of the other family is returned
+    /// unchanged (validation keeps the mask's family the service's).
+    #[inline]
+    pub fn apply(self, addr: IpAddr) -> IpAddr {
+        match (self, addr) {
+            (Netmask::V4(mask), IpAddr::V4(a)) => IpAddr::V4(a & mask),
+            (Netmask::V6(prefix), IpAddr::V6(a)) => {
+                let len = u32::from(prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+            (_, other) => other,
+        }
+    }
+}
+
 /// Persistence (`-p`, `-M`).
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Persistence {
     /// Template timeout in seconds, 1..=2678400 (bare `-p` = 360).
     pub timeout: u32,
-    /// Client netmask as a prefix length (IPv4 0..=32, IPv6 1..=128;
-    /// default /32 and /128).
-    pub netmask_prefix: u8,
+    /// Client netmask: an IPv4 mask for IPv4 services, a prefix length
+    /// for IPv6 ones (defaults /32 and /128).
+    pub netmask: Netmask,
+}
+
+/// A persistence engine (`--pe`): what keys a persistence template in
+/// place of the client address, for the packets it understands.
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PersistenceEngine {
+    /// `sip` (IPVS's `ip_vs_pe_sip`): UDP datagrams of a persistent
+    /// service are pinned by their SIP Call-ID (with the masked client
+    /// address, virtual address and port); others by the client address.
+    Sip,
+}
+
+impl PersistenceEngine {
+    /// Every engine.
+    pub const ALL: [PersistenceEngine; 1] = [PersistenceEngine::Sip];
+
+    /// The ipvsadm name (`sip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersistenceEngine::Sip => "sip",
+        }
+    }
+
+    /// Look an engine up by its ipvsadm name (exact, as the kernel's
+    /// `ip_vs_pe_getbyname`).
+    pub fn from_name(name: &str) -> Option<PersistenceEngine> {
+        PersistenceEngine::ALL
+            .into_iter()
+            .find(|pe| pe.as_str() == name)
+    }
 }
 
 /// Tunnel encapsulation (`--tun-type`).
@@ -273,6 +363,10 @@ pub struct ServiceConfig {
     pub flags: SchedFlags,
     /// Persistence, if any.
     pub persistence: Option<Persistence>,
+    /// Persistence engine (`--pe`), if any. Kept without persistence too
+    /// (ipvsadm allows it and `-S` saves it), but used only with it.
+    #[serde(default)]
+    pub persistence_engine: Option<PersistenceEngine>,
     /// One-packet scheduling (UDP and fwmark services only).
     pub one_packet: bool,
     /// For fwmark services: the ranges that carry the mark.

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::model::{
-    Config, DestConfig, Family, ForwardMethod, FwmarkMatch, Protocol, SchedFlags, SchedulerName,
-    ServiceConfig, ServiceKey, TunnelCsum, TunnelType,
+    Config, DestConfig, Family, ForwardMethod, FwmarkMatch, Netmask, Protocol, SchedFlags,
+    SchedulerName, ServiceConfig, ServiceKey, TunnelCsum, TunnelType,
 };
 
 /// Longest persistence or connection timeout, in seconds: 31 days, as
@@ -251,11 +251,11 @@ pub enum ModelErrorKind {
     /// Persistence timeout out of range.
     #[error("invalid timeout value `{0}' specified: persistence lasts 1 to 2678400 seconds")]
     PersistenceTimeout(u32),
-    /// IPv4 persistence netmask longer than /32.
-    #[error(
-        "illegal virtual server persistent mask specified: an IPv4 netmask is /0 to /32, not /{0}"
-    )]
-    NetmaskV4(u8),
+    /// A persistence netmask of the other family than the service's (an
+    /// IPv6 prefix length on an IPv4 service, or an IPv4 mask on an IPv6
+    /// one).
+    #[error("illegal virtual server persistent mask specified: an IPv4 service takes a dotted mask like 255.255.255.0, an IPv6 service a prefix length 1 to 128")]
+    NetmaskFamily,
     /// IPv6 persistence netmask outside 1..=128.
     #[error("illegal ipv6 netmask specified: an IPv6 prefix length is 1 to 128, not {0}")]
     NetmaskV6(u8),
@@ -709,17 +709,20 @@ impl Config {
                     ModelErrorKind::PersistenceTimeout(persistence.timeout),
                 ));
             }
-            let prefix = persistence.netmask_prefix;
-            match family {
-                Family::V4 if prefix > 32 => problems.push(ModelError::new(
+            match (family, persistence.netmask) {
+                (Family::V4, Netmask::V4(_)) => {}
+                (Family::V6, Netmask::V6(prefix)) => {
+                    if prefix == 0 || prefix > 128 {
+                        problems.push(ModelError::new(
+                            place(ServiceField::Netmask),
+                            ModelErrorKind::NetmaskV6(prefix),
+                        ));
+                    }
+                }
+                _ => problems.push(ModelError::new(
                     place(ServiceField::Netmask),
-                    ModelErrorKind::NetmaskV4(prefix),
+                    ModelErrorKind::NetmaskFamily,
                 )),
-                Family::V6 if prefix == 0 || prefix > 128 => problems.push(ModelError::new(
-                    place(ServiceField::Netmask),
-                    ModelErrorKind::NetmaskV6(prefix),
-                )),
-                _ => {}
             }
         }
         if service.scheduler == SchedulerName::Mh && service.dests.len() > MH_TABLE_SIZE {
@@ -968,6 +971,7 @@ mod tests {
             scheduler: SchedulerName::Wlc,
             flags: SchedFlags::default(),
             persistence: None,
+            persistence_engine: None,
             one_packet: false,
             fwmark_match: Vec::new(),
             dests: Vec::new(),
@@ -986,7 +990,7 @@ mod tests {
         );
         config.services[0].persistence = Some(Persistence {
             timeout: 360,
-            netmask_prefix: 32,
+            netmask: Netmask::full(Family::V4),
         });
         assert_eq!(config.validate(), Ok(()));
     }

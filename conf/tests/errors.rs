@@ -42,7 +42,7 @@ fn cases() -> Vec<Case> {
         // TOML itself
         case("syntax error", "[engine\n", (1, 8), "unclosed table, expected `]`"),
         case("unknown top-level key", "colour = 1\n", (1, 1), "unknown key `colour`, expected one of `engine`, `timeouts`, `fullnat`, `service`"),
-        case("unknown service key", web("bogus = 1\n"), (4, 1), "unknown key `bogus`, expected one of `protocol`, `address`, `fwmark`, `family`, `scheduler`, `flags`, `persistent`, `netmask`, `one_packet`, `match`, `real_server`"),
+        case("unknown service key", web("bogus = 1\n"), (4, 1), "unknown key `bogus`, expected one of `protocol`, `address`, `fwmark`, `family`, `scheduler`, `flags`, `persistent`, `netmask`, `persistence_engine`, `one_packet`, `match`, `real_server`"),
         case(
             "misspelt real server key",
             web(&format!("{RS2}  wieght = 2\n")),
@@ -79,6 +79,7 @@ fn cases() -> Vec<Case> {
         case("multicast VIP", "[[service]]\nprotocol = \"udp\"\naddress = \"224.0.0.1:53\"\n", (3, 11), "virtual address 224.0.0.1 is not a unicast address"),
         case("zero port without persistence", "[[service]]\nprotocol = \"tcp\"\naddress = \"10.1.1.1\"\n", (3, 11), "Zero port specified for non-persistent service"),
         case("one-packet on TCP", web("one_packet = true\n"), (4, 14), "One-Packet Scheduling is only for UDP virtual services"),
+        case("unknown persistence engine", web("persistent = true\npersistence_engine = \"rtsp\"\n"), (5, 22), "unknown persistence engine `rtsp`: uvs has sip"),
         case("unknown scheduler", web("scheduler = \"fastest\"\n"), (4, 13), "unknown scheduler `fastest`: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos"),
         case("invalid scheduler flag", web("flags = [\"sh-port\", \"turbo\"]\nscheduler = \"sh\"\n"), (4, 21), "invalid scheduler flag `turbo': use flag-1, flag-2, flag-3, sh-fallback, sh-port, mh-fallback or mh-port"),
         case("incompatible scheduler flag", web("flags = [\"sh-port\"]\n"), (4, 10), "incompatible scheduler flag `sh-port': it needs scheduler = \"sh\", this service uses \"wlc\""),
@@ -94,8 +95,9 @@ fn cases() -> Vec<Case> {
         case("persistent too long", web("persistent = 2678401\n"), (4, 14), "invalid timeout value `2678401' specified: persistence lasts 1 to 2678400 seconds"),
         case("persistent a string", web("persistent = \"yes\"\n"), (4, 14), "persistent must be a number of seconds (1 to 2678400), true (360 s) or false"),
         case("netmask without persistence", web("netmask = 24\n"), (4, 11), "netmask sets the granularity of persistence and needs `persistent`"),
-        case("non-contiguous netmask", web("persistent = true\nnetmask = \"255.0.255.0\"\n"), (5, 11), "illegal virtual server persistent mask specified: `255.0.255.0` is not a netmask like \"255.255.255.0\""),
-        case("IPv4 prefix 33", web("persistent = true\nnetmask = 33\n"), (5, 11), "illegal virtual server persistent mask specified: an IPv4 netmask is /0 to /32, not /33"),
+        case("netmask not an address", web("persistent = true\nnetmask = \"255.0.255\"\n"), (5, 11), "illegal virtual server persistent mask specified: `255.0.255` is not a netmask like \"255.255.255.0\""),
+        case("IPv4 prefix 33", web("persistent = true\nnetmask = 33\n"), (5, 11), "netmask must be a prefix length 0 to 32, not 33"),
+        case("IPv4 netmask a list", web("persistent = true\nnetmask = [24]\n"), (5, 11), "netmask must be a dotted mask like \"255.255.255.0\" or a prefix length 0 to 32"),
         case("IPv6 prefix 0", "[[service]]\nprotocol = \"tcp\"\naddress = \"[2001:db8::1]:80\"\npersistent = true\nnetmask = 0\n", (5, 11), "illegal ipv6 netmask specified: an IPv6 prefix length is 1 to 128, not 0"),
         case("IPv6 dotted netmask", "[[service]]\nprotocol = \"tcp\"\naddress = \"[2001:db8::1]:80\"\npersistent = true\nnetmask = \"255.255.0.0\"\n", (5, 11), "illegal ipv6 netmask specified: an IPv6 service's netmask is a prefix length 1 to 128, like 64"),
         // duplicates

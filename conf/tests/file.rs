@@ -2,13 +2,13 @@
 //! the shipped examples parse, bad inputs are reported at the right
 //! line:column with the right message, and defaults round-trip.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use uvs_conf::{
     load_config, parse_config, Config, ConfigError, DestConfig, EngineSettings, Family,
-    ForwardMethod, FwmarkMatch, LocalAddrPool, Persistence, Protocol, SchedFlags, SchedulerName,
-    ServiceConfig, ServiceKey, Timeouts, TunnelCsum, TunnelType,
+    ForwardMethod, FwmarkMatch, LocalAddrPool, Netmask, Persistence, Protocol, SchedFlags,
+    SchedulerName, ServiceConfig, ServiceKey, Timeouts, TunnelCsum, TunnelType,
 };
 
 fn ip(text: &str) -> IpAddr {
@@ -42,6 +42,7 @@ fn addr_service(protocol: Protocol, addr: &str, port: u16) -> ServiceConfig {
         scheduler: SchedulerName::Wlc,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
         dests: Vec::new(),
@@ -79,7 +80,7 @@ fn expected_full_config() -> Config {
         },
         persistence: Some(Persistence {
             timeout: 600,
-            netmask_prefix: 24,
+            netmask: Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)),
         }),
         dests: vec![
             DestConfig {
@@ -112,7 +113,7 @@ fn expected_full_config() -> Config {
         },
         persistence: Some(Persistence {
             timeout: 360,
-            netmask_prefix: 64,
+            netmask: Netmask::V6(64),
         }),
         dests: vec![
             dest(
@@ -176,7 +177,7 @@ fn expected_full_config() -> Config {
         },
         persistence: Some(Persistence {
             timeout: 30,
-            netmask_prefix: 128,
+            netmask: Netmask::V6(128),
         }),
         fwmark_match: vec![FwmarkMatch {
             protocol: Some(Protocol::Tcp),
@@ -411,4 +412,53 @@ fn mangled_files_never_panic_and_point_inside_the_text() {
             }
         }
     }
+}
+
+#[test]
+fn netmask_takes_any_ipv4_mask_and_prefix_lengths() {
+    let mask_of = |netmask: &str| {
+        let text = format!(
+            "[[service]]\nprotocol = \"udp\"\naddress = \"192.0.2.1:5060\"\npersistent = 60\nnetmask = {netmask}\n"
+        );
+        let config = parse_config("t.toml", &text).expect("valid config");
+        config.services[0].persistence.expect("persistent").netmask
+    };
+    let v4 = |a, b, c, d| Netmask::V4(Ipv4Addr::new(a, b, c, d));
+    assert_eq!(mask_of("\"255.0.255.0\""), v4(255, 0, 255, 0));
+    assert_eq!(mask_of("\"0.0.0.0\""), v4(0, 0, 0, 0));
+    assert_eq!(mask_of("\"255.255.255.0\""), v4(255, 255, 255, 0));
+    assert_eq!(mask_of("24"), v4(255, 255, 255, 0));
+    assert_eq!(mask_of("0"), v4(0, 0, 0, 0));
+    assert_eq!(mask_of("32"), v4(255, 255, 255, 255));
+    assert_eq!(mask_of("17"), v4(255, 255, 128, 0));
+    let text = "[[service]]\nprotocol = \"udp\"\naddress = \"192.0.2.1:5060\"\npersistent = 60\nnetmask = \"255.0.255.0\"\n";
+    let config = parse_config("t.toml", text).expect("valid config");
+    let rendered = uvs_conf::to_toml(&config);
+    assert!(
+        rendered.contains("netmask = \"255.0.255.0\"\n"),
+        "{rendered}"
+    );
+    assert_eq!(parse_config("t.toml", &rendered).unwrap(), config);
+}
+
+#[test]
+fn persistence_engine_sip_is_read_and_written() {
+    let text = "[[service]]\nprotocol = \"udp\"\naddress = \"192.0.2.1:5060\"\npersistent = 60\nnetmask = \"0.0.0.0\"\npersistence_engine = \"sip\"\n";
+    let config = parse_config("t.toml", text).expect("valid config");
+    assert_eq!(
+        config.services[0].persistence_engine,
+        Some(uvs_conf::PersistenceEngine::Sip)
+    );
+    let rendered = uvs_conf::to_toml(&config);
+    assert!(
+        rendered.contains("persistence_engine = \"sip\"\n"),
+        "{rendered}"
+    );
+    assert_eq!(parse_config("t.toml", &rendered).unwrap(), config);
+    let plain = parse_config(
+        "t.toml",
+        &text.replace("persistence_engine = \"sip\"\n", ""),
+    )
+    .unwrap();
+    assert_eq!(plain.services[0].persistence_engine, None);
 }

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 use uvs_conf::{
     parse_config, to_toml, Config, DestConfig, EngineSettings, Family, ForwardMethod, FwmarkMatch,
-    LocalAddrPool, Persistence, Protocol, SchedFlags, SchedulerName, ServiceConfig, ServiceKey,
-    Timeouts, TunnelCsum, TunnelType,
+    LocalAddrPool, Netmask, Persistence, PersistenceEngine, Protocol, SchedFlags, SchedulerName,
+    ServiceConfig, ServiceKey, Timeouts, TunnelCsum, TunnelType,
 };
 
 const MAX_TIMEOUT: u32 = 86_400 * 31;
@@ -126,11 +126,18 @@ fn flags() -> impl Strategy<Value = SchedFlags> {
 
 fn persistence() -> impl Strategy<Value = Option<Persistence>> {
     proptest::option::of(
-        (1..=MAX_TIMEOUT, 0u8..=32).prop_map(|(timeout, netmask_prefix)| Persistence {
-            timeout,
-            netmask_prefix,
-        }),
+        (1..=MAX_TIMEOUT, netmask_v4())
+            .prop_map(|(timeout, netmask)| Persistence { timeout, netmask }),
     )
+}
+
+/// An IPv4 persistence mask: a prefix length, or any 32 bits (ipvsadm's
+/// `-M` takes non-contiguous masks such as 255.0.255.0).
+fn netmask_v4() -> impl Strategy<Value = Netmask> {
+    prop_oneof![
+        (0u8..=32).prop_map(Netmask::v4_prefix),
+        any::<u32>().prop_map(|bits| Netmask::V4(Ipv4Addr::from(bits))),
+    ]
 }
 
 /// Service `index`: TCP/UDP on 192.0.<index>.1, or fwmark `index + 1`
@@ -182,14 +189,16 @@ fn service(index: u8) -> impl Strategy<Value = ServiceConfig> {
         prop_oneof![addr_service, fwmark_service],
         scheduler(),
         flags(),
+        any::<bool>(),
     )
         .prop_map(
-            |(((key, persistence, one_packet, fwmark_match), dests), scheduler, flags)| {
+            |(((key, persistence, one_packet, fwmark_match), dests), scheduler, flags, sip)| {
                 ServiceConfig {
                     key,
                     scheduler,
                     flags,
                     persistence,
+                    persistence_engine: sip.then_some(PersistenceEngine::Sip),
                     one_packet,
                     fwmark_match,
                     dests,

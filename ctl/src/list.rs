@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
 use uvs_conf::control::{ConnectionStatus, DaemonStatus, ServerStatus, ServiceStatus, SyncRole};
-use uvs_conf::{Family, ForwardMethod, ServiceKey, Timeouts, TunnelCsum, TunnelType};
+use uvs_conf::{Family, ForwardMethod, Netmask, ServiceKey, Timeouts, TunnelCsum, TunnelType};
 
 use crate::largenum::format_largenum;
 use crate::parse::Format;
@@ -276,13 +276,13 @@ fn any_flag(s: &ServiceStatus) -> bool {
 }
 
 /// An IPv4 netmask from a prefix length.
-fn v4_mask(prefix: u8) -> Ipv4Addr {
-    let bits = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix.min(32)))
-    };
-    Ipv4Addr::from(bits)
+/// A persistence netmask as ipvsadm prints it: `inet_ntoa` of an IPv4
+/// mask (any bits, e.g. `255.0.255.0`), `%i` of an IPv6 prefix length.
+fn netmask_text(netmask: Netmask) -> String {
+    match netmask {
+        Netmask::V4(mask) => mask.to_string(),
+        Netmask::V6(prefix) => prefix.to_string(),
+    }
 }
 
 fn forward_name(m: &ForwardMethod) -> &'static str {
@@ -390,12 +390,11 @@ fn service_entry(out: &mut String, s: &ServiceStatus, format: &Format, names: Na
         }
         if let Some(p) = s.spec.persistence {
             let _ = write!(out, " persistent {}", p.timeout);
-            if service_af_v6(&s.spec.key) {
-                if p.netmask_prefix != 128 {
-                    let _ = write!(out, " mask {}", p.netmask_prefix);
-                }
-            } else if p.netmask_prefix != 32 {
-                let _ = write!(out, " mask {}", v4_mask(p.netmask_prefix));
+            if !p.netmask.is_full() {
+                let _ = write!(out, " mask {}", netmask_text(p.netmask));
+            }
+            if let Some(pe) = s.spec.persistence_engine {
+                let _ = write!(out, " pe {}", pe.as_str());
             }
         }
         if s.spec.one_packet {
@@ -515,13 +514,13 @@ pub fn save(services: &[ServiceStatus], names: Names<'_>) -> String {
         let _ = write!(out, "-A {svc_name} -s {}", s.spec.scheduler.as_str());
         if let Some(p) = s.spec.persistence {
             let _ = write!(out, " -p {}", p.timeout);
-            if service_af_v6(&s.spec.key) {
-                if p.netmask_prefix != 128 {
-                    let _ = write!(out, " -M {}", p.netmask_prefix);
-                }
-            } else if p.netmask_prefix != 32 {
-                let _ = write!(out, " -M {}", v4_mask(p.netmask_prefix));
+            if !p.netmask.is_full() {
+                let _ = write!(out, " -M {}", netmask_text(p.netmask));
             }
+        }
+        // ipvsadm saves the engine whether or not the service persists.
+        if let Some(pe) = s.spec.persistence_engine {
+            let _ = write!(out, " --pe {}", pe.as_str());
         }
         if s.spec.one_packet {
             out.push_str(" -o");
@@ -592,6 +591,23 @@ pub fn list_connections(conns: &[ConnectionStatus], format: &Format, names: Name
         let vname = addrport(names, c.virtual_addr, c.virtual_port, c.protocol);
         let dname = addrport(names, c.server, c.server_port, c.protocol);
         let expire = format!("{:02}:{:02}", c.expires_secs / 60, c.expires_secs % 60);
+        if let (true, Some(pe)) = (format.persistent_conn, &c.pe) {
+            // print_conn with the /proc line's pe name and data (sscanf
+            // read 11 fields): the destination in 16 columns, the name in 18.
+            let _ = writeln!(
+                out,
+                "{:<3} {:<6} {:<11} {:<18} {:<18} {:<16} {:<18} {}",
+                protocol_name(c.protocol),
+                expire,
+                c.state,
+                cname,
+                vname,
+                dname,
+                pe.name,
+                pe.data
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "{:<3} {:<6} {:<11} {:<18} {:<18} {}",

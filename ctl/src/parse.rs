@@ -8,7 +8,7 @@
 //! words are `--set`'s three values or "unexpected argument"; then the
 //! legality matrix (`commands_v_options`, [`LEGALITY`]), the tunnel-type
 //! matrix and the semantic checks, each with ipvsadm's message. What the
-//! kernel would refuse (an unknown scheduler, a persistence engine)
+//! kernel would refuse (an unknown scheduler or persistence engine)
 //! becomes [`Action::EngineError`] / [`Action::ListError`], printed when
 //! the command runs.
 //!
@@ -19,8 +19,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use uvs_conf::control::{Command, ServiceSpec, SyncDaemonSpec, SyncRole};
 use uvs_conf::{
-    DestConfig, Family, ForwardMethod, Persistence, SchedFlags, SchedulerName, ServiceKey,
-    TunnelCsum, TunnelType,
+    DestConfig, Family, ForwardMethod, Netmask, Persistence, PersistenceEngine, SchedFlags,
+    SchedulerName, ServiceKey, TunnelCsum, TunnelType,
 };
 
 use crate::addr::{atoi, parse_netmask, parse_service, string_to_number, AF_INET, AF_INET6};
@@ -1218,23 +1218,27 @@ fn build_action(
             let Some(scheduler) = SchedulerName::from_name(&svc.sched) else {
                 return Ok(Action::EngineError(NOT_FOUND));
             };
-            if !svc.pe.is_empty() {
-                // uvs has no persistence engines (IPVS's sip module).
-                return Ok(Action::EngineError(NOT_FOUND));
-            }
+            // `--pe`: the kernel looks the name up (ip_vs_pe_getbyname);
+            // uvs has IPVS's one engine, sip.
+            let persistence_engine = if svc.pe.is_empty() {
+                None
+            } else {
+                match PersistenceEngine::from_name(&svc.pe) {
+                    Some(pe) => Some(pe),
+                    None => return Ok(Action::EngineError(NOT_FOUND)),
+                }
+            };
             let persistence = if svc.persistent {
-                let netmask_prefix = if svc.af == AF_INET6 {
-                    svc.netmask as u8
+                // IPv4: any mask, as ipvsadm sends it (the kernel ANDs
+                // the client address with it); IPv6: the prefix length.
+                let netmask = if svc.af == AF_INET6 {
+                    Netmask::V6(svc.netmask.min(128) as u8)
                 } else {
-                    let m = svc.netmask;
-                    if m.leading_ones() + m.trailing_zeros() != 32 {
-                        return fail("illegal virtual server persistent mask specified");
-                    }
-                    m.leading_ones() as u8
+                    Netmask::V4(Ipv4Addr::from(svc.netmask))
                 };
                 Some(Persistence {
                     timeout: svc.timeout,
-                    netmask_prefix,
+                    netmask,
                 })
             } else {
                 None
@@ -1248,6 +1252,7 @@ fn build_action(
                     flag3: svc.flags & SCHED3 != 0,
                 },
                 persistence,
+                persistence_engine,
                 one_packet: svc.ops,
                 fwmark_match: Vec::new(),
             };
@@ -1346,8 +1351,8 @@ pub fn version_line() -> String {
     )
 }
 
-/// ipvsadm 1.31's usage text with uvsadm's additions (`twos`, no
-/// persistence engine, `--fullnat`, `--json`, the socket); `PROG` stands
+/// ipvsadm 1.31's usage text with uvsadm's additions (`twos`,
+/// `--fullnat`, `--json`, the socket); `PROG` stands
 /// for the program name.
 const USAGE: &str = r#"Usage:
   PROG -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
@@ -1392,7 +1397,7 @@ Options:
   --ipv6         -6                   fwmark entry uses IPv6
   --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,
                                       the default scheduler is wlc.
-  --pe            engine              alternate persistence engine (uvs has none),
+  --pe            engine              alternate persistence engine may be sip,
                                       not set by default.
   --persistent   -p [timeout]         persistent service
   --netmask      -M netmask           persistent granularity mask

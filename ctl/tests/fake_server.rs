@@ -33,6 +33,7 @@ fn rr(key: uvs_conf::ServiceKey) -> Command {
             scheduler: SchedulerName::Rr,
             flags: SchedFlags::default(),
             persistence: None,
+            persistence_engine: None,
             one_packet: false,
             fwmark_match: vec![],
         },

@@ -6,11 +6,13 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
+
 use common::*;
-use uvs_conf::control::{ConnectionStatus, DaemonStatus, SyncDaemonSpec, SyncRole};
+use uvs_conf::control::{ConnectionStatus, DaemonStatus, PeData, SyncDaemonSpec, SyncRole};
 use uvs_conf::{
-    Family, ForwardMethod, Persistence, SchedFlags, SchedulerName, ServiceKey, Timeouts,
-    TunnelCsum, TunnelType,
+    Family, ForwardMethod, Netmask, Persistence, PersistenceEngine, SchedFlags, SchedulerName,
+    ServiceKey, Timeouts, TunnelCsum, TunnelType,
 };
 use uvs_ctl::list::{self, Names};
 use uvs_ctl::parse::Format;
@@ -208,7 +210,7 @@ fn thresholds_and_persistent_conn_for_one_service() {
     let mut sp = spec(tcp("10.0.0.1", 80), SchedulerName::Wlc);
     sp.persistence = Some(Persistence {
         timeout: 360,
-        netmask_prefix: 32,
+        netmask: Netmask::V4(Ipv4Addr::BROADCAST),
     });
     let s = service(sp, vec![d1]);
     let f = Format {
@@ -279,7 +281,7 @@ fn service_lines_flags_persistence_mask_ops_fwmark_ipv6() {
     };
     sh.persistence = Some(Persistence {
         timeout: 300,
-        netmask_prefix: 24,
+        netmask: Netmask::V4(Ipv4Addr::new(255, 255, 255, 0)),
     });
     let mut mh = spec(tcp("10.0.0.2", 80), SchedulerName::Mh);
     mh.flags = SchedFlags {
@@ -298,12 +300,12 @@ fn service_lines_flags_persistence_mask_ops_fwmark_ipv6() {
     let mut v6 = spec(tcp("2001:db8::1", 443), SchedulerName::Wlc);
     v6.persistence = Some(Persistence {
         timeout: 300,
-        netmask_prefix: 64,
+        netmask: Netmask::V6(64),
     });
     let mut v6full = spec(tcp("2001:db8::2", 443), SchedulerName::Wlc);
     v6full.persistence = Some(Persistence {
         timeout: 300,
-        netmask_prefix: 128,
+        netmask: Netmask::V6(128),
     });
     let fw4 = spec(
         ServiceKey::Fwmark {
@@ -480,6 +482,7 @@ fn connections_listing() {
             state: "ESTABLISHED".into(),
             expires_secs: 899,
             template: false,
+            pe: None,
         },
         ConnectionStatus {
             protocol: 17,
@@ -492,6 +495,7 @@ fn connections_listing() {
             state: "UDP".into(),
             expires_secs: 65,
             template: false,
+            pe: None,
         },
         ConnectionStatus {
             protocol: 0,
@@ -504,6 +508,7 @@ fn connections_listing() {
             state: "NONE".into(),
             expires_secs: 6000,
             template: true,
+            pe: None,
         },
         ConnectionStatus {
             protocol: 6,
@@ -516,6 +521,7 @@ fn connections_listing() {
             state: "SYN_RECV".into(),
             expires_secs: 5,
             template: false,
+            pe: None,
         },
     ];
     let f = Format {
@@ -599,4 +605,125 @@ fn addresses_are_written_as_glibc_inet_ntop_does() {
     ] {
         assert_eq!(list::ntop(ip(text)), expected, "{text}");
     }
+}
+
+#[test]
+fn non_contiguous_ipv4_mask_is_listed_and_saved_as_ipvsadm_prints_it() {
+    let r = resolver();
+    let mut sp = spec(udp("10.0.0.6", 5060), SchedulerName::Rr);
+    sp.persistence = Some(Persistence {
+        timeout: 60,
+        netmask: Netmask::V4(Ipv4Addr::new(255, 0, 255, 0)),
+    });
+    let mut zero = spec(udp("10.0.0.7", 5060), SchedulerName::Rr);
+    zero.persistence = Some(Persistence {
+        timeout: 60,
+        netmask: Netmask::V4(Ipv4Addr::UNSPECIFIED),
+    });
+    let services = vec![service(sp, vec![]), service(zero, vec![])];
+    assert_eq!(
+        list::list_all(4096, &services, &Format::default(), numeric(&r)),
+        "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+UDP  10.0.0.6:5060 rr persistent 60 mask 255.0.255.0
+UDP  10.0.0.7:5060 rr persistent 60 mask 0.0.0.0
+"
+    );
+    assert_eq!(
+        list::save(&services, numeric(&r)),
+        "-A -u 10.0.0.6:5060 -s rr -p 60 -M 255.0.255.0
+-A -u 10.0.0.7:5060 -s rr -p 60 -M 0.0.0.0
+"
+    );
+}
+
+#[test]
+fn persistent_conn_listing_shows_the_sip_call_id_of_templates() {
+    let r = resolver();
+    let conns = vec![
+        ConnectionStatus {
+            protocol: 17,
+            client: ip("0.0.0.0"),
+            client_port: 0,
+            virtual_addr: ip("10.0.0.6"),
+            virtual_port: 5060,
+            server: ip("10.0.1.1"),
+            server_port: 5060,
+            state: "NONE".into(),
+            expires_secs: 59,
+            template: true,
+            pe: Some(PeData {
+                name: "sip".into(),
+                data: "a84b4c76e66710@pc33.atlanta.example.com".into(),
+            }),
+        },
+        ConnectionStatus {
+            protocol: 17,
+            client: ip("192.0.2.50"),
+            client_port: 5060,
+            virtual_addr: ip("10.0.0.6"),
+            virtual_port: 5060,
+            server: ip("10.0.1.1"),
+            server_port: 5060,
+            state: "UDP".into(),
+            expires_secs: 299,
+            template: false,
+            pe: None,
+        },
+    ];
+    let f = Format {
+        numeric: true,
+        persistent_conn: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        list::list_connections(&conns, &f, numeric(&r)),
+        "IPVS connection entries
+pro expire state       source             virtual            destination        pe name          pe_data
+UDP 00:59  NONE        0.0.0.0:0          10.0.0.6:5060      10.0.1.1:5060    sip                a84b4c76e66710@pc33.atlanta.example.com
+UDP 04:59  UDP         192.0.2.50:5060    10.0.0.6:5060      10.0.1.1:5060
+"
+    );
+    // Without --persistent-conn the engine's columns are not shown.
+    let f = Format {
+        numeric: true,
+        ..Format::default()
+    };
+    assert_eq!(
+        list::list_connections(&conns[..1], &f, numeric(&r)),
+        "IPVS connection entries
+pro expire state       source             virtual            destination
+UDP 00:59  NONE        0.0.0.0:0          10.0.0.6:5060      10.0.1.1:5060
+"
+    );
+}
+
+#[test]
+fn pe_sip_is_listed_inside_persistence_and_always_saved() {
+    let r = resolver();
+    let mut sip = spec(udp("10.0.0.6", 5060), SchedulerName::Rr);
+    sip.persistence = Some(Persistence {
+        timeout: 60,
+        netmask: Netmask::V4(Ipv4Addr::UNSPECIFIED),
+    });
+    sip.persistence_engine = Some(PersistenceEngine::Sip);
+    let mut bare = spec(udp("10.0.0.7", 5060), SchedulerName::Rr);
+    bare.persistence_engine = Some(PersistenceEngine::Sip);
+    let services = vec![service(sip, vec![]), service(bare, vec![])];
+    assert_eq!(
+        list::list_all(4096, &services, &Format::default(), numeric(&r)),
+        "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+UDP  10.0.0.6:5060 rr persistent 60 mask 0.0.0.0 pe sip
+UDP  10.0.0.7:5060 rr
+"
+    );
+    assert_eq!(
+        list::save(&services, numeric(&r)),
+        "-A -u 10.0.0.6:5060 -s rr -p 60 -M 0.0.0.0 --pe sip
+-A -u 10.0.0.7:5060 -s rr --pe sip
+"
+    );
 }

@@ -3,11 +3,13 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
+
 use common::{ip, tcp, udp};
 use uvs_conf::control::{Command, ServiceSpec, SyncDaemonSpec, SyncRole};
 use uvs_conf::{
-    DestConfig, Family, ForwardMethod, Persistence, SchedFlags, SchedulerName, ServiceKey,
-    TunnelCsum, TunnelType,
+    DestConfig, Family, ForwardMethod, Netmask, Persistence, PersistenceEngine, SchedFlags,
+    SchedulerName, ServiceKey, TunnelCsum, TunnelType,
 };
 use uvs_ctl::parse::{parse_args, Action, Format, ListWhat, ParseError};
 
@@ -53,6 +55,7 @@ fn add_service_defaults_and_options() {
             scheduler: SchedulerName::Wlc,
             flags: SchedFlags::default(),
             persistence: None,
+            persistence_engine: None,
             one_packet: false,
             fwmark_match: vec![],
         }
@@ -63,9 +66,25 @@ fn add_service_defaults_and_options() {
         s.persistence,
         Some(Persistence {
             timeout: 360,
-            netmask_prefix: 24
+            netmask: Netmask::V4(Ipv4Addr::new(255, 255, 255, 0))
         })
     );
+    // Any IPv4 mask, contiguous or not, as ipvsadm (inet_aton) takes it;
+    // and hostnames resolved like an address.
+    for (arg, mask) in [
+        ("255.0.255.0", [255, 0, 255, 0]),
+        ("0.0.0.0", [0, 0, 0, 0]),
+        ("0.255.0.255", [0, 255, 0, 255]),
+        ("255.255.255.255", [255, 255, 255, 255]),
+        ("255.255.255.128", [255, 255, 255, 128]),
+    ] {
+        let s = service_of(&format!("-A -u 10.0.0.1:5060 -p 60 -M {arg}"));
+        assert_eq!(
+            s.persistence.unwrap().netmask,
+            Netmask::V4(Ipv4Addr::from(mask)),
+            "{arg}"
+        );
+    }
     // Optional argument: the next word is taken unless it starts with '-'.
     assert_eq!(
         service_of("-A -t 10.0.0.1:80 -p 300")
@@ -129,13 +148,13 @@ fn add_service_defaults_and_options() {
     // IPv6.
     let s = service_of("-A -t [2001:db8::1]:443 -p 60 -M 64");
     assert_eq!(s.key, tcp("2001:db8::1", 443));
-    assert_eq!(s.persistence.unwrap().netmask_prefix, 64);
+    assert_eq!(s.persistence.unwrap().netmask, Netmask::V6(64));
     assert_eq!(
         service_of("-A -t [2001:db8::1]:443 -p")
             .persistence
             .unwrap()
-            .netmask_prefix,
-        128
+            .netmask,
+        Netmask::V6(128)
     );
     // fwmark, IPv4 and IPv6.
     let s = service_of("-A -f 7 -s sh -b sh-port,sh-fallback");
@@ -162,7 +181,7 @@ fn add_service_defaults_and_options() {
             family: Family::V6
         }
     );
-    assert_eq!(s.persistence.unwrap().netmask_prefix, 48);
+    assert_eq!(s.persistence.unwrap().netmask, Netmask::V6(48));
     assert_eq!(
         service_of("-A -f 4294967295").key,
         ServiceKey::Fwmark {
@@ -192,6 +211,7 @@ fn edit_sends_every_field_so_omitted_ones_reset() {
                 scheduler: SchedulerName::Wlc,
                 flags: SchedFlags::default(),
                 persistence: None,
+                persistence_engine: None,
                 one_packet: false,
                 fwmark_match: vec![],
             }
@@ -392,6 +412,32 @@ fn listings() {
 }
 
 #[test]
+fn pe_sip_is_sent_with_or_without_persistence() {
+    let s = service_of("-A -u 10.0.0.1:5060 -p 60 -M 0.0.0.0 --pe sip");
+    assert_eq!(s.persistence_engine, Some(PersistenceEngine::Sip));
+    assert_eq!(
+        s.persistence,
+        Some(Persistence {
+            timeout: 60,
+            netmask: Netmask::V4(Ipv4Addr::UNSPECIFIED)
+        })
+    );
+    let s = service_of("-A -u 10.0.0.1:5060 --pe sip");
+    assert_eq!(s.persistence_engine, Some(PersistenceEngine::Sip));
+    assert_eq!(s.persistence, None);
+    // -E sends every field: no --pe clears it.
+    let edit = |line: &str| match parse(line) {
+        Ok(Action::Send(Command::EditService { service })) => service,
+        other => panic!("{line}: {other:?}"),
+    };
+    assert_eq!(edit("-E -u 10.0.0.1:5060 -p").persistence_engine, None);
+    assert_eq!(
+        edit("-E -u 10.0.0.1:5060 -p --pe sip").persistence_engine,
+        Some(PersistenceEngine::Sip)
+    );
+}
+
+#[test]
 fn what_the_engine_would_refuse() {
     let e = |line: &str| parse(line);
     assert_eq!(
@@ -400,12 +446,16 @@ fn what_the_engine_would_refuse() {
             "Scheduler or persistence engine not found"
         ))
     );
-    assert_eq!(
-        e("-A -t 10.0.0.1:80 -p --pe sip"),
-        Ok(Action::EngineError(
-            "Scheduler or persistence engine not found"
-        ))
-    );
+    // Only IPVS's engine exists; names are exact (ip_vs_pe_getbyname).
+    for name in ["rtsp", "SIP", "sip2"] {
+        assert_eq!(
+            e(&format!("-A -t 10.0.0.1:80 -p --pe {name}")),
+            Ok(Action::EngineError(
+                "Scheduler or persistence engine not found"
+            )),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -498,10 +548,6 @@ fn every_parse_error_message() {
         (
             "-A -t [2001:db8::1]:80 -M 0",
             "illegal ipv6 netmask specified",
-        ),
-        (
-            "-A -t 10.0.0.1:80 -p -M 255.0.255.0",
-            "illegal virtual server persistent mask specified",
         ),
         (
             "-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65536",

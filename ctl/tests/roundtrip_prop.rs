@@ -11,8 +11,8 @@ use common::*;
 use proptest::prelude::*;
 use uvs_conf::control::{ServerStatus, ServiceSpec, ServiceStatus};
 use uvs_conf::{
-    DestConfig, Family, ForwardMethod, Persistence, Protocol, SchedFlags, SchedulerName,
-    ServiceKey, TunnelCsum, TunnelType,
+    DestConfig, Family, ForwardMethod, Netmask, Persistence, PersistenceEngine, Protocol,
+    SchedFlags, SchedulerName, ServiceKey, TunnelCsum, TunnelType,
 };
 use uvs_ctl::parse::parse_args;
 
@@ -94,7 +94,12 @@ fn service_status() -> impl Strategy<Value = ServiceStatus> {
         any::<(bool, bool, bool)>(),
         any::<bool>(),
         1u32..=2_678_400,
-        any::<u8>(),
+        // IPv4: any 32-bit mask, contiguous or not (-M 255.0.255.0);
+        // IPv6: a prefix length.
+        prop_oneof![
+            any::<u32>(),
+            (0u32..=32).prop_map(|n| u32::MAX.checked_shl(32 - n).unwrap_or(0))
+        ],
         any::<bool>(),
         proptest::collection::vec((method(), any::<bool>(), any::<u16>(), 0u32..=65535), 0..5),
     )
@@ -137,10 +142,10 @@ fn service_status() -> impl Strategy<Value = ServiceStatus> {
                 let persistent = persistent || (!fwmark && svc_port == 0);
                 let persistence = persistent.then(|| Persistence {
                     timeout,
-                    netmask_prefix: if is_v6(&key) {
-                        prefix % 128 + 1
+                    netmask: if is_v6(&key) {
+                        Netmask::V6((prefix % 128 + 1) as u8)
                     } else {
-                        prefix % 33
+                        Netmask::V4(prefix.into())
                     },
                 });
                 let mut seen = HashSet::new();
@@ -174,6 +179,9 @@ fn service_status() -> impl Strategy<Value = ServiceStatus> {
                             flag3: f3 && !named,
                         },
                         persistence,
+                        // --pe sip on a third of the services, persistent
+                        // or not (ipvsadm saves it either way).
+                        persistence_engine: (timeout % 3 == 0).then_some(PersistenceEngine::Sip),
                         one_packet: ops && (fwmark || udp),
                         fwmark_match: vec![],
                     },

@@ -23,6 +23,8 @@ const SCRIPT: &str = "\
 -a -u 10.0.0.3:53 -r 192.168.1.8 -i --tun-type gue --tun-port 6081 --tun-csum -w 1
 -a -u 10.0.0.3:53 -r 192.168.1.9 -i --tun-type gre --tun-csum -w 1
 -a -u 10.0.0.3:53 -r 192.168.1.10 -i --tun-type gre -w 1
+-A -u 10.0.0.6:5060 -s rr -p 60 -M 255.0.255.0 --pe sip
+-a -u 10.0.0.6:5060 -r 192.168.1.13 -m
 -A -t [2001:db8::1]:80 -s mh -b mh-port -p 60 -M 64
 -a -t [2001:db8::1]:80 -r [2001:db8::10]:80 -g -w 5
 -A -t 10.0.0.4:0 -s lc -p
@@ -55,6 +57,8 @@ const SAVED: &str = "\
 -a -u 10.0.0.3:53 -r 192.168.1.8:53 -i -w 1 --tun-type gue --tun-port 6081 --tun-csum
 -a -u 10.0.0.3:53 -r 192.168.1.9:53 -i -w 1 --tun-type gre --tun-csum
 -a -u 10.0.0.3:53 -r 192.168.1.10:53 -i -w 1 --tun-type gre --tun-nocsum
+-A -u 10.0.0.6:5060 -s rr -p 60 -M 255.0.255.0 --pe sip
+-a -u 10.0.0.6:5060 -r 192.168.1.13:5060 -m -w 1
 -A -t [2001:db8::1]:80 -s mh -p 60 -M 64 -b mh-port
 -a -t [2001:db8::1]:80 -r [2001:db8::10]:80 -g -w 5
 -A -f 7 -s wrr -p 120

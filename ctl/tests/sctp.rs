@@ -149,6 +149,7 @@ fn sctp_connections_show_the_kernels_state_names() {
         state: state.into(),
         expires_secs,
         template: false,
+        pe: None,
     };
     let conns = vec![
         row("ESTABLISHED", 900),

@@ -614,7 +614,7 @@ impl Engine {
                         uvs_conf::ServiceKey::Fwmark { .. } => 0,
                         uvs_conf::ServiceKey::Addr { .. } => parsed.protocol,
                     },
-                    caddr_masked: mask_addr(parsed.saddr, persistence.netmask_prefix),
+                    caddr_masked: persistence.netmask.apply(parsed.saddr),
                     vaddr: match service.key {
                         uvs_conf::ServiceKey::Fwmark { mark, .. } => {
                             IpAddr::V4(Ipv4Addr::from(mark))
@@ -628,13 +628,18 @@ impl Engine {
                         port => port,
                     },
                 };
-                let found = self
-                    .conns
-                    .lookup_template(&template_key, now)
-                    .and_then(|t| {
-                        let id = t.dest();
-                        service.dest_by_id(id).map(|d| (t, d))
-                    });
+                // `--pe sip`: a UDP datagram's Call-ID joins the key;
+                // without one, address persistence (ip_vs_pe_sip).
+                let call_id =
+                    crate::pe::sip_key(service, packet.frame.frame(), parsed, &self.conns);
+                let found = match call_id {
+                    Some(id) => self.conns.lookup_template_sip(&template_key, id, now),
+                    None => self.conns.lookup_template(&template_key, now),
+                }
+                .and_then(|t| {
+                    let id = t.dest();
+                    service.dest_by_id(id).map(|d| (t, d))
+                });
                 match found {
                     Some((t, d)) => {
                         template = Some(t);
@@ -648,14 +653,26 @@ impl Engine {
                         let Some(d) = service.dests.get(index) else {
                             return Verdict::Drop(DropReason::NoDest);
                         };
-                        match self.conns.insert_template(
-                            &template_key,
-                            d.id,
-                            d.addr,
-                            d.port,
-                            persistence.timeout,
-                            now,
-                        ) {
+                        let inserted = match call_id {
+                            Some(id) => self.conns.insert_template_sip(
+                                &template_key,
+                                id,
+                                d.id,
+                                d.addr,
+                                d.port,
+                                persistence.timeout,
+                                now,
+                            ),
+                            None => self.conns.insert_template(
+                                &template_key,
+                                d.id,
+                                d.addr,
+                                d.port,
+                                persistence.timeout,
+                                now,
+                            ),
+                        };
+                        match inserted {
                             Ok(t) => template = Some(t),
                             Err(e) => return Verdict::Drop(insert_drop_reason(e)),
                         }
@@ -1069,26 +1086,6 @@ fn insert_drop_reason(e: InsertError) -> DropReason {
             DropReason::FullNatPortsExhausted
         }
         InsertError::Exists | InsertError::UnknownDest => DropReason::NoConnection,
-    }
-}
-
-/// The client address with the persistence netmask applied.
-pub fn mask_addr(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let len = u32::from(prefix.min(32));
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-        }
-        IpAddr::V6(a) => {
-            let len = u32::from(prefix.min(128));
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
-            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) & mask))
-        }
     }
 }
 

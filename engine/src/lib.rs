@@ -14,6 +14,7 @@
 //! - [`conn`]: the connection table, TCP/UDP state machines, timeouts,
 //!   persistence templates.
 //! - [`sched`]: the 14 IPVS schedulers, one per file.
+//! - [`pe`]: persistence engines (SIP Call-ID).
 //! - [`xmit`]: the forwarding methods, one per file.
 //! - [`snapshot`]: the immutable configuration workers read.
 //! - [`route`]: ports, routes and neighbours: where a frame goes.
@@ -30,6 +31,7 @@ pub mod dest;
 pub mod engine;
 pub mod io;
 pub mod lab;
+pub mod pe;
 pub mod route;
 pub mod sched;
 pub mod snapshot;

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use uvs_conf::{
-    Config, Family, ForwardMethod, FwmarkMatch, Persistence, Protocol, SchedFlags, SchedulerName,
-    ServiceConfig, ServiceKey, Timeouts,
+    Config, Family, ForwardMethod, FwmarkMatch, Persistence, PersistenceEngine, Protocol,
+    SchedFlags, SchedulerName, ServiceConfig, ServiceKey, Timeouts,
 };
 
 use crate::dest::{Dest, DestCounters, DestId, DestRegistry};
@@ -62,6 +62,8 @@ pub struct Service {
     pub flags: SchedFlags,
     /// Persistence, if any.
     pub persistence: Option<Persistence>,
+    /// Persistence engine (`--pe`), used with persistence only.
+    pub persistence_engine: Option<PersistenceEngine>,
     /// One-packet scheduling.
     pub one_packet: bool,
     /// Real servers in IPVS list order: newest first.
@@ -390,6 +392,7 @@ impl Snapshot {
                 scheduler_name: svc_cfg.scheduler,
                 flags: svc_cfg.flags,
                 persistence: svc_cfg.persistence,
+                persistence_engine: svc_cfg.persistence_engine,
                 one_packet: svc_cfg.one_packet,
                 dests,
                 scheduler,

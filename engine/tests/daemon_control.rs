@@ -27,6 +27,7 @@ fn spec(port: u16, scheduler: SchedulerName) -> ServiceSpec {
         scheduler,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
     }
@@ -153,7 +154,7 @@ fn commands_follow_ipvsadm_semantics_and_error_codes() {
     let mut persistent = spec(80, SchedulerName::Sh);
     persistent.persistence = Some(Persistence {
         timeout: 300,
-        netmask_prefix: 24,
+        netmask: uvs_conf::Netmask::v4_prefix(24),
     });
     assert_eq!(
         c.request(Command::EditService {

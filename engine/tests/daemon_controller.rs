@@ -63,6 +63,7 @@ fn setup() -> (Controller, MemBackend) {
         scheduler: SchedulerName::Rr,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
     };

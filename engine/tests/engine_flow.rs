@@ -621,6 +621,7 @@ fn fwmark_service_matches_its_address_and_port_ranges() {
         scheduler: SchedulerName::Rr,
         flags: Default::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: vec![FwmarkMatch {
             protocol: Some(Protocol::Tcp),

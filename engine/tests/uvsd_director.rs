@@ -163,6 +163,7 @@ fn add_nat_service(uvsd: &Uvsd) {
         scheduler: SchedulerName::Rr,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
     };
@@ -425,6 +426,7 @@ fn attach_keeps_a_busy_connection() {
         scheduler: SchedulerName::Rr,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
     };

@@ -41,7 +41,9 @@ pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 7);
 /// The director's configuration: every forwarding method (DR, tunnel
 /// IPIP/GUE/GRE, NAT, full NAT) in IPv4 and IPv6, TCP and UDP, SCTP
 /// services (DR, NAT, full NAT, tunnel), one persistent service, one
-/// one-packet UDP service and one fwmark service.
+/// one-packet UDP service, one fwmark service and one `--pe sip` UDP
+/// service (a non-contiguous netmask; its datagrams go through the SIP
+/// Call-ID parser).
 /// Real servers are the lab's (`lab::real_server4/6`). The table is small
 /// so that "table full" is reachable too.
 pub const CONFIG_TOML: &str = r#"
@@ -143,6 +145,20 @@ netmask = "255.255.255.0"
   address = "198.51.100.11"
   [[service.real_server]]
   address = "198.51.100.12"
+
+[[service]]
+protocol = "udp"
+address = "192.0.2.17:5060"
+scheduler = "rr"
+persistent = 60
+netmask = "255.0.255.0"
+persistence_engine = "sip"
+  [[service.real_server]]
+  address = "198.51.100.11:5060"
+  method = "nat"
+  [[service.real_server]]
+  address = "198.51.100.12:5060"
+  method = "nat"
 
 [[service]]
 protocol = "udp"
@@ -495,6 +511,12 @@ fn targets() -> Vec<Target> {
             tcp: true,
         },
         Target {
+            name: "sip4_udp",
+            vip: v4(192, 0, 2, 17),
+            port: 5060,
+            tcp: false,
+        },
+        Target {
             name: "onepacket4_udp",
             vip: v4(192, 0, 2, 16),
             port: 53,
@@ -668,6 +690,35 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         );
     }
     seeds.push(("mixed".into(), mixed));
+    // SIP calls to the `--pe sip` service: Call-IDs in their forms (full
+    // and compact name, folded, with a host, missing), from new client
+    // ports so that each takes the template path.
+    if let Some(sip) = targets().iter().find(|t| t.name == "sip4_udp") {
+        let mut calls = Vec::new();
+        let headers: [&[u8]; 5] = [
+            b"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n",
+            b"i: a84b4c76e66710@pc33.atlanta.example.com\r\n",
+            b"call-id :\r\n  xk3\r\n",
+            b"Call-ID: a84b4c76e66710\n",
+            b"CSeq: 1 INVITE\r\n",
+        ];
+        for (i, header) in headers.iter().enumerate() {
+            let mut msg =
+                b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\nVia: SIP/2.0/UDP pc33\r\n".to_vec();
+            msg.extend_from_slice(header);
+            msg.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+            let cport = 51_000 + u16::try_from(i).unwrap_or(0);
+            encode_record(
+                &mut calls,
+                OUTSIDE,
+                false,
+                1,
+                &client_frame(sip, cport, 0, &msg),
+            );
+            encode_record(&mut calls, INSIDE, true, 1, &[0, b'o', b'k']);
+        }
+        seeds.push(("sip_calls".into(), calls));
+    }
     // Not ours: to no service, and an ARP-less non-IP frame.
     let mut other = Vec::new();
     let nobody = Target {

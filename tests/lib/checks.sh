@@ -5,7 +5,8 @@
 # Owns: rr order, wrr split, persistence with a netmask, weight 0 with an
 # open connection, deleting a server, a 1 MB download's checksum, stats
 # counters against what the client sent, the listing shapes, -S|-C|-R, and
-# the director's own ping/ARP while the engine runs.
+# the director's own ping/ARP while the engine runs, and SIP persistence
+# (--pe sip: one Call-ID from two client addresses, one real server).
 #
 # Inputs (set by the scenario): VIP, SVC (uvsadm's -t argument), C1 and C2
 # (two client source addresses nsx one /24 or /64), RSA (the -r arguments,
@@ -223,6 +224,87 @@ check_kernel_path() {
   nsx client ip neigh show "$DIP_CLIENT" | grep -q lladdr ||
     fail "no ARP/NDP entry for the director's $DIP_CLIENT"
   pass "ping and ARP/NDP to the director ($DIP_CLIENT) work beside the engine"
+}
+
+# ---------------------------------------------------------------- SIP (--pe sip)
+
+# sip_servers: a UDP responder on :5060 in each real server, answering
+# every datagram with its name (started once per run; teardown kills it).
+SIP_STARTED=0
+sip_servers() {
+  [ "$SIP_STARTED" = 1 ] && return
+  local n
+  for n in "${RS_NAMES[@]}"; do
+    nsx "$n" python3 - "$n" "$LAB_TMP/sip-$n.ready" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5060))
+open(sys.argv[2], "w").close()
+while True:
+    data, peer = s.recvfrom(4096)
+    s.sendto(sys.argv[1].encode(), peer)
+PY
+    LAB_PIDS+=("$!")
+  done
+  for n in "${RS_NAMES[@]}"; do
+    wait_until 5 "the SIP responder on $n" test -e "$LAB_TMP/sip-$n.ready"
+  done
+  SIP_STARTED=1
+}
+
+# sip_calls SRC:SPORT:CALLID...: one SIP INVITE per argument from SRC:SPORT
+# to $VIP:5060; prints the real server that answered each (bounded retries).
+sip_calls() {
+  nsx client python3 - "$VIP" "$@" <<'PY'
+import socket, sys
+vip = sys.argv[1]
+for arg in sys.argv[2:]:
+    src, sport, call = arg.split(":")
+    msg = ("INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:%s\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\n"
+           "Content-Length: 0\r\n\r\n" % (src, sport, call)).encode()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, int(sport)))
+    s.settimeout(1)
+    for attempt in range(3):
+        s.sendto(msg, (vip, 5060))
+        try:
+            print(s.recv(64).decode())
+            break
+        except socket.timeout:
+            continue
+    else:
+        sys.exit("no answer to Call-ID %s from %s:%s" % (call, src, sport))
+    s.close()
+PY
+}
+
+# check_sip: `-p -M 0.0.0.0 --pe sip` on a UDP service (IPv4): one Call-ID
+# from two client addresses lands on one real server, other Call-IDs are
+# scheduled afresh (rr), and -Ln, -Lnc --persistent-conn and -S show it.
+check_sip() {
+  sip_servers
+  local svc="$VIP:5060" i got a b c
+  uvsadm -A -u "$svc" -s rr -p 60 -M 0.0.0.0 --pe sip
+  for i in 0 1 2; do uvsadm -a -u "$svc" -r "${RS4[$i]}:5060" -m; done
+  got=$(sip_calls "$C1:40001:call-a@uvs" "$C2:40002:call-a@uvs" "$C1:40003:call-a@uvs" \
+    "$C2:40004:call-b" "$C1:40005:call-c") || fail "SIP datagrams got no answer: $got"
+  read -r a a2 a3 b c <<<"$(tr '\n' ' ' <<<"$got")"
+  [ "$a" = "$a2" ] && [ "$a" = "$a3" ] ||
+    fail "--pe sip: one Call-ID from $C1 and $C2 reached $a $a2 $a3"
+  [ "$(printf '%s\n' "$a" "$b" "$c" | sort -u | wc -l)" -eq 3 ] ||
+    fail "--pe sip: three Call-IDs should use three real servers under rr, got $a $b $c"
+  local l
+  l=$(uvsadm -Ln)
+  grep -q "^UDP  $svc rr persistent 60 mask 0.0.0.0 pe sip$" <<<"$l" || fail "-Ln service line: $l"
+  l=$(uvsadm -Lnc --persistent-conn)
+  grep -qE "^UDP +[0-9:]+ +(NONE|ASSURED) +0\.0\.0\.0:0 +$svc +[0-9.]+:5060 +sip +call-a@uvs$" <<<"$l" ||
+    fail "-Lnc --persistent-conn has no sip template for call-a@uvs: $l"
+  [ "$(grep -c ' sip ' <<<"$l")" -eq 3 ] || fail "-Lnc --persistent-conn: expected 3 sip templates: $l"
+  grep -qx -- "-A -u $svc -s rr -p 60 -M 0.0.0.0 --pe sip" <<<"$(uvsadm -Sn)" ||
+    fail "-S does not save --pe sip: $(uvsadm -Sn)"
+  uvsadm -D -u "$svc"
+  pass "--pe sip: call-a from $C1 and $C2 -> $a, call-b -> $b, call-c -> $c; listed and saved"
 }
 
 # check_all: every check, nsx an order where each leaves the service as

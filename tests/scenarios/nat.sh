@@ -20,6 +20,7 @@ RSA=("${RS4[0]}:80" "${RS4[1]}:80" "${RS4[2]}:80")
 run_seed_script "$here/../seed/lvsNAT_director_setup.sh" VIP="$VIP4" \
   RIP1="${RSA[0]}" RIP2="${RSA[1]}" RIP3="${RSA[2]}"
 check_all
+check_sip
 
 SCENARIO="nat/$BACKEND/ipv6"
 VIP=$VIP6 SVC="[$VIP6]:80" C1=$CLIENT6 C2=$CLIENT6B FWD=-m MASK=64 DIP_CLIENT=$DOUT6

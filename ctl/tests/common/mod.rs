@@ -61,6 +61,7 @@ pub fn spec(key: ServiceKey, scheduler: SchedulerName) -> ServiceSpec {
         scheduler,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
     }

@@ -45,7 +45,7 @@ use uvs_conf::{ForwardMethod, LocalAddrPool, Timeouts};
 use crate::dest::DestId;
 
 pub use sctp::{sctp_may_create, SctpEvent, SctpState};
-pub use table::{ConnRef, ConnTable, MAX_BYTES_PER_CONN};
+pub use table::{ConnRef, ConnTable, PeListing, PeStats, MAX_BYTES_PER_CONN, MAX_PE_SLOTS};
 pub use tcp::{tcp_may_create, TcpFlags, TcpState, TcpTable};
 
 /// IP protocol number of TCP.
@@ -255,6 +255,9 @@ pub struct ConnListing {
     pub state_name: &'static str,
     /// Milliseconds until the entry expires.
     pub remaining_ms: u64,
+    /// A persistence-engine template's engine and data (the SIP
+    /// Call-ID), as `ipvsadm -c --persistent-conn` shows them.
+    pub pe_data: Option<PeListing>,
 }
 
 /// What a packet did to its connection.

@@ -81,7 +81,8 @@ pub(crate) fn same_gen(state: u32, seq: u32) -> bool {
 const META_PROTOCOL_MASK: u32 = 0xff;
 /// Entry is a persistence template.
 pub(crate) const META_TEMPLATE: u32 = 1 << 8;
-const META_C_V6: u32 = 1 << 9;
+/// Client address is IPv6.
+pub(crate) const META_C_V6: u32 = 1 << 9;
 const META_V_V6: u32 = 1 << 10;
 const META_D_V6: u32 = 1 << 11;
 const META_L_V6: u32 = 1 << 12;
@@ -93,8 +94,11 @@ const TUN_SHIFT: u32 = 16;
 const TUN_MASK: u32 = 0b11 << TUN_SHIFT;
 const CSUM_SHIFT: u32 = 18;
 const CSUM_MASK: u32 = 0b11 << CSUM_SHIFT;
+/// Template keyed by a persistence engine's data (SIP Call-ID); see
+/// `table/pe.rs` for how such an entry uses its fields.
+pub(crate) const META_PE: u32 = 1 << 20;
 /// Bits of the meta word that belong to the in-index key.
-const IN_KEY_META: u32 = META_PROTOCOL_MASK | META_TEMPLATE | META_C_V6 | META_V_V6;
+const IN_KEY_META: u32 = META_PROTOCOL_MASK | META_TEMPLATE | META_C_V6 | META_V_V6 | META_PE;
 
 const METHOD_DR: u32 = 0;
 const METHOD_TUNNEL: u32 = 1;

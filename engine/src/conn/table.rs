@@ -26,6 +26,9 @@ use super::{
 use crate::dest::{DestCounters, DestId, DestRegistry};
 use crate::time::Millis;
 
+mod pe;
+pub use pe::{PeListing, PeStats, MAX_PE_SLOTS};
+
 /// How often a lookup restarts after racing a removal before giving up.
 const MAX_LOOKUP_RESTARTS: usize = 64;
 /// The memory budget: bytes per connection, entry and index included.
@@ -78,6 +81,8 @@ pub struct ConnTable {
     local_port_count: u32,
     dests: Arc<DestRegistry>,
     counters: Counters,
+    /// Call-IDs of `--pe sip` templates.
+    pe: pe::PeArena,
 }
 
 impl fmt::Debug for ConnTable {
@@ -168,6 +173,7 @@ impl ConnTable {
             local_port_count: u32::from(port_last - port_first) + 1,
             dests,
             counters: Counters::default(),
+            pe: pe::PeArena::new(capacity),
         }
     }
 
@@ -696,6 +702,7 @@ impl ConnTable {
 
     fn info_of(&self, fields: &Fields, state: u32) -> ConnInfo {
         let (caddr, cport) = fields.client();
+        let caddr = pe::engine_client(fields).unwrap_or(caddr);
         let (vaddr, vport) = fields.virt();
         let (daddr, dport) = fields.real();
         let template = fields.is_template();
@@ -1208,6 +1215,7 @@ impl ConnTable {
         }
         self.dests.release(dest);
         self.retire_slot(index, slot);
+        self.release_engine_data(&fields);
         self.len.fetch_sub(1, Ordering::Relaxed);
         self.counters.expired.fetch_add(1, Ordering::Relaxed);
     }
@@ -1260,6 +1268,7 @@ impl ConnTable {
             let state = slot.state.load(Ordering::Relaxed);
             let expires = slot.expires.load(Ordering::Relaxed);
             let control = slot.cold.control.load(Ordering::Relaxed);
+            let pe = self.engine_listing(&fields);
             fence(Ordering::Acquire);
             if slot.seq.load(Ordering::Relaxed) != seq
                 || life(state) != LIFE_LIVE
@@ -1274,6 +1283,7 @@ impl ConnTable {
                 info,
                 state_name: info.state.name(),
                 remaining_ms: expires.saturating_sub(now.0),
+                pe_data: pe,
             });
         }
     }

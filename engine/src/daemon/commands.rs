@@ -76,6 +76,7 @@ fn apply_spec(service: &mut ServiceConfig, spec: &ServiceSpec) {
     service.scheduler = spec.scheduler;
     service.flags = spec.flags;
     service.persistence = spec.persistence;
+    service.persistence_engine = spec.persistence_engine;
     service.one_packet = spec.one_packet;
     if !spec.fwmark_match.is_empty() {
         service.fwmark_match = spec.fwmark_match.clone();
@@ -96,6 +97,7 @@ pub fn edit(config: &Config, command: &Command) -> Result<Config, CommandError> 
                 scheduler: spec.scheduler,
                 flags: spec.flags,
                 persistence: spec.persistence,
+                persistence_engine: spec.persistence_engine,
                 one_packet: spec.one_packet,
                 fwmark_match: Vec::new(),
                 dests: Vec::new(),
@@ -230,6 +232,7 @@ mod tests {
             scheduler: SchedulerName::Wlc,
             flags: SchedFlags::default(),
             persistence: None,
+            persistence_engine: None,
             one_packet: false,
             fwmark_match: Vec::new(),
         }
@@ -349,7 +352,7 @@ mod tests {
         s.flags.flag1 = true;
         s.persistence = Some(Persistence {
             timeout: 300,
-            netmask_prefix: 24,
+            netmask: uvs_conf::Netmask::v4_prefix(24),
         });
         let config = run(&with_service(), Command::EditService { service: s }).unwrap();
         assert_eq!(config.services[0].scheduler, SchedulerName::Sh);

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use uvs_conf::control::{
-    Command, ConnectionStatus, EngineStats, ErrorCode, Response, ServerStatus, ServiceSpec,
+    Command, ConnectionStatus, EngineStats, ErrorCode, PeData, Response, ServerStatus, ServiceSpec,
     ServiceStatus,
 };
 use uvs_conf::{Config, DestConfig, ServiceKey};
@@ -231,6 +231,7 @@ impl Controller {
                     scheduler: svc.scheduler_name,
                     flags: svc.flags,
                     persistence: svc.persistence,
+                    persistence_engine: svc.persistence_engine,
                     one_packet: svc.one_packet,
                     fwmark_match,
                 },
@@ -264,6 +265,10 @@ impl Controller {
                 state: entry.state_name.to_string(),
                 expires_secs: u32::try_from(entry.remaining_ms / 1000).unwrap_or(u32::MAX),
                 template: info.template,
+                pe: entry.pe_data.as_ref().map(|pe| PeData {
+                    name: pe.engine.as_str().to_string(),
+                    data: String::from_utf8_lossy(pe.data()).into_owned(),
+                }),
             });
         });
         Response::Connections { connections }
@@ -354,6 +359,8 @@ pub fn engine_stats(engine: &Engine) -> EngineStats {
         conn_entries: table.entries,
         conn_capacity: engine.conns().capacity() as u64,
         conn_table_full: table.full_drops,
+        sip_call_id_too_long: engine.conns().pe_stats().call_id_too_long,
+        pe_arena_full: engine.conns().pe_stats().arena_full,
     }
 }
 

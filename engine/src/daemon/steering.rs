@@ -154,6 +154,7 @@ mod tests {
             scheduler: SchedulerName::Rr,
             flags: SchedFlags::default(),
             persistence: None,
+            persistence_engine: None,
             one_packet: false,
             fwmark_match: Vec::new(),
             dests,
@@ -191,7 +192,7 @@ mod tests {
         );
         persistent.persistence = Some(Persistence {
             timeout: 360,
-            netmask_prefix: 128,
+            netmask: uvs_conf::Netmask::V6(128),
         });
         config.services.push(persistent);
         let steering = compute(&config).unwrap();

@@ -123,17 +123,18 @@ pub fn service(
         scheduler,
         flags: SchedFlags::default(),
         persistence: None,
+        persistence_engine: None,
         one_packet: false,
         fwmark_match: Vec::new(),
         dests,
     }
 }
 
-/// A persistence setting.
+/// A persistence setting of an IPv4 service, its netmask a prefix length.
 pub fn persistence(timeout: u32, netmask_prefix: u8) -> Option<Persistence> {
     Some(Persistence {
         timeout,
-        netmask_prefix,
+        netmask: uvs_conf::Netmask::v4_prefix(netmask_prefix),
     })
 }
 
