@@ -20,13 +20,16 @@
 #   scenarios conns/table/latency (bench/scenarios/): the proxies and the
 #   kernel DNAT compared with uvsd, sockperf for latency, mpstat, perf
 #   (the profile of uvsd in the conns scenario).
+# - netbase: /etc/protocols, by which `ip rule ... ipproto sctp` (the TUN
+#   backend's steering of SCTP NAT replies) names protocol 132. The SCTP
+#   scenario's client and responder are plain python3 over raw sockets.
 set -euo pipefail
 
 need_apt=()
 for pkg in valgrind clang llvm libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
   iproute2 ethtool iputils-ping python3 procps nginx-light curl wrk util-linux tcpdump \
   libbpf-dev libxdp-dev nftables python3-matplotlib sysstat linux-perf \
-  haproxy libnginx-mod-stream sockperf; do
+  haproxy libnginx-mod-stream sockperf netbase; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

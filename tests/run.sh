@@ -5,7 +5,7 @@
 #   tests/run.sh dr nat           only these scenarios
 #   BACKENDS=tun tests/run.sh     only this backend
 #
-# Scenarios: lab (plumbing, no uvsd), then dr nat fullnat tun reload robust
+# Scenarios: lab (plumbing, no uvsd), then dr nat fullnat tun reload robust sctp
 # on each backend (afxdp, tun). Each runs in its own namespaces with its
 # own teardown; the runner prints one line per run and a summary, and
 # exits non-zero when any failed. A run's output is kept in
@@ -24,7 +24,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(lab dr nat fullnat tun reload robust)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(lab dr nat fullnat tun reload robust sctp)
 
 runs=()
 for s in "${scenarios[@]}"; do

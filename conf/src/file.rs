@@ -27,7 +27,7 @@
 //! port_range = "1024-65535"
 //!
 //! [[service]]
-//! protocol = "tcp"               # tcp | udp (required with address)
+//! protocol = "tcp"               # tcp | udp | sctp (required with address)
 //! address = "192.168.1.100:80"   # addr:port, [v6]:port; no port = 0
 //! scheduler = "wrr"              # default wlc
 //! flags = ["flag-3"]             # sh-fallback sh-port mh-fallback mh-port flag-1..3
@@ -52,7 +52,7 @@
 //! fwmark = 5                     # instead of protocol + address
 //! family = "ipv6"                # ipv4 (default) | ipv6
 //!   [[service.match]]            # packets that carry the mark (>= 1)
-//!   protocol = "tcp"             # tcp | udp; none = both
+//!   protocol = "tcp"             # tcp | udp | sctp; none = all three
 //!   address = "2001:db8::/64"    # one address, first-last, or a CIDR prefix
 //!   port = "80-443"              # a port or first-last; none = all
 //! ```
@@ -316,10 +316,7 @@ fn render_service(out: &mut String, service: &ServiceConfig) {
             addr,
             port,
         } => {
-            let protocol = match protocol {
-                Protocol::Tcp => "tcp",
-                Protocol::Udp => "udp",
-            };
+            let protocol = protocol.name();
             out.push_str(&format!(
                 "protocol = \"{protocol}\"\naddress = \"{}\"\n",
                 addr_port(addr, port)
@@ -358,10 +355,7 @@ fn render_service(out: &mut String, service: &ServiceConfig) {
     for range in &service.fwmark_match {
         out.push_str("  [[service.match]]\n");
         if let Some(protocol) = range.protocol {
-            let protocol = match protocol {
-                Protocol::Tcp => "tcp",
-                Protocol::Udp => "udp",
-            };
+            let protocol = protocol.name();
             out.push_str(&format!("  protocol = \"{protocol}\"\n"));
         }
         out.push_str(&format!(
@@ -823,7 +817,7 @@ impl Reader {
             None => {
                 self.error(
                     spanned.span(),
-                    "missing key `protocol` (\"tcp\" or \"udp\") for this service",
+                    "missing key `protocol` (\"tcp\", \"udp\" or \"sctp\") for this service",
                 );
                 Protocol::Tcp
             }
@@ -849,10 +843,11 @@ impl Reader {
         match value.get_ref().to_ascii_lowercase().as_str() {
             "tcp" => Some(Protocol::Tcp),
             "udp" => Some(Protocol::Udp),
+            "sctp" => Some(Protocol::Sctp),
             other => {
                 self.error(
                     value.span(),
-                    format!("unknown protocol `{other}`: use \"tcp\" or \"udp\""),
+                    format!("unknown protocol `{other}`: use \"tcp\", \"udp\" or \"sctp\""),
                 );
                 None
             }

@@ -1,6 +1,6 @@
 //! The uvs model of a virtual server, as IPVS and ipvsadm have it.
 //!
-//! This crate owns the *meaning* of a configuration: services (TCP/UDP by
+//! This crate owns the *meaning* of a configuration: services (TCP/UDP/SCTP by
 //! address and port, or fwmark services matched by address/port ranges),
 //! their scheduler and flags, persistence, one-packet scheduling, and per
 //! real server the forwarding method, weight and thresholds; the global

@@ -12,6 +12,8 @@ pub enum Protocol {
     Tcp,
     /// UDP (`-u`).
     Udp,
+    /// SCTP (`--sctp-service`).
+    Sctp,
 }
 
 impl Protocol {
@@ -20,6 +22,16 @@ impl Protocol {
         match self {
             Protocol::Tcp => 6,
             Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
+    /// The lowercase name used in the config file (`tcp`, `udp`, `sctp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
         }
     }
 }
@@ -40,7 +52,7 @@ pub enum Family {
     serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
 )]
 pub enum ServiceKey {
-    /// A TCP or UDP service on one virtual address and port (port 0 only
+    /// A TCP, UDP or SCTP service on one virtual address and port (port 0 only
     /// with persistence: it then matches every port).
     Addr {
         /// Protocol.
@@ -63,7 +75,7 @@ pub enum ServiceKey {
 /// A range of packets that carry a fwmark service's mark.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct FwmarkMatch {
-    /// Protocol, or `None` for TCP and UDP.
+    /// Protocol, or `None` for TCP, UDP and SCTP.
     pub protocol: Option<Protocol>,
     /// First destination address of the range (inclusive).
     pub addr_first: IpAddr,

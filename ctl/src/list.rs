@@ -347,12 +347,14 @@ fn service_name(s: &ServiceStatus, names: Names<'_>, rule: bool) -> String {
                 let opt = match protocol {
                     uvs_conf::Protocol::Tcp => "-t",
                     uvs_conf::Protocol::Udp => "-u",
+                    uvs_conf::Protocol::Sctp => "--sctp-service",
                 };
                 format!("{opt} {vname}")
             } else {
                 let proto = match protocol {
                     uvs_conf::Protocol::Tcp => "TCP",
                     uvs_conf::Protocol::Udp => "UDP",
+                    uvs_conf::Protocol::Sctp => "SCTP",
                 };
                 let full = format!("{proto:<4} {vname}");
                 if addr.is_ipv6() {

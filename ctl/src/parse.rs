@@ -8,7 +8,7 @@
 //! words are `--set`'s three values or "unexpected argument"; then the
 //! legality matrix (`commands_v_options`, [`LEGALITY`]), the tunnel-type
 //! matrix and the semantic checks, each with ipvsadm's message. What the
-//! kernel would refuse (an unknown scheduler or persistence engine, SCTP)
+//! kernel would refuse (an unknown scheduler or persistence engine)
 //! becomes [`Action::EngineError`] / [`Action::ListError`], printed when
 //! the command runs.
 //!
@@ -1142,8 +1142,8 @@ pub fn parse_args(args: &[String], resolver: &dyn Resolver) -> Result<Action, Pa
     build_action(cmd, options, format, json, &svc, &dest, &daemon, timeouts)
 }
 
-/// The model's key for the parsed service, or `None` for SCTP (uvs has no
-/// SCTP services).
+/// The model's key for the parsed service, or `None` for a protocol the
+/// model lacks (none today: `-t`, `-u` and `--sctp-service` all map).
 fn service_key(svc: &Svc) -> Option<ServiceKey> {
     if svc.fwmark != 0 {
         return Some(ServiceKey::Fwmark {
@@ -1158,6 +1158,7 @@ fn service_key(svc: &Svc) -> Option<ServiceKey> {
     let protocol = match svc.protocol {
         6 => uvs_conf::Protocol::Tcp,
         17 => uvs_conf::Protocol::Udp,
+        132 => uvs_conf::Protocol::Sctp,
         _ => return None,
     };
     Some(ServiceKey::Addr {

@@ -456,26 +456,6 @@ fn what_the_engine_would_refuse() {
             "{name}"
         );
     }
-    assert_eq!(
-        e("-A --sctp-service 10.0.0.1:80"),
-        Ok(Action::EngineError("Protocol not available"))
-    );
-    assert_eq!(
-        e("-E --sctp-service 10.0.0.1:80"),
-        Ok(Action::EngineError("No such service"))
-    );
-    assert_eq!(
-        e("-D --sctp-service 10.0.0.1:80"),
-        Ok(Action::EngineError("No such service"))
-    );
-    assert_eq!(
-        e("-a --sctp-service 10.0.0.1:80 -r 10.0.0.2"),
-        Ok(Action::EngineError("Service not defined"))
-    );
-    assert_eq!(
-        e("-L --sctp-service 10.0.0.1:80"),
-        Ok(Action::ListError("No such service"))
-    );
 }
 
 #[test]

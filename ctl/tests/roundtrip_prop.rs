@@ -36,9 +36,9 @@ fn addr(v6: bool) -> impl Strategy<Value = IpAddr> {
 
 fn key() -> impl Strategy<Value = ServiceKey> {
     prop_oneof![
-        (any::<bool>(), any::<bool>(), any::<u16>()).prop_flat_map(|(udp, v6, port)| {
+        (0usize..3, any::<bool>(), any::<u16>()).prop_flat_map(|(proto, v6, port)| {
             addr(v6).prop_map(move |a| ServiceKey::Addr {
-                protocol: if udp { Protocol::Udp } else { Protocol::Tcp },
+                protocol: [Protocol::Tcp, Protocol::Udp, Protocol::Sctp][proto],
                 addr: a,
                 port,
             })

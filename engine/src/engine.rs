@@ -22,8 +22,9 @@ use arc_swap::ArcSwap;
 use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
-    tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable, ConnTableConfig,
-    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags, TemplateKey,
+    sctp_may_create, tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable,
+    ConnTableConfig, Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags,
+    TemplateKey,
 };
 use crate::dest::{Dest, DestId, DestRegistry};
 use crate::route::{NeighbourMisses, NetView, NextHop, PortId, RouteError};
@@ -59,7 +60,8 @@ pub enum Verdict {
 pub enum DropReason {
     /// The frame failed to parse as IP.
     Malformed,
-    /// A TCP packet for a service matched no connection and was no SYN.
+    /// A TCP packet for a service matched no connection and was no SYN
+    /// (or an SCTP packet that was no INIT).
     NoConnection,
     /// The service has no usable real server.
     NoDest,
@@ -496,7 +498,7 @@ impl Engine {
         if let Some(error) = parsed.icmp_error {
             return self.process_icmp_error(worker, snapshot, net, packet, parsed, &error, now);
         }
-        if !matches!(parsed.protocol, proto::TCP | proto::UDP) {
+        if !matches!(parsed.protocol, proto::TCP | proto::UDP | proto::SCTP) {
             return Verdict::Pass;
         }
         if parsed.is_fragment && !parsed.is_first_fragment {
@@ -517,7 +519,11 @@ impl Engine {
             vport: parsed.dport,
         };
         if let Some(conn) = self.conns.lookup_in(&in_key, now) {
-            let reuse = flags.is_some_and(|f| f.syn && !f.ack) && conn.try_reuse_on_syn(now);
+            let new_conn = match flags {
+                Some(f) => f.syn && !f.ack,
+                None => parsed.protocol == proto::SCTP && sctp_may_create(parsed.sctp_chunk),
+            };
+            let reuse = new_conn && conn.try_reuse_on_syn(now);
             if !reuse {
                 return self.forward_conn(
                     worker,
@@ -568,6 +574,9 @@ impl Engine {
             if !tcp_may_create(f) {
                 return Verdict::Drop(DropReason::NoConnection);
             }
+        } else if parsed.protocol == proto::SCTP && !sctp_may_create(parsed.sctp_chunk) {
+            // Only an INIT schedules an association (never an ABORT).
+            return Verdict::Drop(DropReason::NoConnection);
         }
         self.new_connection(
             worker, stats, snapshot, service, net, packet, parsed, in_key, flags, now,
@@ -748,7 +757,12 @@ impl Engine {
             Err(e) => return Verdict::Drop(insert_drop_reason(e)),
         };
         count_new(worker);
-        match conn.on_packet(Direction::Input, flags, now) {
+        let outcome = if parsed.protocol == proto::SCTP {
+            conn.on_sctp_packet(Direction::Input, parsed.sctp_chunk, now)
+        } else {
+            conn.on_packet(Direction::Input, flags, now)
+        };
+        match outcome {
             PacketOutcome::Forward { .. } => {}
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
@@ -791,7 +805,14 @@ impl Engine {
         flags: Option<TcpFlags>,
         now: Millis,
     ) -> Verdict {
-        let (outcome, opened) = conn.on_packet_opening(direction, flags, now);
+        let (outcome, opened) = if parsed.protocol == proto::SCTP {
+            (
+                conn.on_sctp_packet(direction, parsed.sctp_chunk, now),
+                false,
+            )
+        } else {
+            conn.on_packet_opening(direction, flags, now)
+        };
         match outcome {
             PacketOutcome::Forward { .. } => {}
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
@@ -921,7 +942,7 @@ impl Engine {
         now: Millis,
     ) -> Verdict {
         let inner = &error.inner;
-        if !matches!(inner.protocol, proto::TCP | proto::UDP) {
+        if !matches!(inner.protocol, proto::TCP | proto::UDP | proto::SCTP) {
             return Verdict::Pass;
         }
         // The quoted packet went the other way: a reply from the virtual

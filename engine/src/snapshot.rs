@@ -508,7 +508,9 @@ impl Snapshot {
                 let proto_ok = match rule.range.protocol {
                     Some(p) => p.number() == protocol,
                     None => {
-                        protocol == Protocol::Tcp.number() || protocol == Protocol::Udp.number()
+                        protocol == Protocol::Tcp.number()
+                            || protocol == Protocol::Udp.number()
+                            || protocol == Protocol::Sctp.number()
                     }
                 };
                 family_ok
@@ -579,10 +581,11 @@ pub fn service_name(key: &ServiceKey) -> String {
             let proto = match protocol {
                 Protocol::Tcp => "TCP",
                 Protocol::Udp => "UDP",
+                Protocol::Sctp => "SCTP",
             };
             match addr {
-                IpAddr::V4(a) => format!("{proto}  {a}:{port}"),
-                IpAddr::V6(a) => format!("{proto}  [{a}]:{port}"),
+                IpAddr::V4(a) => format!("{proto:<4} {a}:{port}"),
+                IpAddr::V6(a) => format!("{proto:<4} [{a}]:{port}"),
             }
         }
         ServiceKey::Fwmark { mark, family } => match family {

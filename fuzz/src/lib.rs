@@ -12,9 +12,10 @@
 //! - `ctl` bit 0: ingress port (0 = outside, clients; 1 = inside, real
 //!   servers);
 //! - `ctl` bit 1: "reply": the bytes are not a frame but the TCP flags
-//!   (first byte) and payload of a reply to the last forwarded frame, built
-//!   by swapping its addresses and ports, so that NAT and full-NAT replies
-//!   (whose local port the engine chose) are reachable;
+//!   (first byte; for SCTP the chunk type) and payload of a reply to the
+//!   last forwarded frame, built by swapping its addresses and ports, so
+//!   that NAT and full-NAT replies (whose local port the engine chose)
+//!   are reachable;
 //! - `ctl` bits 2..8 (`v`): the clock moves `v³` ms before the frame (up
 //!   to ~250 s, so timeouts fire within a few records).
 //!
@@ -38,10 +39,11 @@ pub const CLIENT4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 7);
 
 /// The director's configuration: every forwarding method (DR, tunnel
-/// IPIP/GUE/GRE, NAT, full NAT) in IPv4 and IPv6, TCP and UDP, one
-/// persistent service, one one-packet UDP service, one fwmark service and
-/// one `--pe sip` UDP service (a non-contiguous netmask; its datagrams go
-/// through the SIP Call-ID parser).
+/// IPIP/GUE/GRE, NAT, full NAT) in IPv4 and IPv6, TCP and UDP, SCTP
+/// services (DR, NAT, full NAT, tunnel), one persistent service, one
+/// one-packet UDP service, one fwmark service and one `--pe sip` UDP
+/// service (a non-contiguous netmask; its datagrams go through the SIP
+/// Call-ID parser).
 /// Real servers are the lab's (`lab::real_server4/6`). The table is small
 /// so that "table full" is reachable too.
 pub const CONFIG_TOML: &str = r#"
@@ -188,6 +190,35 @@ scheduler = "lblc"
   method = "nat"
   [[service.real_server]]
   address = "198.51.100.15"
+
+[[service]]
+protocol = "sctp"
+address = "192.0.2.30:3868"
+scheduler = "rr"
+  [[service.real_server]]
+  address = "198.51.100.11:3869"
+  method = "nat"
+  [[service.real_server]]
+  address = "198.51.100.12"
+
+[[service]]
+protocol = "sctp"
+address = "[2001:db8::e]:2905"
+scheduler = "wlc"
+  [[service.real_server]]
+  address = "[2001:db8:1::15]:2906"
+  method = "fullnat"
+  [[service.real_server]]
+  address = "[2001:db8:1::16]"
+  method = "tun"
+
+[[service]]
+protocol = "sctp"
+address = "192.0.2.31:2905"
+scheduler = "sh"
+  [[service.real_server]]
+  address = "198.51.100.13:2905"
+  method = "fullnat"
 "#;
 
 /// Real servers the lab's network knows (MACs for `lab::real_server*(1..=N)`).
@@ -250,7 +281,8 @@ pub fn encode_record(out: &mut Vec<u8>, ingress: PortId, reply: bool, advance: u
 
 /// A reply to `forwarded` (a frame the engine sent out): MACs, addresses
 /// and ports swapped, with `spec[0]` as TCP flags and the rest as payload.
-/// `None` if `forwarded` is not TCP or UDP.
+/// `None` if `forwarded` is not TCP, UDP or SCTP. For SCTP, `spec[0]` is
+/// the chunk type of the reply's one chunk and the rest its value.
 pub fn reply_to(forwarded: &[u8], spec: &[u8]) -> Option<Vec<u8>> {
     let parsed = wire::parse_frame(forwarded).ok()?;
     if parsed.icmp_error.is_some() || (parsed.is_fragment && !parsed.is_first_fragment) {
@@ -265,6 +297,15 @@ pub fn reply_to(forwarded: &[u8], spec: &[u8]) -> Option<Vec<u8>> {
     let builder = match parsed.protocol {
         proto::TCP => builder.tcp(parsed.dport, parsed.sport).flags(flags),
         proto::UDP => builder.udp(parsed.dport, parsed.sport),
+        proto::SCTP => {
+            let chunk = wire::sctp::chunk_bytes(flags, 0, payload);
+            return Some(
+                builder
+                    .sctp(parsed.dport, parsed.sport, 1)
+                    .payload(&chunk)
+                    .build(),
+            );
+        }
         _ => return None,
     };
     Some(builder.payload(payload).build())
@@ -283,7 +324,8 @@ pub static CLOCK_MS: AtomicU64 = AtomicU64::new(1_000_000);
 /// - `Forward` goes out of a port the lab has, and its frame parses again
 ///   with `wire::parse_frame`; if etherparse accepted the input, it
 ///   accepts the output, and if the input's IPv4 header checksum was
-///   right, so is the output's (outer and, for IP-in-IP, inner).
+///   right, so is the output's (outer and, for IP-in-IP, inner), and if
+///   its SCTP CRC32c was right, so is the output's.
 ///
 /// # Panics
 ///
@@ -355,6 +397,13 @@ fn check_forwarded(input: &[u8], out: &[u8]) {
         }
         Err(_) => {}
     }
+    if sctp_crc_ok(input) == Some(true) {
+        assert_ne!(
+            sctp_crc_ok(out),
+            Some(false),
+            "SCTP CRC32c wrong after forwarding\n in: {input:02x?}\nout: {out:02x?}"
+        );
+    }
     if input_csum_ok && input_ok {
         if let Some(ok) = ipv4_checksums_ok(out) {
             assert!(
@@ -381,6 +430,17 @@ pub fn ipv4_checksums_ok(frame: &[u8]) -> Option<bool> {
         }
     }
     Some(ok)
+}
+
+/// Whether the CRC32c of an unfragmented SCTP frame is right; `None` if
+/// the frame is no such frame.
+pub fn sctp_crc_ok(frame: &[u8]) -> Option<bool> {
+    let parsed = wire::parse_frame(frame).ok()?;
+    if parsed.protocol != proto::SCTP || parsed.is_fragment || parsed.icmp_error.is_some() {
+        return None;
+    }
+    let segment = frame.get(usize::from(parsed.l4)..parsed.ip_end())?;
+    Some(wire::sctp::Packet::new_checked(segment).ok()?.verify_checksum())
 }
 
 /// Where a conversation's packets go.
@@ -680,5 +740,63 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     }
     encode_record(&mut other, OUTSIDE, false, 0, &raw);
     seeds.push(("not_ours".into(), other));
+    seeds.extend(sctp_seeds());
+    seeds
+}
+
+/// An SCTP packet from the client to `vip:port` with one chunk.
+fn sctp_client_frame(vip: IpAddr, port: u16, cport: u16, chunk_type: u8, value: &[u8]) -> Vec<u8> {
+    let client = match vip {
+        IpAddr::V4(_) => IpAddr::V4(CLIENT4),
+        IpAddr::V6(_) => IpAddr::V6(CLIENT6),
+    };
+    let vtag = if chunk_type == wire::sctp::chunk::INIT { 0 } else { 7 };
+    PacketBuilder::new()
+        .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+        .ip(client, vip)
+        .sctp(cport, port, vtag)
+        .payload(&wire::sctp::chunk_bytes(chunk_type, 0, value))
+        .build()
+}
+
+/// Seeds for the SCTP services: a whole association (INIT, INIT ACK,
+/// COOKIE ECHO, COOKIE ACK, DATA both ways, SHUTDOWN, SHUTDOWN ACK,
+/// SHUTDOWN COMPLETE), an INIT answered by ABORT, and DATA for no
+/// association.
+fn sctp_seeds() -> Vec<(String, Vec<u8>)> {
+    use wire::sctp::chunk;
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    let v6 = |last| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last));
+    let services = [
+        ("nat4_sctp", v4(192, 0, 2, 30), 3868),
+        ("fullnat6_sctp", v6(0xe), 2905),
+        ("fullnat4_sctp", v4(192, 0, 2, 31), 2905),
+    ];
+    let init = [0u8; 16];
+    let mut seeds = Vec::new();
+    for (i, (name, vip, port)) in services.into_iter().enumerate() {
+        let cport = 45_000 + u16::try_from(i).unwrap_or(0) * 10;
+        let frame = |t: u8, value: &[u8]| sctp_client_frame(vip, port, cport, t, value);
+        let mut conv = Vec::new();
+        encode_record(&mut conv, OUTSIDE, false, 1, &frame(chunk::INIT, &init));
+        encode_record(&mut conv, INSIDE, true, 1, &[chunk::INIT_ACK, 1, 2, 3, 4]);
+        encode_record(&mut conv, OUTSIDE, false, 1, &frame(chunk::COOKIE_ECHO, b"cookie"));
+        encode_record(&mut conv, INSIDE, true, 1, &[chunk::COOKIE_ACK]);
+        encode_record(&mut conv, OUTSIDE, false, 2, &frame(chunk::DATA, b"hello"));
+        encode_record(&mut conv, INSIDE, true, 2, &[chunk::DATA, b'o', b'k']);
+        encode_record(&mut conv, OUTSIDE, false, 3, &frame(chunk::SHUTDOWN, &[0; 4]));
+        encode_record(&mut conv, INSIDE, true, 1, &[chunk::SHUTDOWN_ACK]);
+        encode_record(&mut conv, OUTSIDE, false, 1, &frame(chunk::SHUTDOWN_COMPLETE, b""));
+        seeds.push((format!("conv_{name}"), conv));
+        let mut abort = Vec::new();
+        encode_record(&mut abort, OUTSIDE, false, 1, &frame(chunk::INIT, &init));
+        encode_record(&mut abort, INSIDE, true, 1, &[chunk::ABORT]);
+        encode_record(&mut abort, OUTSIDE, false, 1, &frame(chunk::INIT, &init));
+        seeds.push((format!("abort_{name}"), abort));
+        let mut stray = Vec::new();
+        encode_record(&mut stray, OUTSIDE, false, 1, &frame(chunk::DATA, b"stray"));
+        encode_record(&mut stray, OUTSIDE, false, 1, &frame(chunk::ABORT, b""));
+        seeds.push((format!("stray_{name}"), stray));
+    }
     seeds
 }

@@ -1,5 +1,5 @@
 //! The connection table: every tracked connection and persistence
-//! template, their TCP/UDP state machines, timeouts and expiry.
+//! template, their TCP/UDP/SCTP state machines, timeouts and expiry.
 //!
 //! [`ConnTable`] is shared by the worker threads through an `Arc`. What it
 //! promises:
@@ -27,11 +27,12 @@
 //!   counters, overload rule, template control counts, full-NAT local
 //!   port release, destination references) run exactly once, for the
 //!   thread that wins the compare-and-swap of the entry's state word.
-//! - **IPVS semantics**: the TCP tables of [`tcp`], UDP conns inactive with
-//!   the UDP timeout, persistence templates in the same table,
+//! - **IPVS semantics**: the TCP tables of [`tcp`], the SCTP tables of
+//!   [`sctp`], UDP conns inactive with the UDP timeout, persistence templates in the same table,
 //!   `expire_nodest_conn`, `expire_quiescent_template`, `conn_reuse_mode`,
 //!   upper and lower thresholds, as `reference/ipvsadm.md` §5 states them.
 
+pub mod sctp;
 mod slot;
 mod storage;
 mod table;
@@ -43,13 +44,16 @@ use uvs_conf::{ForwardMethod, LocalAddrPool, Timeouts};
 
 use crate::dest::DestId;
 
+pub use sctp::{sctp_may_create, SctpEvent, SctpState};
 pub use table::{ConnRef, ConnTable, PeListing, PeStats, MAX_BYTES_PER_CONN, MAX_PE_SLOTS};
-pub use tcp::{tcp_may_create, TcpFlags, TcpState};
+pub use tcp::{tcp_may_create, TcpFlags, TcpState, TcpTable};
 
 /// IP protocol number of TCP.
 pub const IPPROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol number of SCTP.
+pub const IPPROTO_SCTP: u8 = 132;
 
 /// Seconds an expiring template that still controls connections lives on
 /// (IPVS's `expire_later`).
@@ -165,8 +169,10 @@ pub struct NewConn<'a> {
 pub enum ConnState {
     /// A TCP connection.
     Tcp(TcpState),
-    /// A UDP (or other non-TCP) connection.
+    /// A UDP (or other non-TCP, non-SCTP) connection.
     Udp,
+    /// An SCTP association.
+    Sctp(SctpState),
     /// A persistence template; assured once a connection it controls was
     /// established.
     Template {
@@ -181,6 +187,7 @@ impl ConnState {
         match self {
             ConnState::Tcp(state) => state.name(),
             ConnState::Udp => "UDP",
+            ConnState::Sctp(state) => state.name(),
             ConnState::Template { assured: false } => "NONE",
             ConnState::Template { assured: true } => "ASSURED",
         }

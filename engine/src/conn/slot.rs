@@ -319,6 +319,7 @@ fn join(high: u64, low: u64) -> u128 {
 impl Fields {
     /// Build the fields of a new entry.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn new(
         protocol: u8,
         template: bool,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use ahash::RandomState;
 use uvs_conf::{ForwardMethod, Timeouts};
 
+use super::sctp::SctpState;
 use super::slot::{
     addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, life, lock_bucket,
     out_index_key, same_gen, tcp_index, touched, unlock_bucket, with_life, with_tcp_index, Fields,
@@ -19,8 +20,8 @@ use super::slot::{
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
     ConnEndpoints, ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats,
-    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_TCP,
-    TEMPLATE_CONTROL_EXTENSION_SECS,
+    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_SCTP,
+    IPPROTO_TCP, TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
 use crate::time::Millis;
@@ -734,7 +735,9 @@ impl ConnTable {
     /// still alive) re-armed to its full timeout. Full NAT: a local
     /// address of the real server's family and a port are chosen so that
     /// the reply tuple is unique. The new entry expires after the NONE
-    /// timeout (TCP) or the UDP timeout unless a packet re-arms it.
+    /// timeout (TCP) or the UDP timeout unless a packet re-arms it (an
+    /// SCTP association's first packet, [`ConnRef::on_sctp_packet`], does
+    /// so at once with its state's timeout).
     pub fn insert(&self, new: &NewConn<'_>, now: Millis) -> Result<ConnRef<'_>, InsertError> {
         let counters = self
             .dests
@@ -1343,7 +1346,8 @@ impl<'t> ConnRef<'t> {
     /// and ActiveConn when its state's class changes, assure the
     /// controlling template when the connection becomes established (TCP)
     /// or sees a reply (UDP), and re-arm the timer with the new state's
-    /// timeout. `tcp_flags` is `None` for non-TCP packets.
+    /// timeout. `tcp_flags` is `None` for non-TCP packets; SCTP packets go
+    /// through [`on_sctp_packet`](ConnRef::on_sctp_packet).
     pub fn on_packet(
         &self,
         dir: Direction,
@@ -1351,6 +1355,69 @@ impl<'t> ConnRef<'t> {
         now: Millis,
     ) -> PacketOutcome {
         self.packet_step(dir, tcp_flags, now).0
+    }
+
+    /// [`on_packet`](ConnRef::on_packet) for a packet of an SCTP
+    /// association whose state chunk ([`crate::wire::sctp::state_chunk`])
+    /// is `chunk_type`: the SCTP tables of [`super::sctp`] instead of the
+    /// TCP ones; only ESTABLISHED counts active and assures the
+    /// controlling template. Apart from `packet_step`, so that the TCP
+    /// and UDP packet path stays as it was.
+    #[cold]
+    #[inline(never)]
+    pub fn on_sctp_packet(&self, dir: Direction, chunk_type: u8, now: Millis) -> PacketOutcome {
+        let table = self.table;
+        let Some(slot) = table.slot(self.index) else {
+            return PacketOutcome::Gone;
+        };
+        let mut old = slot.state.load(Ordering::SeqCst);
+        if life(old) != LIFE_LIVE || !same_gen(old, self.seq) || self.fields.is_template() {
+            return PacketOutcome::Gone;
+        }
+        let counters = table.dests.counters(self.dest());
+        if !counters.is_some_and(DestCounters::is_available_flag) {
+            let expired = table.expire_nodest_conn.load(Ordering::Relaxed)
+                && table.expire_if_due(self.index, now, true);
+            return PacketOutcome::DropNoDest { expired };
+        }
+        let (new, timeout) = loop {
+            let (new, timeout) = sctp_step(old, dir, chunk_type);
+            slot.expires
+                .store(now.plus_secs(timeout).0, Ordering::Release);
+            match slot
+                .state
+                .compare_exchange(old, touched(new), Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => break (new, timeout),
+                Err(current) => {
+                    if life(current) != LIFE_LIVE || !same_gen(current, self.seq) {
+                        return PacketOutcome::Gone;
+                    }
+                    old = current;
+                }
+            }
+        };
+        let was_inactive = old & ST_INACTIVE != 0;
+        let is_inactive = new & ST_INACTIVE != 0;
+        if was_inactive != is_inactive {
+            if let Some(counters) = counters {
+                if was_inactive {
+                    counters.active.fetch_add(1, Ordering::AcqRel);
+                    counters.inactive.fetch_sub(1, Ordering::AcqRel);
+                } else {
+                    counters.inactive.fetch_add(1, Ordering::AcqRel);
+                    counters.active.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+        let established = SctpState::Established as u32;
+        if tcp_index(new) == established && tcp_index(old) != established {
+            self.assure_template(slot);
+        }
+        PacketOutcome::Forward {
+            state: state_from_bits(false, self.fields.protocol(), new),
+            timeout_secs: timeout,
+        }
     }
 
     /// [`on_packet`](ConnRef::on_packet), also saying whether this packet
@@ -1522,12 +1589,14 @@ impl<'t> ConnRef<'t> {
         }
     }
 
-    /// `conn_reuse_mode` on a SYN that hit this connection: answer whether
+    /// `conn_reuse_mode` on a SYN (or an SCTP INIT) that hit this
+    /// connection: answer whether
     /// the engine must schedule the SYN afresh, and if so expire this
     /// connection now. Rescheduled when `expire_nodest_conn` is set and
     /// the real server has weight 0, or (not for controlled connections)
     /// when a TCP connection is in TIME_WAIT or CLOSE, or with bit 1 of
-    /// the mode in FIN_WAIT with no output seen.
+    /// the mode in FIN_WAIT with no output seen, or an SCTP association
+    /// is CLOSED.
     pub fn try_reuse_on_syn(&self, now: Millis) -> bool {
         let table = self.table;
         let conn_reuse_mode = table.conn_reuse_mode.load(Ordering::Relaxed);
@@ -1544,13 +1613,15 @@ impl<'t> ConnRef<'t> {
             let state = slot.state.load(Ordering::Acquire);
             let controlled = slot.cold.control.load(Ordering::Relaxed) != NIL;
             let tcp = TcpState::from_index(tcp_index(state));
+            let protocol = self.fields.protocol();
             !controlled
-                && self.fields.protocol() == IPPROTO_TCP
-                && (tcp == TcpState::TimeWait
-                    || tcp == TcpState::Close
-                    || (conn_reuse_mode & 2 != 0
-                        && tcp == TcpState::FinWait
-                        && state & ST_NOOUTPUT != 0))
+                && ((protocol == IPPROTO_TCP
+                    && (tcp == TcpState::TimeWait
+                        || tcp == TcpState::Close
+                        || (conn_reuse_mode & 2 != 0
+                            && tcp == TcpState::FinWait
+                            && state & ST_NOOUTPUT != 0)))
+                    || (protocol == IPPROTO_SCTP && tcp_index(state) == SctpState::Closed as u32))
         };
         if resched {
             table.expire_if_due(self.index, now, true);
@@ -1596,6 +1667,35 @@ fn next_link(slot: Slot<'_>, link: Link) -> &AtomicU32 {
     }
 }
 
+/// One SCTP packet's step from state word `old` (the state number lives
+/// where TCP's does): the table chosen as for TCP (INPUT_ONLY while no
+/// output was seen), the new state, its active/inactive class and its
+/// timeout.
+fn sctp_step(old: u32, dir: Direction, sctp_chunk: u8) -> (u32, u32) {
+    let mut new = old;
+    let table_kind = if old & ST_NOOUTPUT != 0 {
+        if dir == Direction::Output {
+            new &= !ST_NOOUTPUT;
+            TcpTable::Output
+        } else {
+            TcpTable::InputOnly
+        }
+    } else if dir == Direction::Output {
+        TcpTable::Output
+    } else {
+        TcpTable::Input
+    };
+    let current = SctpState::from_index(tcp_index(old));
+    let next = super::sctp::next_state(table_kind, current, sctp_chunk);
+    new = with_tcp_index(new, next as u32);
+    if next.is_active() {
+        new &= !ST_INACTIVE;
+    } else {
+        new |= ST_INACTIVE;
+    }
+    (new, next.timeout_secs())
+}
+
 fn state_from_bits(template: bool, protocol: u8, state: u32) -> ConnState {
     if template {
         ConnState::Template {
@@ -1603,6 +1703,8 @@ fn state_from_bits(template: bool, protocol: u8, state: u32) -> ConnState {
         }
     } else if protocol == IPPROTO_TCP {
         ConnState::Tcp(TcpState::from_index(tcp_index(state)))
+    } else if protocol == IPPROTO_SCTP {
+        ConnState::Sctp(SctpState::from_index(tcp_index(state)))
     } else {
         ConnState::Udp
     }

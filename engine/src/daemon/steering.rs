@@ -41,7 +41,8 @@ fn protocols(p: Option<Protocol>) -> &'static [u8] {
     match p {
         Some(Protocol::Tcp) => &[6],
         Some(Protocol::Udp) => &[17],
-        None => &[6, 17],
+        Some(Protocol::Sctp) => &[132],
+        None => &[6, 17, 132],
     }
 }
 
@@ -267,12 +268,40 @@ mod tests {
                 (17, ip("192.0.2.10"), 0),
                 (17, ip("192.0.2.11"), 0),
                 (17, ip("192.0.2.20"), 0),
+                (132, ip("192.0.2.10"), 0),
+                (132, ip("192.0.2.11"), 0),
             ]
         );
         assert_eq!(
             steering.nat_sources,
-            vec![(6, ip("198.51.100.11"), 0), (17, ip("198.51.100.11"), 0)]
+            vec![
+                (6, ip("198.51.100.11"), 0),
+                (17, ip("198.51.100.11"), 0),
+                (132, ip("198.51.100.11"), 0)
+            ]
         );
+    }
+
+    #[test]
+    fn sctp_services_and_their_nat_replies_are_steered_as_protocol_132() {
+        let mut config = Config::default();
+        config.services.push(service(
+            ServiceKey::Addr {
+                protocol: Protocol::Sctp,
+                addr: ip("192.0.2.100"),
+                port: 3868,
+            },
+            vec![
+                dest("198.51.100.11", 3869, ForwardMethod::Nat),
+                dest("198.51.100.12", 3868, ForwardMethod::Dr),
+            ],
+        ));
+        let steering = compute(&config).unwrap();
+        assert_eq!(
+            steering.virtual_services,
+            vec![(132, ip("192.0.2.100"), 3868)]
+        );
+        assert_eq!(steering.nat_sources, vec![(132, ip("198.51.100.11"), 3869)]);
     }
 
     #[test]

@@ -53,6 +53,11 @@ enum L4 {
     Raw {
         protocol: u8,
     },
+    Sctp {
+        sport: u16,
+        dport: u16,
+        vtag: u32,
+    },
 }
 
 /// Builds a frame (or a bare IP packet) layer by layer.
@@ -264,6 +269,13 @@ impl PacketBuilder {
         self
     }
 
+    /// SCTP common header with this verification tag; the payload is the
+    /// chunks (see [`super::sctp::chunk_bytes`]). The CRC32c is filled in.
+    pub fn sctp(mut self, sport: u16, dport: u16, vtag: u32) -> Self {
+        self.l4 = L4::Sctp { sport, dport, vtag };
+        self
+    }
+
     /// Leave the UDP checksum 0 ("none", IPv4 only).
     pub fn udp_zero_checksum(mut self) -> Self {
         self.udp_checksum = false;
@@ -315,6 +327,7 @@ impl PacketBuilder {
             (L4::Icmp { .. }, Ip::V6 { .. }) => proto::ICMPV6,
             (L4::Icmp { .. }, _) => proto::ICMP,
             (L4::Gre { .. }, _) => proto::GRE,
+            (L4::Sctp { .. }, _) => proto::SCTP,
             (L4::Raw { protocol }, _) => *protocol,
             (L4::None, _) => proto::IPV6_NONXT,
         }
@@ -391,6 +404,14 @@ impl PacketBuilder {
                     let check = checksum::of(&out);
                     out[4..6].copy_from_slice(&check.to_be_bytes());
                 }
+            }
+            L4::Sctp { sport, dport, vtag } => {
+                out.extend_from_slice(&sport.to_be_bytes());
+                out.extend_from_slice(&dport.to_be_bytes());
+                out.extend_from_slice(&vtag.to_be_bytes());
+                out.extend_from_slice(&[0, 0, 0, 0]);
+                out.extend_from_slice(&self.payload);
+                let _ = super::sctp::fill_checksum(&mut out);
             }
             L4::Raw { .. } | L4::None => out.extend_from_slice(&self.payload),
         }

@@ -13,7 +13,7 @@
 //!   still use checked accessors, out of caution, and report
 //!   [`WireError::Truncated`] rather than panic).
 //! - Each header module (`ethernet`, `arp`, `ipv4`, `ipv6`, `tcp`, `udp`,
-//!   `icmp`, `tunnel`) offers a view `Packet<T: AsRef<[u8]>>` with
+//!   `sctp`, `icmp`, `tunnel`) offers a view `Packet<T: AsRef<[u8]>>` with
 //!   `new_unchecked` (wraps any buffer; accessors may then panic if the
 //!   buffer is short — use it only on buffers you sized yourself, e.g. a
 //!   header being emitted into headroom), `check_len` (proves that every
@@ -24,7 +24,9 @@
 //!   checksums valid by RFC 1624 incremental updates ([`checksum`]),
 //!   including the pseudo-header part of TCP/UDP/ICMPv6 checksums and
 //!   UDP's "0 = no checksum" rule (IPv4 only; an IPv6 UDP checksum is
-//!   mandatory). Headers we emit whole (tunnel headers, ICMP errors) get
+//!   mandatory). SCTP's CRC32c has no incremental update: a rewritten
+//!   SCTP port means a full recompute ([`sctp::fill_checksum`]), as the
+//!   kernel's `sctp_nat_csum` does. Headers we emit whole (tunnel headers, ICMP errors) get
 //!   full checksums.
 //!
 //! # Own views, not etherparse, on the hot path
@@ -45,6 +47,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 mod parse;
+pub mod sctp;
 pub mod tcp;
 pub mod tunnel;
 pub mod udp;
@@ -117,6 +120,8 @@ pub mod proto {
     pub const IPV6_NONXT: u8 = 59;
     /// IPv6 destination options.
     pub const IPV6_OPTS: u8 = 60;
+    /// SCTP.
+    pub const SCTP: u8 = 132;
 }
 
 /// Ethertypes used by the engine.

@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{arp, ethernet, ethertype, icmp, ipv4, ipv6, proto, read_u16, tcp, udp, WireError};
+use super::{
+    arp, ethernet, ethertype, icmp, ipv4, ipv6, proto, read_u16, sctp, tcp, udp, WireError,
+};
 
 /// The network layer of a parsed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,12 +88,15 @@ pub struct ParsedFrame {
     pub saddr: IpAddr,
     /// Destination address.
     pub daddr: IpAddr,
-    /// Source port (TCP/UDP; 0 otherwise).
+    /// Source port (TCP/UDP/SCTP; 0 otherwise).
     pub sport: u16,
-    /// Destination port (TCP/UDP; 0 otherwise).
+    /// Destination port (TCP/UDP/SCTP; 0 otherwise).
     pub dport: u16,
     /// TCP flags (0 otherwise).
     pub tcp_flags: u8,
+    /// SCTP: the chunk type that drives the state machine
+    /// ([`sctp::state_chunk`]); 0 otherwise.
+    pub sctp_chunk: u8,
     /// Length of the IP packet, header included (bytes after `l3` that
     /// belong to it; Ethernet padding excluded).
     pub ip_len: u16,
@@ -108,10 +113,10 @@ pub struct ParsedFrame {
 }
 
 impl ParsedFrame {
-    /// Does the frame carry a transport header we parsed (TCP or UDP
-    /// ports present)?
+    /// Does the frame carry a transport header we parsed (TCP, UDP or
+    /// SCTP ports present)?
     pub fn has_ports(&self) -> bool {
-        matches!(self.protocol, proto::TCP | proto::UDP) && self.payload > self.l4
+        matches!(self.protocol, proto::TCP | proto::UDP | proto::SCTP) && self.payload > self.l4
     }
 
     /// Offset of the end of the IP packet (start of Ethernet padding).
@@ -250,6 +255,7 @@ fn parse_common(frame: &[u8]) -> Option<ParsedFrame> {
         sport,
         dport,
         tcp_flags,
+        sctp_chunk: 0,
         ip_len: u16::try_from(ip_len).ok()?,
         ttl,
         dont_fragment,
@@ -291,6 +297,7 @@ fn parse_full(frame: &[u8]) -> Result<ParsedFrame, WireError> {
         sport: 0,
         dport: 0,
         tcp_flags: 0,
+        sctp_chunk: 0,
         ip_len: 0,
         ttl: 0,
         dont_fragment: false,
@@ -366,6 +373,17 @@ fn parse_full(frame: &[u8]) -> Result<ParsedFrame, WireError> {
             parsed.sport = seg.src_port();
             parsed.dport = seg.dst_port();
             udp::HEADER_LEN
+        }
+        (_, proto::SCTP) => {
+            // One or more chunks must follow the common header.
+            if segment.len() < sctp::MIN_PACKET_LEN {
+                return Err(WireError::Truncated);
+            }
+            let seg = sctp::Packet::new_checked(segment)?;
+            parsed.sport = seg.src_port();
+            parsed.dport = seg.dst_port();
+            parsed.sctp_chunk = sctp::state_chunk(segment).ok_or(WireError::Truncated)?;
+            sctp::HEADER_LEN
         }
         (Network::Ipv4, proto::ICMP) | (Network::Ipv6, proto::ICMPV6) => {
             let msg = icmp::Packet::new_checked(segment)?;
@@ -444,8 +462,8 @@ fn parse_icmp_error(
         sport: 0,
         dport: 0,
     };
-    if has_l4 && matches!(protocol, proto::TCP | proto::UDP) {
-        // Ports are the first 4 bytes of both; the quote must hold them.
+    if has_l4 && matches!(protocol, proto::TCP | proto::UDP | proto::SCTP) {
+        // Ports are the first 4 bytes of all three; the quote must hold them.
         inner.sport = read_u16(quoted, l4_rel)?;
         inner.dport = read_u16(quoted, l4_rel + 2)?;
     }

@@ -23,8 +23,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    check_mtu, decrement_ttl, rewrite_endpoint, same_family, set_macs, trim_padding, Direction,
-    Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
+    check_mtu, decrement_ttl, rewrite_endpoint, same_family, sctp_fix_checksum, set_macs,
+    trim_padding, Direction, Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
 };
 use crate::wire::{self, checksum, ipv4, ipv6, proto, tcp, Network, ParsedFrame};
 
@@ -78,6 +78,10 @@ pub fn xmit(
             port,
             true,
         )?;
+    }
+    if parsed.protocol == proto::SCTP {
+        // No TOA for SCTP; the new ports need a new CRC32c.
+        sctp_fix_checksum(frame.frame_mut(), parsed)?;
     }
     if params.insert_toa
         && params.direction == Direction::Inbound

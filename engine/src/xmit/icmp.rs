@@ -139,7 +139,7 @@ fn translate(
         }
     }
     // Quoted ports are rewritten only if the quote holds them.
-    let ports_quoted = matches!(inner.protocol, proto::TCP | proto::UDP)
+    let ports_quoted = matches!(inner.protocol, proto::TCP | proto::UDP | proto::SCTP)
         && usize::from(inner.l4) + 4 <= ip_end
         && (inner.sport != 0 || inner.dport != 0);
     let quoted = [

@@ -7,7 +7,7 @@
 //! what the methods share, as `ip_vs_xmit.c` does: the frame buffer, the
 //! TTL decrement, the MTU check that answers ICMP frag-needed / packet
 //! too big, the ICMP error builder and the address/port rewrite with
-//! incremental checksums.
+//! incremental checksums (SCTP: a CRC32c recompute when a port changed).
 //!
 //! Order of checks, as in the kernel's `__ip_vs_get_out_rt`: TTL first
 //! (every method forwards off-box, so IPVS since Linux 5.3 decrements it,
@@ -551,7 +551,7 @@ fn rewrite_endpoint_general(
         _ => None,
     };
     let old_port = match (protocol, port) {
-        (proto::TCP | proto::UDP, Some(_)) => Some(wire::read_u16(frame, port_off)?),
+        (proto::TCP | proto::UDP | proto::SCTP, Some(_)) => Some(wire::read_u16(frame, port_off)?),
         _ => None,
     };
     if let Some(off) = check_off.filter(|_| fix_l4_checksum) {
@@ -644,6 +644,30 @@ fn rewrite_ipv4_tcp_udp(
         l4_hdr[port_at..port_at + 2].copy_from_slice(&new_port.to_be_bytes());
     }
     true
+}
+
+/// After a NAT or full-NAT rewrite of an SCTP packet: if a port changed,
+/// recompute the CRC32c over the whole SCTP packet (`l4` to the end of
+/// the IP packet; the frame was trimmed to it), as the kernel's
+/// `sctp_snat_handler` / `sctp_dnat_handler` do; addresses are not
+/// covered by it, so an address-only rewrite leaves it valid. A first
+/// fragment cannot be fixed (the CRC covers every fragment) and is
+/// refused.
+pub(crate) fn sctp_fix_checksum(frame: &mut [u8], parsed: &ParsedFrame) -> Result<(), XmitError> {
+    let l4 = usize::from(parsed.l4);
+    let sport = wire::read_u16(frame, l4)?;
+    let dport = wire::read_u16(frame, l4 + 2)?;
+    if sport == parsed.sport && dport == parsed.dport {
+        return Ok(());
+    }
+    if parsed.is_fragment {
+        return Err(XmitError::Fragment);
+    }
+    let segment = frame
+        .get_mut(l4..parsed.ip_end())
+        .ok_or(XmitError::Truncated)?;
+    wire::sctp::fill_checksum(segment)?;
+    Ok(())
 }
 
 /// The packet's and the parameters' address families agree?

@@ -5,7 +5,7 @@
 //! routes back through the director): source address and port become
 //! the virtual service's. Checksums are fixed incrementally (IPv4
 //! header; TCP/UDP including the pseudo-header; an IPv4 UDP checksum of
-//! 0 stays 0). The TTL is decremented both ways (the reply is forwarded
+//! 0 stays 0); SCTP's CRC32c is recomputed when the port changes. The TTL is decremented both ways (the reply is forwarded
 //! too), with ICMP time exceeded at ≤ 1.
 //!
 //! Non-first fragments carry no ports and are refused
@@ -13,10 +13,10 @@
 //! them, the engine must do the same before calling this.
 
 use super::{
-    check_mtu, decrement_ttl, rewrite_endpoint, same_family, set_macs, trim_padding, Direction,
-    Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
+    check_mtu, decrement_ttl, rewrite_endpoint, same_family, sctp_fix_checksum, set_macs,
+    trim_padding, Direction, Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
 };
-use crate::wire::ParsedFrame;
+use crate::wire::{proto, ParsedFrame};
 
 /// Rewrite `frame` for its direction and forward it.
 pub fn xmit(
@@ -53,6 +53,9 @@ pub fn xmit(
         port,
         true,
     )?;
+    if parsed.protocol == proto::SCTP {
+        sctp_fix_checksum(frame.frame_mut(), parsed)?;
+    }
     set_macs(frame.frame_mut(), params.director_mac, params.next_hop_mac)?;
     Ok(XmitOutcome::Forward)
 }
