@@ -736,6 +736,18 @@ impl Engine {
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
         }
+        if dest.method == ForwardMethod::Dr {
+            return self.transmit_dr(
+                worker,
+                stats,
+                net,
+                packet,
+                parsed,
+                conn.dest(),
+                Some(service),
+                &conn,
+            );
+        }
         let decided = Decided {
             dest_id: conn.dest(),
             method: conn.method(),
@@ -786,9 +798,13 @@ impl Engine {
         let opening = direction == Direction::Input && opened;
         let dest_id = conn.dest();
         let (service, dest) = snapshot.locate_dest(dest_id);
+        let method = conn.method();
+        if method == ForwardMethod::Dr && direction == Direction::Input {
+            return self.transmit_dr(worker, stats, net, packet, parsed, dest_id, service, conn);
+        }
         let decided = Decided {
             dest_id,
-            method: conn.method(),
+            method,
             protocol: parsed.protocol,
             ends: conn.endpoints(),
             service,
@@ -833,13 +849,9 @@ impl Engine {
             Direction::Input => decided.ends.real_server.ip(),
             Direction::Output => decided.ends.client.ip(),
         };
-        let hop = match worker.hops.next_hop(net, toward) {
+        let hop = match self.hop_to(worker, net, toward) {
             Ok(hop) => hop,
-            Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
-            Err(RouteError::NoNeighbour) => {
-                self.neighbour_misses.note(toward);
-                return Verdict::Drop(DropReason::NoNeighbour);
-            }
+            Err(verdict) => return verdict,
         };
         let insert_toa = direction == Direction::Input
             && parsed.protocol == proto::TCP
@@ -861,6 +873,58 @@ impl Engine {
             ForwardMethod::FullNat => xmit::fullnat::xmit(&mut packet.frame, parsed, &params),
         };
         self.finish(worker, net, packet, hop, result)
+    }
+
+    /// DR's [`transmit`](Engine::transmit) for a client's packet: the
+    /// method reads only the egress MACs and MTU, so only the real
+    /// server's address is decoded from the connection (no endpoints, no
+    /// [`XmitParams`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn transmit_dr<'s>(
+        &self,
+        worker: &mut Worker,
+        stats: &mut BatchStats<'s>,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        dest_id: DestId,
+        service: Option<&'s Service>,
+        conn: &ConnRef<'_>,
+    ) -> Verdict {
+        stats.count(
+            &self.dests,
+            dest_id,
+            service.map(|s| &*s.stats),
+            Direction::Input,
+            u64::from(parsed.ip_len),
+        );
+        let hop = match self.hop_to(worker, net, conn.real_addr()) {
+            Ok(hop) => hop,
+            Err(verdict) => return verdict,
+        };
+        let result =
+            xmit::dr::xmit_inbound(&mut packet.frame, parsed, hop.src_mac, hop.dst_mac, hop.mtu);
+        self.finish(worker, net, packet, hop, result)
+    }
+
+    /// The next hop toward `toward` (from the worker's cache), or the
+    /// drop verdict (a neighbour miss is noted for the control plane).
+    #[inline(always)]
+    fn hop_to(
+        &self,
+        worker: &mut Worker,
+        net: &NetView,
+        toward: IpAddr,
+    ) -> Result<NextHop, Verdict> {
+        match worker.hops.next_hop(net, toward) {
+            Ok(hop) => Ok(hop),
+            Err(RouteError::NoRoute) => Err(Verdict::Drop(DropReason::NoRoute)),
+            Err(RouteError::NoNeighbour) => {
+                self.neighbour_misses.note(toward);
+                Err(Verdict::Drop(DropReason::NoNeighbour))
+            }
+        }
     }
 
     fn finish(

@@ -1484,6 +1484,12 @@ impl<'t> ConnRef<'t> {
         self.fields.method()
     }
 
+    /// The real server's address alone (what DR needs of the entry).
+    #[inline]
+    pub fn real_addr(&self) -> IpAddr {
+        self.fields.real().0
+    }
+
     /// The connection's endpoints, decoded straight from the entry (no
     /// [`ConnInfo`] built): what the forwarding methods take.
     #[inline]
