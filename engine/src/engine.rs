@@ -188,6 +188,7 @@ impl HopCache {
         self.view = Some(Arc::clone(net));
     }
 
+    #[inline(always)]
     fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
         if let Some((_, hop)) = self.entries.iter().flatten().find(|(addr, _)| *addr == dst) {
             return Ok(*hop);
@@ -278,8 +279,9 @@ struct BatchStats<'s> {
 
 impl<'s> BatchStats<'s> {
     /// Count a packet of `bytes` bytes going `direction` for real server
-    /// `dest` (and its service, when it still has one).
-    #[inline]
+    /// `dest` (and its service, when it still has one). Always inlined:
+    /// the packet path calls it from two places (DR and the others).
+    #[inline(always)]
     fn count(
         &mut self,
         dests: &DestRegistry,
@@ -726,12 +728,12 @@ impl Engine {
             method: dest.method,
             controlled_by: template,
         };
-        let conn = match self.conns.insert(&new, now) {
-            Ok(conn) => conn,
+        let (conn, outcome) = match self.conns.insert_opening(&new, flags, now) {
+            Ok(inserted) => inserted,
             Err(e) => return Verdict::Drop(insert_drop_reason(e)),
         };
         count_new(worker);
-        match conn.on_packet(Direction::Input, flags, now) {
+        match outcome {
             PacketOutcome::Forward { .. } => {}
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),

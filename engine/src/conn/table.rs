@@ -20,7 +20,7 @@ use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
     ConnEndpoints, ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats,
     Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_TCP,
-    TEMPLATE_CONTROL_EXTENSION_SECS,
+    IPPROTO_UDP, TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
 use crate::time::Millis;
@@ -729,6 +729,74 @@ impl ConnTable {
     /// the reply tuple is unique. The new entry expires after the NONE
     /// timeout (TCP) or the UDP timeout unless a packet re-arms it.
     pub fn insert(&self, new: &NewConn<'_>, now: Millis) -> Result<ConnRef<'_>, InsertError> {
+        self.insert_as(new, now, None)
+    }
+
+    /// [`insert`](ConnTable::insert) followed by
+    /// [`on_packet`](ConnRef::on_packet) for the client's packet that
+    /// created the connection, with the same result, in one step where
+    /// it can: the state that packet leads to (TCP: from NONE by the
+    /// INPUT table for NAT and full NAT, INPUT_ONLY otherwise, counted
+    /// active or inactive accordingly; UDP: as inserted) and its timeout
+    /// are written with the entry, so the fresh entry needs no second
+    /// state update. Other protocols, a first packet that would make the
+    /// connection ESTABLISHED (its template is assured then) and a real
+    /// server no longer available take the two steps.
+    pub fn insert_opening(
+        &self,
+        new: &NewConn<'_>,
+        tcp_flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> Result<(ConnRef<'_>, PacketOutcome), InsertError> {
+        let first = match new.key.protocol {
+            IPPROTO_TCP => {
+                let table_kind =
+                    if matches!(new.method, ForwardMethod::Nat | ForwardMethod::FullNat) {
+                        TcpTable::Input
+                    } else {
+                        TcpTable::InputOnly
+                    };
+                let next = next_state(table_kind, TcpState::None, tcp_flags.unwrap_or_default());
+                let timeout = match next {
+                    TcpState::FinWait => self.tcp_fin_timeout.load(Ordering::Relaxed),
+                    other => other.timeout_secs(0, 0),
+                };
+                (next != TcpState::Established).then_some((Some(next), timeout))
+            }
+            IPPROTO_UDP => Some((None, self.udp_timeout.load(Ordering::Relaxed))),
+            _ => None,
+        };
+        let available = self
+            .dests
+            .counters(new.dest)
+            .is_some_and(DestCounters::is_available_flag);
+        match first.filter(|_| available) {
+            Some((tcp, timeout)) => {
+                let conn = self.insert_as(new, now, Some((tcp, timeout)))?;
+                let outcome = PacketOutcome::Forward {
+                    state: state_from_bits(false, new.key.protocol, conn.state),
+                    timeout_secs: timeout,
+                };
+                Ok((conn, outcome))
+            }
+            None => {
+                let conn = self.insert_as(new, now, None)?;
+                let outcome = conn.on_packet(Direction::Input, tcp_flags, now);
+                Ok((conn, outcome))
+            }
+        }
+    }
+
+    /// The insert behind [`insert`](ConnTable::insert) and
+    /// [`insert_opening`](ConnTable::insert_opening): `first` is the TCP
+    /// state (if TCP) and timeout the first packet leads to, else the
+    /// entry starts in NONE (TCP) with its insert timeout.
+    fn insert_as(
+        &self,
+        new: &NewConn<'_>,
+        now: Millis,
+        first: Option<(Option<TcpState>, u32)>,
+    ) -> Result<ConnRef<'_>, InsertError> {
         let counters = self
             .dests
             .counters(new.dest)
@@ -737,12 +805,16 @@ impl ConnTable {
             return Err(InsertError::UnknownDest);
         }
         let is_tcp = new.key.protocol == IPPROTO_TCP;
-        let timeout = if is_tcp {
-            TcpState::None.timeout_secs(0, 0)
-        } else {
-            self.udp_timeout.load(Ordering::Relaxed)
+        let (first_tcp, timeout) = match first {
+            Some(first) => first,
+            None if is_tcp => (None, TcpState::None.timeout_secs(0, 0)),
+            None => (None, self.udp_timeout.load(Ordering::Relaxed)),
         };
-        let mut state_bits = ST_INACTIVE;
+        let active = first_tcp.is_some_and(TcpState::is_active);
+        let mut state_bits = if active { 0 } else { ST_INACTIVE };
+        if let Some(tcp) = first_tcp {
+            state_bits = with_tcp_index(state_bits, tcp as u32);
+        }
         if !matches!(new.method, ForwardMethod::Nat | ForwardMethod::FullNat) {
             state_bits |= ST_NOOUTPUT;
         }
@@ -772,7 +844,12 @@ impl ConnTable {
                     .and_then(|t| self.bind_to_template(t, now))
                     .map_or(NIL, |t| t + 1);
                 slot.cold.control.store(template_link, Ordering::Relaxed);
-                self.bind_dest(counters, false);
+                if active {
+                    counters.active.fetch_add(1, Ordering::AcqRel);
+                    counters.check_overload_on_bind();
+                } else {
+                    self.bind_dest(counters, false);
+                }
             },
         );
         if inserted.is_err() {
@@ -1392,6 +1469,35 @@ impl<'t> ConnRef<'t> {
             return (PacketOutcome::DropNoDest { expired }, 0);
         }
         let is_tcp = self.fields.protocol() == IPPROTO_TCP;
+        // An established TCP connection's plain ACK (any table: ES stays
+        // ES, nothing to count or assure) only re-arms the timer.
+        if is_tcp
+            && tcp_index(old) == TcpState::Established as u32
+            && tcp_flags.is_some_and(|f| f.ack && !f.syn && !f.fin && !f.rst)
+            && (dir == Direction::Input || old & ST_NOOUTPUT == 0)
+        {
+            let timeout = table.tcp_timeout.load(Ordering::Relaxed);
+            slot.expires
+                .store(now.plus_secs(timeout).0, Ordering::Release);
+            match slot
+                .state
+                .compare_exchange(old, touched(old), Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    let outcome = PacketOutcome::Forward {
+                        state: ConnState::Tcp(TcpState::Established),
+                        timeout_secs: timeout,
+                    };
+                    return (outcome, old);
+                }
+                Err(current) => {
+                    if life(current) != LIFE_LIVE || !same_gen(current, self.seq) {
+                        return (PacketOutcome::Gone, 0);
+                    }
+                    old = current;
+                }
+            }
+        }
         let (new, timeout) = loop {
             let (new, timeout) = if is_tcp {
                 let mut new = old;
@@ -1693,6 +1799,97 @@ mod tests {
         assert!(!again);
         // A plain on_packet moves the state the same way.
         assert_eq!(found.info().state, ConnState::Tcp(TcpState::Established));
+    }
+
+    /// Everything `insert_opening` leaves behind, to compare with
+    /// `insert` + `on_packet`.
+    fn after_first_packet(
+        table: &ConnTable,
+        conn: &ConnRef<'_>,
+        outcome: PacketOutcome,
+        dest: DestId,
+    ) -> (PacketOutcome, ConnInfo, u64, u32, u32) {
+        let counters = table.dests.counters(dest).expect("dest");
+        (
+            outcome,
+            conn.info(),
+            conn.remaining_ms(Millis(0)),
+            counters.active.load(Ordering::Relaxed),
+            counters.inactive.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn insert_opening_equals_insert_then_on_packet() {
+        let plain_ack = flags(false, true);
+        let rst = Some(TcpFlags {
+            rst: true,
+            ..TcpFlags::default()
+        });
+        // (Full NAT takes NAT's table; its insert needs a local pool.)
+        for method in [ForwardMethod::Dr, ForwardMethod::Nat] {
+            for (protocol, tcp_flags) in [
+                (IPPROTO_TCP, flags(true, false)),
+                (IPPROTO_TCP, plain_ack),
+                (IPPROTO_TCP, rst),
+                (IPPROTO_UDP, None),
+            ] {
+                let case = format!("{method:?} {protocol} {tcp_flags:?}");
+                let mut new = new_conn(1000, DestId(0), method);
+                new.key.protocol = protocol;
+                let (one, dest) = table(16);
+                new.dest = dest;
+                let (conn, outcome) = one
+                    .insert_opening(&new, tcp_flags, Millis(0))
+                    .expect("insert_opening");
+                let got = after_first_packet(&one, &conn, outcome, dest);
+                let (two, dest) = table(16);
+                new.dest = dest;
+                let conn = two.insert(&new, Millis(0)).expect("insert");
+                let outcome = conn.on_packet(Direction::Input, tcp_flags, Millis(0));
+                let want = after_first_packet(&two, &conn, outcome, dest);
+                assert_eq!(got, want, "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn established_ack_fast_path_keeps_the_state_machine_result() {
+        // ES + ACK: the fast path. ES + ACK outbound with no output seen
+        // yet (DR): the general path clears the no-output flag.
+        let (table, dest) = table(16);
+        let conn = table
+            .insert(&new_conn(1000, dest, ForwardMethod::Dr), Millis(0))
+            .expect("insert");
+        conn.on_packet(Direction::Input, flags(true, false), Millis(0));
+        conn.on_packet(Direction::Input, flags(false, true), Millis(0));
+        let counters = table.dests.counters(dest).expect("dest");
+        let active = counters.active.load(Ordering::Relaxed);
+        let outcome = conn.on_packet(Direction::Input, flags(false, true), Millis(5_000));
+        assert_eq!(
+            outcome,
+            PacketOutcome::Forward {
+                state: ConnState::Tcp(TcpState::Established),
+                timeout_secs: table.timeouts().tcp
+            }
+        );
+        assert_eq!(
+            conn.remaining_ms(Millis(5_000)),
+            u64::from(table.timeouts().tcp) * 1000
+        );
+        assert_eq!(counters.active.load(Ordering::Relaxed), active);
+        assert!(conn.info().no_output);
+        conn.on_packet(Direction::Output, flags(false, true), Millis(6_000));
+        assert!(!conn.info().no_output);
+        assert_eq!(conn.info().state, ConnState::Tcp(TcpState::Established));
+        // A FIN leaves the fast path: ES → CLOSE_WAIT (INPUT table).
+        let fin = Some(TcpFlags {
+            fin: true,
+            ack: true,
+            ..TcpFlags::default()
+        });
+        conn.on_packet(Direction::Input, fin, Millis(7_000));
+        assert_eq!(conn.info().state, ConnState::Tcp(TcpState::CloseWait));
     }
 
     #[test]
