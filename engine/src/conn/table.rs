@@ -77,6 +77,11 @@ pub struct ConnTable {
     local_port_count: u32,
     dests: Arc<DestRegistry>,
     counters: Counters,
+    /// Bits of a chain link that hold the entry (index + 1); the bits
+    /// above hold a tag: the top bits of the linked entry's key hash.
+    link_shift: u32,
+    /// `(1 << link_shift) - 1`.
+    link_mask: u32,
 }
 
 impl fmt::Debug for ConnTable {
@@ -145,6 +150,8 @@ impl ConnTable {
         } else {
             out_buckets
         };
+        // Links hold index + 1 ≤ capacity < 2^31 in the low bits.
+        let link_shift = (u32::BITS - (capacity as u32).leading_zeros()).clamp(1, 31);
         let pool = &config.fullnat_pool;
         let (port_first, port_last) = (pool.port_first, pool.port_last.max(pool.port_first));
         ConnTable {
@@ -167,6 +174,8 @@ impl ConnTable {
             local_port_count: u32::from(port_last - port_first) + 1,
             dests,
             counters: Counters::default(),
+            link_shift,
+            link_mask: (1u32 << link_shift) - 1,
         }
     }
 
@@ -413,16 +422,17 @@ impl ConnTable {
         // Stage 2: read every bucket, prefetch its first entry.
         let mut versions = [0u64; BATCH_GROUP];
         let mut cursors = [NIL; BATCH_GROUP];
-        for ((hash, version), cursor) in hashes
+        for (((hash, version), cursor), index_key) in hashes
             .iter()
             .zip(versions.iter_mut())
             .zip(cursors.iter_mut())
+            .zip(index_keys)
             .take(count)
         {
             let head = index.bucket(*hash).load(Ordering::Acquire);
             *version = bucket_version(head);
             *cursor = bucket_first(head);
-            self.prefetch_entry(*cursor);
+            self.prefetch_entry(link, *cursor, *hash, index_key);
         }
         // Stage 3: walk the chains in lockstep; `pending` has a bit
         // per key still walking.
@@ -456,14 +466,15 @@ impl ConnTable {
                     }
                     true
                 } else {
-                    match self.probe(link, *cursor - 1, index_key, now) {
+                    let hash = hashes.get(i).copied().unwrap_or(0);
+                    match self.probe(link, *cursor, index_key, hash, now) {
                         Probe::Found(found) => {
                             *result = Some(found);
                             true
                         }
                         Probe::Next(next) => {
                             *cursor = next;
-                            self.prefetch_entry(next);
+                            self.prefetch_entry(link, next, hash, index_key);
                             false
                         }
                         Probe::Raced => {
@@ -495,22 +506,55 @@ impl ConnTable {
         }
     }
 
-    /// Prefetch every cache line of entry `link - 1` (`NIL`: nothing):
-    /// the hot part's one line and the one or two of the cold part.
-    fn prefetch_entry(&self, link: u32) {
-        if let Some(slot) = link.checked_sub(1).and_then(|i| self.slot(i)) {
+    /// Prefetch the entry chain link `at` of `link` points to (`NIL`:
+    /// nothing) for a lookup of `key` hashed `hash`: the hot part's line
+    /// (an in-chain walk reads its link there), and the one or two lines
+    /// of the cold part only where they will be read: for the out-index
+    /// (its links are there), and for an in-key with an IPv6 address
+    /// whose entry the link's tag says may hold the key (an all-IPv4
+    /// entry is read from its hot part).
+    fn prefetch_entry(&self, link: Link, at: u32, hash: u64, key: &IndexKey) {
+        if let Some(slot) = self.link_index(at).and_then(|i| self.slot(i)) {
             prefetch(std::ptr::from_ref(slot.hot).cast::<u8>());
-            let cold = std::ptr::from_ref(slot.cold).cast::<u8>();
-            prefetch(cold);
-            prefetch(cold.wrapping_add(std::mem::size_of::<SlotCold>() - 1));
+            let cold_read = match link {
+                Link::Out => true,
+                Link::In => !key.in_key_v4() && self.tag_matches(at, hash),
+            };
+            if cold_read {
+                let cold = std::ptr::from_ref(slot.cold).cast::<u8>();
+                prefetch(cold);
+                prefetch(cold.wrapping_add(std::mem::size_of::<SlotCold>() - 1));
+            }
         }
     }
 
-    /// Examine entry `index` of a chain of `link` for `key`, under its
-    /// sequence counter.
+    /// The chain link to entry `index` whose key hashes to `hash`.
     #[inline(always)]
-    fn probe(&self, link: Link, index: u32, key: &IndexKey, now: Millis) -> Probe<'_> {
-        let Some(slot) = self.slot(index) else {
+    fn link_to(&self, index: u32, hash: u64) -> u32 {
+        (((hash >> (32 + self.link_shift)) as u32) << self.link_shift) | (index + 1)
+    }
+
+    /// The entry a chain link points to (`None` for `NIL`).
+    #[inline(always)]
+    fn link_index(&self, link: u32) -> Option<u32> {
+        (link & self.link_mask).checked_sub(1)
+    }
+
+    /// Whether the entry behind `link` may have a key hashed `hash`
+    /// (false: it certainly has not, and its key need not be read).
+    #[inline(always)]
+    fn tag_matches(&self, link: u32, hash: u64) -> bool {
+        link >> self.link_shift == (hash >> (32 + self.link_shift)) as u32
+    }
+
+    /// Examine the entry behind chain link `at` of a chain of `link` for
+    /// `key` (hashed `hash`), under its sequence counter.
+    #[inline(always)]
+    fn probe(&self, link: Link, at: u32, key: &IndexKey, hash: u64, now: Millis) -> Probe<'_> {
+        let Some((index, slot)) = self
+            .link_index(at)
+            .and_then(|index| Some((index, self.slot(index)?)))
+        else {
             return Probe::Raced;
         };
         let seq = slot.seq.load(Ordering::Acquire);
@@ -518,8 +562,10 @@ impl ConnTable {
             return Probe::Raced;
         }
         let next = next_link(slot, link).load(Ordering::Relaxed);
-        // Compare the key first; read the rest of a matching entry only.
+        // Compare the tag, then the key; read the rest of a matching
+        // entry only.
         let matching = match link {
+            _ if !self.tag_matches(at, hash) => None,
             Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
             Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
         };
@@ -570,8 +616,10 @@ impl ConnTable {
             // The steps of `probe`, written out: returned through `Probe`,
             // a single lookup measured 15% slower on a small table.
             while cursor != NIL {
-                let index = cursor - 1;
-                let Some(slot) = self.slot(index) else {
+                let Some((index, slot)) = self
+                    .link_index(cursor)
+                    .and_then(|index| Some((index, self.slot(index)?)))
+                else {
                     continue 'restart;
                 };
                 let seq = slot.seq.load(Ordering::Acquire);
@@ -580,6 +628,7 @@ impl ConnTable {
                 }
                 let next = next_link(slot, link).load(Ordering::Relaxed);
                 let matching = match link {
+                    _ if !self.tag_matches(cursor, hash) => None,
                     Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
                     Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
                 };
@@ -629,10 +678,9 @@ impl ConnTable {
         } else if slot.expires.load(Ordering::Acquire) <= now.0 {
             return None;
         }
-        let mut found = self.make_ref(index, seq, fields, slot.state.load(Ordering::Acquire));
-        found.controlled =
-            !fields.is_template() && slot.cold.control.load(Ordering::Relaxed) != NIL;
-        Some(found)
+        // `controlled` stays false: reading it would cost the cold part's
+        // line; `info()` reads it from the live entry.
+        Some(self.make_ref(index, seq, fields, slot.state.load(Ordering::Acquire)))
     }
 
     fn template_valid(&self, fields: &Fields) -> bool {
@@ -948,12 +996,13 @@ impl ConnTable {
         } else {
             publish(&fields);
             if out_indexed {
-                let bucket = self.out_index.bucket(self.hash(&fields.out_key()));
+                let out_hash = self.hash(&fields.out_key());
+                let bucket = self.out_index.bucket(out_hash);
                 let head = lock_bucket(bucket);
                 slot.cold
                     .next_out
                     .store(bucket_first(head), Ordering::Relaxed);
-                unlock_bucket(bucket, index + 1, bucket_version(head));
+                unlock_bucket(bucket, self.link_to(index, out_hash), bucket_version(head));
             }
             fields
         };
@@ -962,7 +1011,7 @@ impl ConnTable {
         // local address and port are not part of it: `in_hash` holds).
         let bucket = self.in_index.bucket(in_hash);
         let head = lock_bucket(bucket);
-        if self.chain_has_live(Link::In, bucket_first(head), &in_key, None, now) {
+        if self.chain_has_live(Link::In, bucket_first(head), &in_key, in_hash, None, now) {
             unlock_bucket(bucket, bucket_first(head), bucket_version(head));
             if out_indexed {
                 self.unlink(Link::Out, index, &fields.out_key());
@@ -975,7 +1024,7 @@ impl ConnTable {
         slot.next_in.store(bucket_first(head), Ordering::Relaxed);
         slot.state
             .store(with_life(pending, LIFE_LIVE), Ordering::Release);
-        unlock_bucket(bucket, index + 1, bucket_version(head));
+        unlock_bucket(bucket, self.link_to(index, in_hash), bucket_version(head));
         self.len.fetch_add(1, Ordering::Relaxed);
         self.counters.inserted.fetch_add(1, Ordering::Relaxed);
         let state = slot.state.load(Ordering::Acquire);
@@ -992,19 +1041,23 @@ impl ConnTable {
         link: Link,
         first: u32,
         key: &IndexKey,
+        hash: u64,
         skip: Option<u32>,
         now: Millis,
     ) -> bool {
         let mut cursor = first;
         let mut steps = 0usize;
         while cursor != NIL && steps <= self.slots.len() {
-            let index = cursor - 1;
-            let Some(slot) = self.slot(index) else {
+            let at = cursor;
+            let Some((index, slot)) = self
+                .link_index(at)
+                .and_then(|index| Some((index, self.slot(index)?)))
+            else {
                 return false;
             };
             cursor = next_link(slot, link).load(Ordering::Relaxed);
             steps += 1;
-            if Some(index) == skip {
+            if Some(index) == skip || !self.tag_matches(at, hash) {
                 continue;
             }
             let fields = slot.read_fields();
@@ -1070,10 +1123,11 @@ impl ConnTable {
             };
             let fields = probe.with_local(laddr, lport);
             let out_key = fields.out_key();
-            let bucket = self.out_index.bucket(self.hash(&out_key));
+            let out_hash = self.hash(&out_key);
+            let bucket = self.out_index.bucket(out_hash);
             let head = lock_bucket(bucket);
             // Any live holder of the tuple, even past its deadline, keeps it.
-            if self.chain_has_live(Link::Out, bucket_first(head), &out_key, None, now) {
+            if self.chain_has_live(Link::Out, bucket_first(head), &out_key, out_hash, None, now) {
                 unlock_bucket(bucket, bucket_first(head), bucket_version(head));
                 continue;
             }
@@ -1081,7 +1135,7 @@ impl ConnTable {
             slot.cold
                 .next_out
                 .store(bucket_first(head), Ordering::Relaxed);
-            unlock_bucket(bucket, index + 1, bucket_version(head));
+            unlock_bucket(bucket, self.link_to(index, out_hash), bucket_version(head));
             return Ok(fields);
         }
         self.counters
@@ -1297,18 +1351,18 @@ impl ConnTable {
             return;
         };
         let successor = next_link(slot, link).load(Ordering::Relaxed);
-        if first == index + 1 {
+        if self.link_index(first) == Some(index) {
             unlock_bucket(bucket, successor, version + 1);
             return;
         }
         let mut cursor = first;
         let mut steps = 0usize;
         while cursor != NIL && steps <= self.slots.len() {
-            let Some(current) = self.slot(cursor - 1) else {
+            let Some(current) = self.link_index(cursor).and_then(|i| self.slot(i)) else {
                 break;
             };
             let next = next_link(current, link).load(Ordering::Relaxed);
-            if next == index + 1 {
+            if self.link_index(next) == Some(index) {
                 next_link(current, link).store(successor, Ordering::Release);
                 unlock_bucket(bucket, first, version + 1);
                 return;
@@ -1890,6 +1944,30 @@ mod tests {
         });
         conn.on_packet(Direction::Input, fin, Millis(7_000));
         assert_eq!(conn.info().state, ConnState::Tcp(TcpState::CloseWait));
+    }
+
+    #[test]
+    fn chain_links_carry_the_entry_and_a_tag_of_its_hash() {
+        for capacity in [1u32, 16, 1_000, 1 << 20] {
+            let (table, _) = table(capacity);
+            let shift = table.link_shift;
+            assert!(capacity <= table.link_mask, "capacity {capacity}");
+            for index in [0, capacity / 2, capacity - 1] {
+                for hash in [0u64, u64::MAX, 0x0123_4567_89ab_cdef] {
+                    let link = table.link_to(index, hash);
+                    assert_ne!(link, NIL);
+                    assert_eq!(table.link_index(link), Some(index));
+                    assert!(table.tag_matches(link, hash));
+                    // A hash differing in the tag bits does not match.
+                    let other = hash ^ (1 << (32 + shift));
+                    assert!(
+                        !table.tag_matches(link, other),
+                        "{capacity} {index} {hash:x}"
+                    );
+                }
+            }
+            assert_eq!(table.link_index(NIL), None);
+        }
     }
 
     #[test]
