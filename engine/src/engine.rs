@@ -750,6 +750,19 @@ impl Engine {
                 &conn,
             );
         }
+        if dest.method == ForwardMethod::Nat {
+            return self.transmit_nat(
+                worker,
+                stats,
+                net,
+                packet,
+                parsed,
+                conn.dest(),
+                Some(service),
+                &conn,
+                Direction::Input,
+            );
+        }
         let decided = Decided {
             dest_id: conn.dest(),
             method: conn.method(),
@@ -803,6 +816,11 @@ impl Engine {
         let method = conn.method();
         if method == ForwardMethod::Dr && direction == Direction::Input {
             return self.transmit_dr(worker, stats, net, packet, parsed, dest_id, service, conn);
+        }
+        if method == ForwardMethod::Nat {
+            return self.transmit_nat(
+                worker, stats, net, packet, parsed, dest_id, service, conn, direction,
+            );
         }
         let decided = Decided {
             dest_id,
@@ -907,6 +925,55 @@ impl Engine {
         };
         let result =
             xmit::dr::xmit_inbound(&mut packet.frame, parsed, hop.src_mac, hop.dst_mac, hop.mtu);
+        self.finish(worker, net, packet, hop, result)
+    }
+
+    /// NAT's [`transmit`](Engine::transmit): the method reads the real
+    /// server and virtual service, so only those (and the client's
+    /// address for a reply's next hop) are decoded from the connection
+    /// (no endpoints, no [`XmitParams`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn transmit_nat<'s>(
+        &self,
+        worker: &mut Worker,
+        stats: &mut BatchStats<'s>,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        dest_id: DestId,
+        service: Option<&'s Service>,
+        conn: &ConnRef<'_>,
+        direction: Direction,
+    ) -> Verdict {
+        stats.count(
+            &self.dests,
+            dest_id,
+            service.map(|s| &*s.stats),
+            direction,
+            u64::from(parsed.ip_len),
+        );
+        let real_server = conn.real_server();
+        let toward = match direction {
+            Direction::Input => real_server.ip(),
+            Direction::Output => conn.client_addr(),
+        };
+        let hop = match self.hop_to(worker, net, toward) {
+            Ok(hop) => hop,
+            Err(verdict) => return verdict,
+        };
+        let params = xmit::nat::NatParams {
+            direction: match direction {
+                Direction::Input => xmit::Direction::Inbound,
+                Direction::Output => xmit::Direction::Outbound,
+            },
+            real_server,
+            virtual_service: conn.virtual_service(),
+            director_mac: hop.src_mac,
+            next_hop_mac: hop.dst_mac,
+            mtu: hop.mtu,
+        };
+        let result = xmit::nat::xmit_to(&mut packet.frame, parsed, &params);
         self.finish(worker, net, packet, hop, result)
     }
 

@@ -1644,6 +1644,26 @@ impl<'t> ConnRef<'t> {
         self.fields.method()
     }
 
+    /// The real server's address and port.
+    #[inline]
+    pub fn real_server(&self) -> SocketAddr {
+        let (addr, port) = self.fields.real();
+        SocketAddr::new(addr, port)
+    }
+
+    /// The virtual service's address and port.
+    #[inline]
+    pub fn virtual_service(&self) -> SocketAddr {
+        let (addr, port) = self.fields.virt();
+        SocketAddr::new(addr, port)
+    }
+
+    /// The client's address.
+    #[inline]
+    pub fn client_addr(&self) -> IpAddr {
+        self.fields.client().0
+    }
+
     /// The real server's address alone (what DR needs of the entry).
     #[inline]
     pub fn real_addr(&self) -> IpAddr {
