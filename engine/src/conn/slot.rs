@@ -132,7 +132,9 @@ pub(crate) struct SlotHot {
     pub state: AtomicU32,
     /// Protocol, template bit, address families, method.
     pub meta: AtomicU32,
-    /// Next entry (index + 1) in the in-index chain, or in the free list.
+    /// Link to the next entry in the in-index chain (index + 1 and a tag
+    /// of its key hash, see `ConnTable::link_to`), or in the free list
+    /// (index + 1 alone).
     pub next_in: AtomicU32,
     /// cport | vport << 16 | dport << 32 | lport (or GUE port) << 48.
     pub ports: AtomicU64,
@@ -149,7 +151,7 @@ pub(crate) struct SlotHot {
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct SlotCold {
-    /// Next entry (index + 1) in the out-index chain.
+    /// Link to the next entry in the out-index chain (index + 1 and tag).
     pub next_out: AtomicU32,
     /// Destination id.
     pub dest: AtomicU32,
@@ -660,7 +662,7 @@ const BUCKET_VERSION_SHIFT: u32 = 33;
 const BUCKET_VERSION_MASK: u64 = (1 << 31) - 1;
 
 /// One hash index: a power-of-two array of bucket words. A bucket word is
-/// first entry (index + 1) | lock bit << 32 | version << 33; the version
+/// link to the first entry (index + 1 and tag) | lock bit << 32 | version << 33; the version
 /// grows at every unlink so that a lock-free reader can tell that the
 /// chain changed under it.
 #[derive(Debug)]
