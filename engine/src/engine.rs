@@ -190,6 +190,7 @@ impl HopCache {
         self.view = Some(Arc::clone(net));
     }
 
+    #[inline(always)]
     fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
         if let Some((_, hop)) = self.entries.iter().flatten().find(|(addr, _)| *addr == dst) {
             return Ok(*hop);
@@ -280,8 +281,9 @@ struct BatchStats<'s> {
 
 impl<'s> BatchStats<'s> {
     /// Count a packet of `bytes` bytes going `direction` for real server
-    /// `dest` (and its service, when it still has one).
-    #[inline]
+    /// `dest` (and its service, when it still has one). Always inlined:
+    /// the packet path calls it from two places (DR and the others).
+    #[inline(always)]
     fn count(
         &mut self,
         dests: &DestRegistry,
@@ -752,20 +754,50 @@ impl Engine {
             method: dest.method,
             controlled_by: template,
         };
-        let conn = match self.conns.insert(&new, now) {
-            Ok(conn) => conn,
+        // TCP/UDP: the first packet's state is written with the entry;
+        // an SCTP association takes its first chunk's state step after.
+        let inserted = if parsed.protocol == proto::SCTP {
+            self.conns.insert(&new, now).map(|conn| {
+                let outcome = conn.on_sctp_packet(Direction::Input, parsed.sctp_chunk, now);
+                (conn, outcome)
+            })
+        } else {
+            self.conns.insert_opening(&new, flags, now)
+        };
+        let (conn, outcome) = match inserted {
+            Ok(inserted) => inserted,
             Err(e) => return Verdict::Drop(insert_drop_reason(e)),
         };
         count_new(worker);
-        let outcome = if parsed.protocol == proto::SCTP {
-            conn.on_sctp_packet(Direction::Input, parsed.sctp_chunk, now)
-        } else {
-            conn.on_packet(Direction::Input, flags, now)
-        };
         match outcome {
             PacketOutcome::Forward { .. } => {}
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
+        }
+        if dest.method == ForwardMethod::Dr {
+            return self.transmit_dr(
+                worker,
+                stats,
+                net,
+                packet,
+                parsed,
+                conn.dest(),
+                Some(service),
+                &conn,
+            );
+        }
+        if dest.method == ForwardMethod::Nat {
+            return self.transmit_nat(
+                worker,
+                stats,
+                net,
+                packet,
+                parsed,
+                conn.dest(),
+                Some(service),
+                &conn,
+                Direction::Input,
+            );
         }
         let decided = Decided {
             dest_id: conn.dest(),
@@ -824,9 +856,18 @@ impl Engine {
         let opening = direction == Direction::Input && opened;
         let dest_id = conn.dest();
         let (service, dest) = snapshot.locate_dest(dest_id);
+        let method = conn.method();
+        if method == ForwardMethod::Dr && direction == Direction::Input {
+            return self.transmit_dr(worker, stats, net, packet, parsed, dest_id, service, conn);
+        }
+        if method == ForwardMethod::Nat {
+            return self.transmit_nat(
+                worker, stats, net, packet, parsed, dest_id, service, conn, direction,
+            );
+        }
         let decided = Decided {
             dest_id,
-            method: conn.method(),
+            method,
             protocol: parsed.protocol,
             ends: conn.endpoints(),
             service,
@@ -871,13 +912,9 @@ impl Engine {
             Direction::Input => decided.ends.real_server.ip(),
             Direction::Output => decided.ends.client.ip(),
         };
-        let hop = match worker.hops.next_hop(net, toward) {
+        let hop = match self.hop_to(worker, net, toward) {
             Ok(hop) => hop,
-            Err(RouteError::NoRoute) => return Verdict::Drop(DropReason::NoRoute),
-            Err(RouteError::NoNeighbour) => {
-                self.neighbour_misses.note(toward);
-                return Verdict::Drop(DropReason::NoNeighbour);
-            }
+            Err(verdict) => return verdict,
         };
         let insert_toa = direction == Direction::Input
             && parsed.protocol == proto::TCP
@@ -899,6 +936,107 @@ impl Engine {
             ForwardMethod::FullNat => xmit::fullnat::xmit(&mut packet.frame, parsed, &params),
         };
         self.finish(worker, net, packet, hop, result)
+    }
+
+    /// DR's [`transmit`](Engine::transmit) for a client's packet: the
+    /// method reads only the egress MACs and MTU, so only the real
+    /// server's address is decoded from the connection (no endpoints, no
+    /// [`XmitParams`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn transmit_dr<'s>(
+        &self,
+        worker: &mut Worker,
+        stats: &mut BatchStats<'s>,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        dest_id: DestId,
+        service: Option<&'s Service>,
+        conn: &ConnRef<'_>,
+    ) -> Verdict {
+        stats.count(
+            &self.dests,
+            dest_id,
+            service.map(|s| &*s.stats),
+            Direction::Input,
+            u64::from(parsed.ip_len),
+        );
+        let hop = match self.hop_to(worker, net, conn.real_addr()) {
+            Ok(hop) => hop,
+            Err(verdict) => return verdict,
+        };
+        let result =
+            xmit::dr::xmit_inbound(&mut packet.frame, parsed, hop.src_mac, hop.dst_mac, hop.mtu);
+        self.finish(worker, net, packet, hop, result)
+    }
+
+    /// NAT's [`transmit`](Engine::transmit): the method reads the real
+    /// server and virtual service, so only those (and the client's
+    /// address for a reply's next hop) are decoded from the connection
+    /// (no endpoints, no [`XmitParams`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn transmit_nat<'s>(
+        &self,
+        worker: &mut Worker,
+        stats: &mut BatchStats<'s>,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        dest_id: DestId,
+        service: Option<&'s Service>,
+        conn: &ConnRef<'_>,
+        direction: Direction,
+    ) -> Verdict {
+        stats.count(
+            &self.dests,
+            dest_id,
+            service.map(|s| &*s.stats),
+            direction,
+            u64::from(parsed.ip_len),
+        );
+        let real_server = conn.real_server();
+        let toward = match direction {
+            Direction::Input => real_server.ip(),
+            Direction::Output => conn.client_addr(),
+        };
+        let hop = match self.hop_to(worker, net, toward) {
+            Ok(hop) => hop,
+            Err(verdict) => return verdict,
+        };
+        let params = xmit::nat::NatParams {
+            direction: match direction {
+                Direction::Input => xmit::Direction::Inbound,
+                Direction::Output => xmit::Direction::Outbound,
+            },
+            real_server,
+            virtual_service: conn.virtual_service(),
+            director_mac: hop.src_mac,
+            next_hop_mac: hop.dst_mac,
+            mtu: hop.mtu,
+        };
+        let result = xmit::nat::xmit_to(&mut packet.frame, parsed, &params);
+        self.finish(worker, net, packet, hop, result)
+    }
+
+    /// The next hop toward `toward` (from the worker's cache), or the
+    /// drop verdict (a neighbour miss is noted for the control plane).
+    #[inline(always)]
+    fn hop_to(
+        &self,
+        worker: &mut Worker,
+        net: &NetView,
+        toward: IpAddr,
+    ) -> Result<NextHop, Verdict> {
+        match worker.hops.next_hop(net, toward) {
+            Ok(hop) => Ok(hop),
+            Err(RouteError::NoRoute) => Err(Verdict::Drop(DropReason::NoRoute)),
+            Err(RouteError::NoNeighbour) => {
+                self.neighbour_misses.note(toward);
+                Err(Verdict::Drop(DropReason::NoNeighbour))
+            }
+        }
     }
 
     fn finish(

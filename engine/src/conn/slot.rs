@@ -96,9 +96,26 @@ const CSUM_SHIFT: u32 = 18;
 const CSUM_MASK: u32 = 0b11 << CSUM_SHIFT;
 /// Template keyed by a persistence engine's data (SIP Call-ID); see
 /// `table/pe.rs` for how such an entry uses its fields.
-pub(crate) const META_PE: u32 = 1 << 20;
+pub(crate) const META_PE: u32 = 1 << 21;
 /// Bits of the meta word that belong to the in-index key.
 const IN_KEY_META: u32 = META_PROTOCOL_MASK | META_TEMPLATE | META_C_V6 | META_V_V6 | META_PE;
+/// Stored form only (never in [`Fields`]): every address of the entry is
+/// IPv4, and the hot part's key words 2 and 3 hold the real server and
+/// local addresses, the destination id and `aux` (copies of the cold
+/// part's), so that a lookup hit reads the entry's one hot cache line.
+const META_COMPACT: u32 = 1 << 20;
+/// Family bits: all clear = an all-IPv4 entry.
+const META_ANY_V6: u32 = META_C_V6 | META_V_V6 | META_D_V6 | META_L_V6;
+
+/// Whether client and virtual addresses are both IPv4: the in-key's
+/// addresses are then key words 0 and 1 (each address's 32 bits), and
+/// key words 2 and 3 are not part of the key. A persistence-engine
+/// template's key (the client XOR a 128-bit Call-ID hash) always takes
+/// the four-word layout.
+#[inline(always)]
+fn v4_key(meta: u32) -> bool {
+    meta & (META_C_V6 | META_V_V6 | META_PE) == 0
+}
 
 const METHOD_DR: u32 = 0;
 const METHOD_TUNNEL: u32 = 1;
@@ -121,11 +138,15 @@ pub(crate) struct SlotHot {
     pub state: AtomicU32,
     /// Protocol, template bit, address families, method.
     pub meta: AtomicU32,
-    /// Next entry (index + 1) in the in-index chain, or in the free list.
+    /// Link to the next entry in the in-index chain (index + 1 and a tag
+    /// of its key hash, see `ConnTable::link_to`), or in the free list
+    /// (index + 1 alone).
     pub next_in: AtomicU32,
     /// cport | vport << 16 | dport << 32 | lport (or GUE port) << 48.
     pub ports: AtomicU64,
-    /// Client and virtual addresses, 128 bits each, high word first.
+    /// Client and virtual addresses, 128 bits each, high word first;
+    /// both IPv4: client, virtual, then the compact words (see
+    /// `META_COMPACT`) or zeros.
     pub key_addrs: [AtomicU64; 4],
     /// Deadline in [`crate::time::Millis`].
     pub expires: AtomicU64,
@@ -136,7 +157,7 @@ pub(crate) struct SlotHot {
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct SlotCold {
-    /// Next entry (index + 1) in the out-index chain.
+    /// Link to the next entry in the out-index chain (index + 1 and tag).
     pub next_out: AtomicU32,
     /// Destination id.
     pub dest: AtomicU32,
@@ -241,19 +262,28 @@ pub(crate) struct IndexKey {
 }
 
 impl Slot<'_> {
-    /// Read the immutable fields (inside a sequence-checked section).
+    /// Read the immutable fields (inside a sequence-checked section): an
+    /// all-IPv4 entry from its hot part alone, others from both parts.
+    #[inline]
     pub fn read_fields(&self) -> Fields {
-        let mut addrs = [0u64; 8];
-        for (out, word) in addrs
-            .iter_mut()
-            .zip(self.key_addrs.iter().chain(self.cold.far_addrs.iter()))
-        {
-            *out = word.load(Ordering::Relaxed);
+        let meta = self.meta.load(Ordering::Relaxed);
+        let ports = self.ports.load(Ordering::Relaxed);
+        let w = [0, 1, 2, 3].map(|i| self.key_addrs[i].load(Ordering::Relaxed));
+        if meta & META_COMPACT != 0 {
+            return Fields {
+                meta: meta & !META_COMPACT,
+                ports,
+                addrs: [0, w[0], 0, w[1], 0, w[2] & 0xffff_ffff, 0, w[2] >> 32],
+                dest: w[3] as u32,
+                aux: (w[3] >> 32) as u32,
+            };
         }
+        let [f0, f1, f2, f3] = [0, 1, 2, 3].map(|i| self.cold.far_addrs[i].load(Ordering::Relaxed));
+        let [k0, k1, k2, k3] = if v4_key(meta) { [0, w[0], 0, w[1]] } else { w };
         Fields {
-            meta: self.meta.load(Ordering::Relaxed),
-            ports: self.ports.load(Ordering::Relaxed),
-            addrs,
+            meta,
+            ports,
+            addrs: [k0, k1, k2, k3, f0, f1, f2, f3],
             dest: self.cold.dest.load(Ordering::Relaxed),
             aux: self.cold.aux.load(Ordering::Relaxed),
         }
@@ -261,33 +291,62 @@ impl Slot<'_> {
 
     /// The in-index key, reading only the entry's hot part (one cache line) (inside
     /// a sequence-checked section).
+    #[inline]
     pub fn read_in_key(&self) -> IndexKey {
-        let mut addrs = [0u64; 4];
-        for (out, word) in addrs.iter_mut().zip(self.key_addrs.iter()) {
-            *out = word.load(Ordering::Relaxed);
-        }
+        let meta = self.meta.load(Ordering::Relaxed);
+        let w = [0, 1, 2, 3].map(|i| self.key_addrs[i].load(Ordering::Relaxed));
         IndexKey {
-            meta: self.meta.load(Ordering::Relaxed) & IN_KEY_META,
+            meta: meta & IN_KEY_META,
             ports: self.ports.load(Ordering::Relaxed) as u32,
-            addrs,
+            addrs: if v4_key(meta) { [w[0], w[1], 0, 0] } else { w },
         }
     }
 
     /// Write the fields; the caller holds the entry with an odd `seq`.
+    /// The cold part always gets the real server and local addresses,
+    /// destination and `aux`; an all-IPv4 entry gets copies in its hot
+    /// part too.
     pub fn write_fields(&self, fields: &Fields) {
         fence(Ordering::Release);
-        self.meta.store(fields.meta, Ordering::Relaxed);
+        let a = &fields.addrs;
+        let (meta, hot) = if v4_key(fields.meta) {
+            let (w2, w3) = if fields.meta & META_ANY_V6 == 0 {
+                (
+                    a[5] | (a[7] << 32),
+                    u64::from(fields.dest) | (u64::from(fields.aux) << 32),
+                )
+            } else {
+                (0, 0)
+            };
+            let compact = if fields.meta & META_ANY_V6 == 0 {
+                META_COMPACT
+            } else {
+                0
+            };
+            (fields.meta | compact, [a[1], a[3], w2, w3])
+        } else {
+            (fields.meta, [a[0], a[1], a[2], a[3]])
+        };
+        self.meta.store(meta, Ordering::Relaxed);
         self.ports.store(fields.ports, Ordering::Relaxed);
-        for (word, value) in self
-            .key_addrs
-            .iter()
-            .chain(self.cold.far_addrs.iter())
-            .zip(fields.addrs.iter())
-        {
+        for (word, value) in self.key_addrs.iter().zip(hot) {
+            word.store(value, Ordering::Relaxed);
+        }
+        for (word, value) in self.cold.far_addrs.iter().zip(&a[4..]) {
             word.store(*value, Ordering::Relaxed);
         }
         self.cold.dest.store(fields.dest, Ordering::Relaxed);
         self.cold.aux.store(fields.aux, Ordering::Relaxed);
+    }
+}
+
+impl IndexKey {
+    /// For an in-index key: whether its client and virtual addresses are
+    /// IPv4, so that a matching entry is (unless its real server or local
+    /// address is IPv6) read from its hot part alone.
+    #[inline(always)]
+    pub fn in_key_v4(&self) -> bool {
+        v4_key(self.meta)
     }
 }
 
@@ -484,10 +543,15 @@ impl Fields {
 
     /// The in-index key of this entry.
     pub fn in_key(&self) -> IndexKey {
+        let a = &self.addrs;
         IndexKey {
             meta: self.meta & IN_KEY_META,
             ports: self.ports as u32,
-            addrs: [self.addrs[0], self.addrs[1], self.addrs[2], self.addrs[3]],
+            addrs: if v4_key(self.meta) {
+                [a[1], a[3], 0, 0]
+            } else {
+                [a[0], a[1], a[2], a[3]]
+            },
         }
     }
 
@@ -544,7 +608,11 @@ pub(crate) fn in_index_key(
     IndexKey {
         meta,
         ports: u32::from(client.1) | (u32::from(virt.1) << 16),
-        addrs: [c0, c1, v0, v1],
+        addrs: if v4_key(meta) {
+            [c1, v1, 0, 0]
+        } else {
+            [c0, c1, v0, v1]
+        },
     }
 }
 
@@ -601,7 +669,7 @@ const BUCKET_VERSION_SHIFT: u32 = 33;
 const BUCKET_VERSION_MASK: u64 = (1 << 31) - 1;
 
 /// One hash index: a power-of-two array of bucket words. A bucket word is
-/// first entry (index + 1) | lock bit << 32 | version << 33; the version
+/// link to the first entry (index + 1 and tag) | lock bit << 32 | version << 33; the version
 /// grows at every unlink so that a lock-free reader can tell that the
 /// chain changed under it.
 #[derive(Debug)]
@@ -729,6 +797,56 @@ mod tests {
                 let other = probe.with_local(v6(9), 7);
                 assert_eq!(other.with_local(local.0, local.1), expected);
                 assert_eq!(expected.local(), Some(local));
+            }
+        }
+    }
+
+    #[test]
+    fn fields_read_back_as_written_in_every_family_mix_and_only_all_ipv4_is_compact() {
+        let v4 = |a: [u8; 4]| IpAddr::from(a);
+        let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, last]);
+        let slots = Slots::new(1);
+        let slot = slots.get(0).expect("entry");
+        let addrs = [v4([203, 0, 113, 7]), v6(7)];
+        for client in addrs {
+            for virt in addrs {
+                for real in addrs {
+                    for local in [None, Some((v4([10, 0, 0, 1]), 1024)), Some((v6(1), 2048))] {
+                        let fields = Fields::new(
+                            IPPROTO_TCP_FOR_TEST,
+                            false,
+                            (client, 40000),
+                            (virt, 80),
+                            (real, 8080),
+                            local,
+                            ForwardMethod::FullNat,
+                            0xdead_beef,
+                            0x1234_5678,
+                        );
+                        slot.write_fields(&fields);
+                        let case = format!("{client} {virt} {real} {local:?}");
+                        assert_eq!(slot.read_fields(), fields, "{case}");
+                        assert_eq!(slot.read_in_key(), fields.in_key(), "{case}");
+                        assert_eq!(
+                            fields.in_key(),
+                            in_index_key(IPPROTO_TCP_FOR_TEST, false, (client, 40000), (virt, 80)),
+                            "{case}"
+                        );
+                        let all_v4 = client.is_ipv4()
+                            && virt.is_ipv4()
+                            && real.is_ipv4()
+                            && local.is_none_or(|(l, _)| l.is_ipv4());
+                        let compact = slot.meta.load(Ordering::Relaxed) & META_COMPACT != 0;
+                        assert_eq!(compact, all_v4, "{case}");
+                        if compact {
+                            // The hot part alone holds it: a cold part
+                            // changed behind it is not read.
+                            slot.cold.dest.store(1, Ordering::Relaxed);
+                            slot.cold.far_addrs[1].store(1, Ordering::Relaxed);
+                            assert_eq!(slot.read_fields(), fields, "{case}");
+                        }
+                    }
+                }
             }
         }
     }

@@ -21,7 +21,7 @@ use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
     ConnEndpoints, ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats,
     Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_SCTP,
-    IPPROTO_TCP, TEMPLATE_CONTROL_EXTENSION_SECS,
+    IPPROTO_TCP, IPPROTO_UDP, TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
 use crate::time::Millis;
@@ -83,6 +83,11 @@ pub struct ConnTable {
     counters: Counters,
     /// Call-IDs of `--pe sip` templates.
     pe: pe::PeArena,
+    /// Bits of a chain link that hold the entry (index + 1); the bits
+    /// above hold a tag: the top bits of the linked entry's key hash.
+    link_shift: u32,
+    /// `(1 << link_shift) - 1`.
+    link_mask: u32,
 }
 
 impl fmt::Debug for ConnTable {
@@ -151,6 +156,8 @@ impl ConnTable {
         } else {
             out_buckets
         };
+        // Links hold index + 1 ≤ capacity < 2^31 in the low bits.
+        let link_shift = (u32::BITS - (capacity as u32).leading_zeros()).clamp(1, 31);
         let pool = &config.fullnat_pool;
         let (port_first, port_last) = (pool.port_first, pool.port_last.max(pool.port_first));
         ConnTable {
@@ -174,6 +181,8 @@ impl ConnTable {
             dests,
             counters: Counters::default(),
             pe: pe::PeArena::new(capacity),
+            link_shift,
+            link_mask: (1u32 << link_shift) - 1,
         }
     }
 
@@ -420,16 +429,17 @@ impl ConnTable {
         // Stage 2: read every bucket, prefetch its first entry.
         let mut versions = [0u64; BATCH_GROUP];
         let mut cursors = [NIL; BATCH_GROUP];
-        for ((hash, version), cursor) in hashes
+        for (((hash, version), cursor), index_key) in hashes
             .iter()
             .zip(versions.iter_mut())
             .zip(cursors.iter_mut())
+            .zip(index_keys)
             .take(count)
         {
             let head = index.bucket(*hash).load(Ordering::Acquire);
             *version = bucket_version(head);
             *cursor = bucket_first(head);
-            self.prefetch_entry(*cursor);
+            self.prefetch_entry(link, *cursor, *hash, index_key);
         }
         // Stage 3: walk the chains in lockstep; `pending` has a bit
         // per key still walking.
@@ -463,14 +473,15 @@ impl ConnTable {
                     }
                     true
                 } else {
-                    match self.probe(link, *cursor - 1, index_key, now) {
+                    let hash = hashes.get(i).copied().unwrap_or(0);
+                    match self.probe(link, *cursor, index_key, hash, now) {
                         Probe::Found(found) => {
                             *result = Some(found);
                             true
                         }
                         Probe::Next(next) => {
                             *cursor = next;
-                            self.prefetch_entry(next);
+                            self.prefetch_entry(link, next, hash, index_key);
                             false
                         }
                         Probe::Raced => {
@@ -502,22 +513,55 @@ impl ConnTable {
         }
     }
 
-    /// Prefetch every cache line of entry `link - 1` (`NIL`: nothing):
-    /// the hot part's one line and the one or two of the cold part.
-    fn prefetch_entry(&self, link: u32) {
-        if let Some(slot) = link.checked_sub(1).and_then(|i| self.slot(i)) {
+    /// Prefetch the entry chain link `at` of `link` points to (`NIL`:
+    /// nothing) for a lookup of `key` hashed `hash`: the hot part's line
+    /// (an in-chain walk reads its link there), and the one or two lines
+    /// of the cold part only where they will be read: for the out-index
+    /// (its links are there), and for an in-key with an IPv6 address
+    /// whose entry the link's tag says may hold the key (an all-IPv4
+    /// entry is read from its hot part).
+    fn prefetch_entry(&self, link: Link, at: u32, hash: u64, key: &IndexKey) {
+        if let Some(slot) = self.link_index(at).and_then(|i| self.slot(i)) {
             prefetch(std::ptr::from_ref(slot.hot).cast::<u8>());
-            let cold = std::ptr::from_ref(slot.cold).cast::<u8>();
-            prefetch(cold);
-            prefetch(cold.wrapping_add(std::mem::size_of::<SlotCold>() - 1));
+            let cold_read = match link {
+                Link::Out => true,
+                Link::In => !key.in_key_v4() && self.tag_matches(at, hash),
+            };
+            if cold_read {
+                let cold = std::ptr::from_ref(slot.cold).cast::<u8>();
+                prefetch(cold);
+                prefetch(cold.wrapping_add(std::mem::size_of::<SlotCold>() - 1));
+            }
         }
     }
 
-    /// Examine entry `index` of a chain of `link` for `key`, under its
-    /// sequence counter.
+    /// The chain link to entry `index` whose key hashes to `hash`.
     #[inline(always)]
-    fn probe(&self, link: Link, index: u32, key: &IndexKey, now: Millis) -> Probe<'_> {
-        let Some(slot) = self.slot(index) else {
+    fn link_to(&self, index: u32, hash: u64) -> u32 {
+        (((hash >> (32 + self.link_shift)) as u32) << self.link_shift) | (index + 1)
+    }
+
+    /// The entry a chain link points to (`None` for `NIL`).
+    #[inline(always)]
+    fn link_index(&self, link: u32) -> Option<u32> {
+        (link & self.link_mask).checked_sub(1)
+    }
+
+    /// Whether the entry behind `link` may have a key hashed `hash`
+    /// (false: it certainly has not, and its key need not be read).
+    #[inline(always)]
+    fn tag_matches(&self, link: u32, hash: u64) -> bool {
+        link >> self.link_shift == (hash >> (32 + self.link_shift)) as u32
+    }
+
+    /// Examine the entry behind chain link `at` of a chain of `link` for
+    /// `key` (hashed `hash`), under its sequence counter.
+    #[inline(always)]
+    fn probe(&self, link: Link, at: u32, key: &IndexKey, hash: u64, now: Millis) -> Probe<'_> {
+        let Some((index, slot)) = self
+            .link_index(at)
+            .and_then(|index| Some((index, self.slot(index)?)))
+        else {
             return Probe::Raced;
         };
         let seq = slot.seq.load(Ordering::Acquire);
@@ -525,8 +569,10 @@ impl ConnTable {
             return Probe::Raced;
         }
         let next = next_link(slot, link).load(Ordering::Relaxed);
-        // Compare the key first; read the rest of a matching entry only.
+        // Compare the tag, then the key; read the rest of a matching
+        // entry only.
         let matching = match link {
+            _ if !self.tag_matches(at, hash) => None,
             Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
             Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
         };
@@ -577,8 +623,10 @@ impl ConnTable {
             // The steps of `probe`, written out: returned through `Probe`,
             // a single lookup measured 15% slower on a small table.
             while cursor != NIL {
-                let index = cursor - 1;
-                let Some(slot) = self.slot(index) else {
+                let Some((index, slot)) = self
+                    .link_index(cursor)
+                    .and_then(|index| Some((index, self.slot(index)?)))
+                else {
                     continue 'restart;
                 };
                 let seq = slot.seq.load(Ordering::Acquire);
@@ -587,6 +635,7 @@ impl ConnTable {
                 }
                 let next = next_link(slot, link).load(Ordering::Relaxed);
                 let matching = match link {
+                    _ if !self.tag_matches(cursor, hash) => None,
                     Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
                     Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
                 };
@@ -636,10 +685,9 @@ impl ConnTable {
         } else if slot.expires.load(Ordering::Acquire) <= now.0 {
             return None;
         }
-        let mut found = self.make_ref(index, seq, fields, slot.state.load(Ordering::Acquire));
-        found.controlled =
-            !fields.is_template() && slot.cold.control.load(Ordering::Relaxed) != NIL;
-        Some(found)
+        // `controlled` stays false: reading it would cost the cold part's
+        // line; `info()` reads it from the live entry.
+        Some(self.make_ref(index, seq, fields, slot.state.load(Ordering::Acquire)))
     }
 
     fn template_valid(&self, fields: &Fields) -> bool {
@@ -739,6 +787,74 @@ impl ConnTable {
     /// SCTP association's first packet, [`ConnRef::on_sctp_packet`], does
     /// so at once with its state's timeout).
     pub fn insert(&self, new: &NewConn<'_>, now: Millis) -> Result<ConnRef<'_>, InsertError> {
+        self.insert_as(new, now, None)
+    }
+
+    /// [`insert`](ConnTable::insert) followed by
+    /// [`on_packet`](ConnRef::on_packet) for the client's packet that
+    /// created the connection, with the same result, in one step where
+    /// it can: the state that packet leads to (TCP: from NONE by the
+    /// INPUT table for NAT and full NAT, INPUT_ONLY otherwise, counted
+    /// active or inactive accordingly; UDP: as inserted) and its timeout
+    /// are written with the entry, so the fresh entry needs no second
+    /// state update. Other protocols, a first packet that would make the
+    /// connection ESTABLISHED (its template is assured then) and a real
+    /// server no longer available take the two steps.
+    pub fn insert_opening(
+        &self,
+        new: &NewConn<'_>,
+        tcp_flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> Result<(ConnRef<'_>, PacketOutcome), InsertError> {
+        let first = match new.key.protocol {
+            IPPROTO_TCP => {
+                let table_kind =
+                    if matches!(new.method, ForwardMethod::Nat | ForwardMethod::FullNat) {
+                        TcpTable::Input
+                    } else {
+                        TcpTable::InputOnly
+                    };
+                let next = next_state(table_kind, TcpState::None, tcp_flags.unwrap_or_default());
+                let timeout = match next {
+                    TcpState::FinWait => self.tcp_fin_timeout.load(Ordering::Relaxed),
+                    other => other.timeout_secs(0, 0),
+                };
+                (next != TcpState::Established).then_some((Some(next), timeout))
+            }
+            IPPROTO_UDP => Some((None, self.udp_timeout.load(Ordering::Relaxed))),
+            _ => None,
+        };
+        let available = self
+            .dests
+            .counters(new.dest)
+            .is_some_and(DestCounters::is_available_flag);
+        match first.filter(|_| available) {
+            Some((tcp, timeout)) => {
+                let conn = self.insert_as(new, now, Some((tcp, timeout)))?;
+                let outcome = PacketOutcome::Forward {
+                    state: state_from_bits(false, new.key.protocol, conn.state),
+                    timeout_secs: timeout,
+                };
+                Ok((conn, outcome))
+            }
+            None => {
+                let conn = self.insert_as(new, now, None)?;
+                let outcome = conn.on_packet(Direction::Input, tcp_flags, now);
+                Ok((conn, outcome))
+            }
+        }
+    }
+
+    /// The insert behind [`insert`](ConnTable::insert) and
+    /// [`insert_opening`](ConnTable::insert_opening): `first` is the TCP
+    /// state (if TCP) and timeout the first packet leads to, else the
+    /// entry starts in NONE (TCP) with its insert timeout.
+    fn insert_as(
+        &self,
+        new: &NewConn<'_>,
+        now: Millis,
+        first: Option<(Option<TcpState>, u32)>,
+    ) -> Result<ConnRef<'_>, InsertError> {
         let counters = self
             .dests
             .counters(new.dest)
@@ -747,12 +863,16 @@ impl ConnTable {
             return Err(InsertError::UnknownDest);
         }
         let is_tcp = new.key.protocol == IPPROTO_TCP;
-        let timeout = if is_tcp {
-            TcpState::None.timeout_secs(0, 0)
-        } else {
-            self.udp_timeout.load(Ordering::Relaxed)
+        let (first_tcp, timeout) = match first {
+            Some(first) => first,
+            None if is_tcp => (None, TcpState::None.timeout_secs(0, 0)),
+            None => (None, self.udp_timeout.load(Ordering::Relaxed)),
         };
-        let mut state_bits = ST_INACTIVE;
+        let active = first_tcp.is_some_and(TcpState::is_active);
+        let mut state_bits = if active { 0 } else { ST_INACTIVE };
+        if let Some(tcp) = first_tcp {
+            state_bits = with_tcp_index(state_bits, tcp as u32);
+        }
         if !matches!(new.method, ForwardMethod::Nat | ForwardMethod::FullNat) {
             state_bits |= ST_NOOUTPUT;
         }
@@ -782,7 +902,12 @@ impl ConnTable {
                     .and_then(|t| self.bind_to_template(t, now))
                     .map_or(NIL, |t| t + 1);
                 slot.cold.control.store(template_link, Ordering::Relaxed);
-                self.bind_dest(counters, false);
+                if active {
+                    counters.active.fetch_add(1, Ordering::AcqRel);
+                    counters.check_overload_on_bind();
+                } else {
+                    self.bind_dest(counters, false);
+                }
             },
         );
         if inserted.is_err() {
@@ -881,12 +1006,13 @@ impl ConnTable {
         } else {
             publish(&fields);
             if out_indexed {
-                let bucket = self.out_index.bucket(self.hash(&fields.out_key()));
+                let out_hash = self.hash(&fields.out_key());
+                let bucket = self.out_index.bucket(out_hash);
                 let head = lock_bucket(bucket);
                 slot.cold
                     .next_out
                     .store(bucket_first(head), Ordering::Relaxed);
-                unlock_bucket(bucket, index + 1, bucket_version(head));
+                unlock_bucket(bucket, self.link_to(index, out_hash), bucket_version(head));
             }
             fields
         };
@@ -895,7 +1021,7 @@ impl ConnTable {
         // local address and port are not part of it: `in_hash` holds).
         let bucket = self.in_index.bucket(in_hash);
         let head = lock_bucket(bucket);
-        if self.chain_has_live(Link::In, bucket_first(head), &in_key, None, now) {
+        if self.chain_has_live(Link::In, bucket_first(head), &in_key, in_hash, None, now) {
             unlock_bucket(bucket, bucket_first(head), bucket_version(head));
             if out_indexed {
                 self.unlink(Link::Out, index, &fields.out_key());
@@ -908,7 +1034,7 @@ impl ConnTable {
         slot.next_in.store(bucket_first(head), Ordering::Relaxed);
         slot.state
             .store(with_life(pending, LIFE_LIVE), Ordering::Release);
-        unlock_bucket(bucket, index + 1, bucket_version(head));
+        unlock_bucket(bucket, self.link_to(index, in_hash), bucket_version(head));
         self.len.fetch_add(1, Ordering::Relaxed);
         self.counters.inserted.fetch_add(1, Ordering::Relaxed);
         let state = slot.state.load(Ordering::Acquire);
@@ -925,19 +1051,23 @@ impl ConnTable {
         link: Link,
         first: u32,
         key: &IndexKey,
+        hash: u64,
         skip: Option<u32>,
         now: Millis,
     ) -> bool {
         let mut cursor = first;
         let mut steps = 0usize;
         while cursor != NIL && steps <= self.slots.len() {
-            let index = cursor - 1;
-            let Some(slot) = self.slot(index) else {
+            let at = cursor;
+            let Some((index, slot)) = self
+                .link_index(at)
+                .and_then(|index| Some((index, self.slot(index)?)))
+            else {
                 return false;
             };
             cursor = next_link(slot, link).load(Ordering::Relaxed);
             steps += 1;
-            if Some(index) == skip {
+            if Some(index) == skip || !self.tag_matches(at, hash) {
                 continue;
             }
             let fields = slot.read_fields();
@@ -1003,10 +1133,11 @@ impl ConnTable {
             };
             let fields = probe.with_local(laddr, lport);
             let out_key = fields.out_key();
-            let bucket = self.out_index.bucket(self.hash(&out_key));
+            let out_hash = self.hash(&out_key);
+            let bucket = self.out_index.bucket(out_hash);
             let head = lock_bucket(bucket);
             // Any live holder of the tuple, even past its deadline, keeps it.
-            if self.chain_has_live(Link::Out, bucket_first(head), &out_key, None, now) {
+            if self.chain_has_live(Link::Out, bucket_first(head), &out_key, out_hash, None, now) {
                 unlock_bucket(bucket, bucket_first(head), bucket_version(head));
                 continue;
             }
@@ -1014,7 +1145,7 @@ impl ConnTable {
             slot.cold
                 .next_out
                 .store(bucket_first(head), Ordering::Relaxed);
-            unlock_bucket(bucket, index + 1, bucket_version(head));
+            unlock_bucket(bucket, self.link_to(index, out_hash), bucket_version(head));
             return Ok(fields);
         }
         self.counters
@@ -1231,18 +1362,18 @@ impl ConnTable {
             return;
         };
         let successor = next_link(slot, link).load(Ordering::Relaxed);
-        if first == index + 1 {
+        if self.link_index(first) == Some(index) {
             unlock_bucket(bucket, successor, version + 1);
             return;
         }
         let mut cursor = first;
         let mut steps = 0usize;
         while cursor != NIL && steps <= self.slots.len() {
-            let Some(current) = self.slot(cursor - 1) else {
+            let Some(current) = self.link_index(cursor).and_then(|i| self.slot(i)) else {
                 break;
             };
             let next = next_link(current, link).load(Ordering::Relaxed);
-            if next == index + 1 {
+            if self.link_index(next) == Some(index) {
                 next_link(current, link).store(successor, Ordering::Release);
                 unlock_bucket(bucket, first, version + 1);
                 return;
@@ -1469,6 +1600,35 @@ impl<'t> ConnRef<'t> {
             return (PacketOutcome::DropNoDest { expired }, 0);
         }
         let is_tcp = self.fields.protocol() == IPPROTO_TCP;
+        // An established TCP connection's plain ACK (any table: ES stays
+        // ES, nothing to count or assure) only re-arms the timer.
+        if is_tcp
+            && tcp_index(old) == TcpState::Established as u32
+            && tcp_flags.is_some_and(|f| f.ack && !f.syn && !f.fin && !f.rst)
+            && (dir == Direction::Input || old & ST_NOOUTPUT == 0)
+        {
+            let timeout = table.tcp_timeout.load(Ordering::Relaxed);
+            slot.expires
+                .store(now.plus_secs(timeout).0, Ordering::Release);
+            match slot
+                .state
+                .compare_exchange(old, touched(old), Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    let outcome = PacketOutcome::Forward {
+                        state: ConnState::Tcp(TcpState::Established),
+                        timeout_secs: timeout,
+                    };
+                    return (outcome, old);
+                }
+                Err(current) => {
+                    if life(current) != LIFE_LIVE || !same_gen(current, self.seq) {
+                        return (PacketOutcome::Gone, 0);
+                    }
+                    old = current;
+                }
+            }
+        }
         let (new, timeout) = loop {
             let (new, timeout) = if is_tcp {
                 let mut new = old;
@@ -1559,6 +1719,32 @@ impl<'t> ConnRef<'t> {
     #[inline]
     pub fn method(&self) -> ForwardMethod {
         self.fields.method()
+    }
+
+    /// The real server's address and port.
+    #[inline]
+    pub fn real_server(&self) -> SocketAddr {
+        let (addr, port) = self.fields.real();
+        SocketAddr::new(addr, port)
+    }
+
+    /// The virtual service's address and port.
+    #[inline]
+    pub fn virtual_service(&self) -> SocketAddr {
+        let (addr, port) = self.fields.virt();
+        SocketAddr::new(addr, port)
+    }
+
+    /// The client's address.
+    #[inline]
+    pub fn client_addr(&self) -> IpAddr {
+        self.fields.client().0
+    }
+
+    /// The real server's address alone (what DR needs of the entry).
+    #[inline]
+    pub fn real_addr(&self) -> IpAddr {
+        self.fields.real().0
     }
 
     /// The connection's endpoints, decoded straight from the entry (no
@@ -1799,6 +1985,121 @@ mod tests {
         assert!(!again);
         // A plain on_packet moves the state the same way.
         assert_eq!(found.info().state, ConnState::Tcp(TcpState::Established));
+    }
+
+    /// Everything `insert_opening` leaves behind, to compare with
+    /// `insert` + `on_packet`.
+    fn after_first_packet(
+        table: &ConnTable,
+        conn: &ConnRef<'_>,
+        outcome: PacketOutcome,
+        dest: DestId,
+    ) -> (PacketOutcome, ConnInfo, u64, u32, u32) {
+        let counters = table.dests.counters(dest).expect("dest");
+        (
+            outcome,
+            conn.info(),
+            conn.remaining_ms(Millis(0)),
+            counters.active.load(Ordering::Relaxed),
+            counters.inactive.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn insert_opening_equals_insert_then_on_packet() {
+        let plain_ack = flags(false, true);
+        let rst = Some(TcpFlags {
+            rst: true,
+            ..TcpFlags::default()
+        });
+        // (Full NAT takes NAT's table; its insert needs a local pool.)
+        for method in [ForwardMethod::Dr, ForwardMethod::Nat] {
+            for (protocol, tcp_flags) in [
+                (IPPROTO_TCP, flags(true, false)),
+                (IPPROTO_TCP, plain_ack),
+                (IPPROTO_TCP, rst),
+                (IPPROTO_UDP, None),
+            ] {
+                let case = format!("{method:?} {protocol} {tcp_flags:?}");
+                let mut new = new_conn(1000, DestId(0), method);
+                new.key.protocol = protocol;
+                let (one, dest) = table(16);
+                new.dest = dest;
+                let (conn, outcome) = one
+                    .insert_opening(&new, tcp_flags, Millis(0))
+                    .expect("insert_opening");
+                let got = after_first_packet(&one, &conn, outcome, dest);
+                let (two, dest) = table(16);
+                new.dest = dest;
+                let conn = two.insert(&new, Millis(0)).expect("insert");
+                let outcome = conn.on_packet(Direction::Input, tcp_flags, Millis(0));
+                let want = after_first_packet(&two, &conn, outcome, dest);
+                assert_eq!(got, want, "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn established_ack_fast_path_keeps_the_state_machine_result() {
+        // ES + ACK: the fast path. ES + ACK outbound with no output seen
+        // yet (DR): the general path clears the no-output flag.
+        let (table, dest) = table(16);
+        let conn = table
+            .insert(&new_conn(1000, dest, ForwardMethod::Dr), Millis(0))
+            .expect("insert");
+        conn.on_packet(Direction::Input, flags(true, false), Millis(0));
+        conn.on_packet(Direction::Input, flags(false, true), Millis(0));
+        let counters = table.dests.counters(dest).expect("dest");
+        let active = counters.active.load(Ordering::Relaxed);
+        let outcome = conn.on_packet(Direction::Input, flags(false, true), Millis(5_000));
+        assert_eq!(
+            outcome,
+            PacketOutcome::Forward {
+                state: ConnState::Tcp(TcpState::Established),
+                timeout_secs: table.timeouts().tcp
+            }
+        );
+        assert_eq!(
+            conn.remaining_ms(Millis(5_000)),
+            u64::from(table.timeouts().tcp) * 1000
+        );
+        assert_eq!(counters.active.load(Ordering::Relaxed), active);
+        assert!(conn.info().no_output);
+        conn.on_packet(Direction::Output, flags(false, true), Millis(6_000));
+        assert!(!conn.info().no_output);
+        assert_eq!(conn.info().state, ConnState::Tcp(TcpState::Established));
+        // A FIN leaves the fast path: ES → CLOSE_WAIT (INPUT table).
+        let fin = Some(TcpFlags {
+            fin: true,
+            ack: true,
+            ..TcpFlags::default()
+        });
+        conn.on_packet(Direction::Input, fin, Millis(7_000));
+        assert_eq!(conn.info().state, ConnState::Tcp(TcpState::CloseWait));
+    }
+
+    #[test]
+    fn chain_links_carry_the_entry_and_a_tag_of_its_hash() {
+        for capacity in [1u32, 16, 1_000, 1 << 20] {
+            let (table, _) = table(capacity);
+            let shift = table.link_shift;
+            assert!(capacity <= table.link_mask, "capacity {capacity}");
+            for index in [0, capacity / 2, capacity - 1] {
+                for hash in [0u64, u64::MAX, 0x0123_4567_89ab_cdef] {
+                    let link = table.link_to(index, hash);
+                    assert_ne!(link, NIL);
+                    assert_eq!(table.link_index(link), Some(index));
+                    assert!(table.tag_matches(link, hash));
+                    // A hash differing in the tag bits does not match.
+                    let other = hash ^ (1 << (32 + shift));
+                    assert!(
+                        !table.tag_matches(link, other),
+                        "{capacity} {index} {hash:x}"
+                    );
+                }
+            }
+            assert_eq!(table.link_index(NIL), None);
+        }
     }
 
     #[test]

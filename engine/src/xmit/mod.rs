@@ -275,6 +275,17 @@ pub(crate) fn decrement_ttl(
     parsed: &ParsedFrame,
     params: &XmitParams,
 ) -> Result<Option<XmitOutcome>, XmitError> {
+    decrement_ttl_from(frame, parsed, params.director_mac)
+}
+
+/// [`decrement_ttl`] given only what it reads of the parameters: the
+/// director's MAC (the source of a time-exceeded answer).
+#[inline]
+pub(crate) fn decrement_ttl_from(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    director_mac: Mac,
+) -> Result<Option<XmitOutcome>, XmitError> {
     if parsed.ttl <= 1 {
         if !may_answer_with_icmp(parsed) {
             return Err(XmitError::TtlExpired);
@@ -289,7 +300,7 @@ pub(crate) fn decrement_ttl(
                 wire::icmp::v4::CODE_TTL_EXCEEDED,
             ),
         };
-        icmp_error_to_sender(frame, parsed, params, parsed.daddr, msg_type, code, 0)?;
+        icmp_error_to_sender(frame, parsed, director_mac, parsed.daddr, msg_type, code, 0)?;
         return Ok(Some(XmitOutcome::IcmpToClient));
     }
     let l3 = usize::from(parsed.l3);
@@ -338,6 +349,35 @@ pub(crate) fn check_mtu(
     mtu: usize,
     advertised_mtu: u32,
 ) -> Result<Option<XmitOutcome>, XmitError> {
+    let direction = params.direction;
+    check_mtu_from(
+        frame,
+        parsed,
+        params.director_mac,
+        || match direction {
+            Direction::Inbound => parsed.daddr,
+            Direction::Outbound => params.virtual_service.ip(),
+        },
+        ip_len,
+        mtu,
+        advertised_mtu,
+    )
+}
+
+/// [`check_mtu`] given only what it reads of the parameters: the
+/// director's MAC and the source of an ICMP answer (the packet's
+/// destination inbound, the virtual service outbound), asked for only
+/// when the packet is too big.
+#[inline]
+pub(crate) fn check_mtu_from(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    director_mac: Mac,
+    icmp_source: impl FnOnce() -> IpAddr,
+    ip_len: usize,
+    mtu: usize,
+    advertised_mtu: u32,
+) -> Result<Option<XmitOutcome>, XmitError> {
     if ip_len <= mtu {
         return Ok(None);
     }
@@ -354,15 +394,11 @@ pub(crate) fn check_mtu(
             wire::icmp::v4::CODE_FRAG_NEEDED,
         ),
     };
-    let source = match params.direction {
-        Direction::Inbound => parsed.daddr,
-        Direction::Outbound => params.virtual_service.ip(),
-    };
     icmp_error_to_sender(
         frame,
         parsed,
-        params,
-        source,
+        director_mac,
+        icmp_source(),
         msg_type,
         code,
         advertised_mtu,
@@ -379,7 +415,7 @@ pub(crate) fn check_mtu(
 pub(crate) fn icmp_error_to_sender(
     frame: &mut FrameBuf,
     parsed: &ParsedFrame,
-    params: &XmitParams,
+    director_mac: Mac,
     source: IpAddr,
     msg_type: u8,
     code: u8,
@@ -425,7 +461,7 @@ pub(crate) fn icmp_error_to_sender(
         .get_mut(new_start..new_start + new_len)
         .ok_or(XmitError::NoRoom)?;
     out[..l3].copy_from_slice(&eth[..l3]);
-    set_macs(out, params.director_mac, client_mac)?;
+    set_macs(out, director_mac, client_mac)?;
     let icmp_len = wire::icmp::HEADER_LEN + quote_len;
     let (ip_out, icmp_out) = out[l3..].split_at_mut(ip_hdr_len);
     icmp_out[0] = msg_type;

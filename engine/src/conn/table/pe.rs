@@ -295,10 +295,14 @@ impl ConnTable {
             (key.caddr_masked, 0),
             (key.vaddr, key.vport),
         );
+        // With META_PE the key always has the four-word layout (client
+        // high, low, virtual high, low), also for IPv4, whose in-key
+        // otherwise keeps only the low words.
+        let [c0, c1] = split(addr_bits(key.caddr_masked).0);
+        let [v0, v1] = split(addr_bits(key.vaddr).0);
         let [h0, h1] = split(hash);
         index_key.meta |= META_PE;
-        index_key.addrs[0] ^= h0;
-        index_key.addrs[1] ^= h1;
+        index_key.addrs = [c0 ^ h0, c1 ^ h1, v0, v1];
         index_key
     }
 
