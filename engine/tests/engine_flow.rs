@@ -1373,3 +1373,42 @@ fn reload_can_turn_on_expire_nodest_conn_and_expire_quiescent_template() {
         "expired on its first packet"
     );
 }
+
+#[test]
+fn a_syn_retransmitted_after_a_neighbour_drop_keeps_its_connection_and_the_rr_turn() {
+    // Real server 9 has no known MAC: the first SYN is scheduled to it and
+    // dropped (no_neighbour). Its retransmission must find the connection
+    // (same real server, no second scheduling), so the next client's SYN
+    // takes the next rr turn. IPv4 entries are stored compact, IPv6 not.
+    for ipv6 in [false, true] {
+        let f = Fam::new(ipv6);
+        let svc = service(
+            Protocol::Tcp,
+            f.vip,
+            VPORT,
+            SchedulerName::Rr,
+            vec![
+                dest(f.rs(1), RPORT, ForwardMethod::Nat, 1),
+                dest(f.rs(2), RPORT, ForwardMethod::Nat, 1),
+                dest(f.rs(9), RPORT, ForwardMethod::Nat, 1),
+            ],
+        );
+        let mut lab = Lab::new(&config(vec![svc]));
+        let syn = tcp_in((f.client, 1000), (f.vip, VPORT), tcp::SYN);
+        for _ in 0..3 {
+            let out = lab.client_sends(&syn);
+            assert_eq!(out.verdict, Verdict::Drop(DropReason::NoNeighbour), "ipv6 {ipv6}");
+        }
+        assert_eq!(lab.connections().len(), 1, "ipv6 {ipv6}");
+        let mut order = Vec::new();
+        for cport in [1001u16, 1002, 1003] {
+            let out = lab.client_sends(&tcp_in((f.client, cport), (f.vip, VPORT), tcp::SYN));
+            if out.verdict == Verdict::Forward(INSIDE) {
+                order.push(rs_of(&out));
+            } else {
+                order.push(9);
+            }
+        }
+        assert_eq!(order, vec![2, 1, 9], "ipv6 {ipv6}");
+    }
+}
