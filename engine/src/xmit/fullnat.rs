@@ -177,7 +177,57 @@ fn insert_toa(
         + u32::from(offset_word(segment))
         + u32::from(!((seg_len - toa_len) as u16))
         + u32::from(seg_len as u16)
-        + checksum::add(0, &option[..toa_len]);
+        + option_sum(&option, toa_len);
     tcp::Packet::new_unchecked(segment).set_checksum(checksum::finish(acc));
     Ok(true)
+}
+
+/// The one's-complement sum of the TOA option's words, folded to 16
+/// bits: for the IPv4 option its four words added directly (no slice
+/// walk), for the IPv6 one [`checksum::add`]. Same value either way (the
+/// sum is never zero: the kind byte is 254).
+#[inline]
+fn option_sum(option: &[u8; TOA_V6_LEN], toa_len: usize) -> u32 {
+    if toa_len == TOA_V4_LEN {
+        let word = |at: usize| u32::from(u16::from_be_bytes([option[at], option[at + 1]]));
+        // Four 16-bit words: one fold reaches 17 bits, two reach 16.
+        let sum = word(0) + word(2) + word(4) + word(6);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        (sum & 0xffff) + (sum >> 16)
+    } else {
+        checksum::add(0, option.get(..toa_len).unwrap_or(option))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_sum_matches_the_slice_sum() {
+        for (port, addr) in [
+            (0u16, [0u8; 4]),
+            (0xffff, [0xff; 4]),
+            (1234, [10, 0, 0, 1]),
+            (0x00ff, [0xff, 0x00, 0xff, 0x01]),
+            (0xfe08, [0x01, 0xf7, 0xff, 0xff]),
+        ] {
+            let mut option = [0u8; TOA_V6_LEN];
+            option[0] = tcp::OPT_TOA;
+            option[1] = TOA_V4_LEN as u8;
+            option[2..4].copy_from_slice(&port.to_be_bytes());
+            option[4..8].copy_from_slice(&addr);
+            assert_eq!(
+                option_sum(&option, TOA_V4_LEN),
+                checksum::add(0, &option[..TOA_V4_LEN]),
+                "port {port} addr {addr:?}"
+            );
+            option[1] = TOA_V6_LEN as u8;
+            option[8..20].copy_from_slice(&[0xab; 12]);
+            assert_eq!(
+                option_sum(&option, TOA_V6_LEN),
+                checksum::add(0, &option[..TOA_V6_LEN])
+            );
+        }
+    }
 }
