@@ -23,8 +23,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    check_mtu, decrement_ttl, rewrite_endpoint, same_family, sctp_fix_checksum, set_macs,
-    trim_padding, Direction, Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
+    check_mtu, decrement_ttl, rewrite_endpoint, rewrite_ipv4_tcp_udp_both, same_family,
+    sctp_fix_checksum, set_macs, trim_padding, Direction, Endpoint, FrameBuf, XmitError,
+    XmitOutcome, XmitParams,
 };
 use crate::wire::{self, checksum, ipv4, ipv6, proto, tcp, Network, ParsedFrame};
 
@@ -66,18 +67,31 @@ pub fn xmit(
     let l3 = usize::from(parsed.l3);
     let l4 = usize::from(parsed.l4);
     let has_ports = parsed.has_ports();
-    for (which, target) in [(Endpoint::Source, src), (Endpoint::Destination, dst)] {
-        let port = has_ports.then_some(target.port());
-        rewrite_endpoint(
+    let both = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(src_ip), IpAddr::V4(dst_ip)) => rewrite_ipv4_tcp_udp_both(
             frame.frame_mut(),
             l3,
             l4,
             parsed.protocol,
-            which,
-            target.ip(),
-            port,
-            true,
-        )?;
+            (src_ip, has_ports.then_some(src.port())),
+            (dst_ip, has_ports.then_some(dst.port())),
+        ),
+        _ => false,
+    };
+    if !both {
+        for (which, target) in [(Endpoint::Source, src), (Endpoint::Destination, dst)] {
+            let port = has_ports.then_some(target.port());
+            rewrite_endpoint(
+                frame.frame_mut(),
+                l3,
+                l4,
+                parsed.protocol,
+                which,
+                target.ip(),
+                port,
+                true,
+            )?;
+        }
     }
     if parsed.protocol == proto::SCTP {
         // No TOA for SCTP; the new ports need a new CRC32c.
