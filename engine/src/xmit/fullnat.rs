@@ -23,10 +23,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    check_mtu, decrement_ttl, rewrite_endpoint, rewrite_ipv4_tcp_udp_both, same_family,
+    check_mtu_from, decrement_ttl_from, rewrite_endpoint, rewrite_ipv4_tcp_udp_both, same_family,
     sctp_fix_checksum, set_macs, trim_padding, Direction, Endpoint, FrameBuf, XmitError,
     XmitOutcome, XmitParams,
 };
+use crate::wire::ethernet::Mac;
 use crate::wire::{self, checksum, ipv4, ipv6, proto, tcp, Network, ParsedFrame};
 
 /// Length of the IPv4 TOA option.
@@ -40,6 +41,55 @@ pub fn xmit(
     parsed: &ParsedFrame,
     params: &XmitParams,
 ) -> Result<XmitOutcome, XmitError> {
+    xmit_to(
+        frame,
+        parsed,
+        &FullNatParams {
+            direction: params.direction,
+            real_server: params.real_server,
+            local: params.local,
+            client: params.client,
+            virtual_service: params.virtual_service,
+            director_mac: params.director_mac,
+            next_hop_mac: params.next_hop_mac,
+            mtu: params.mtu,
+            insert_toa: params.insert_toa,
+        },
+    )
+}
+
+/// What full NAT reads of [`XmitParams`]: the four endpoints, the egress
+/// MACs and MTU, and whether to insert the TOA option (the engine builds
+/// it straight from the connection, without the tunnel parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullNatParams {
+    /// Inbound (client → real server) or outbound (the reply).
+    pub direction: Direction,
+    /// The real server's address and port (inbound destination).
+    pub real_server: SocketAddr,
+    /// The director's local address and port (inbound source).
+    pub local: SocketAddr,
+    /// The client's address and port (outbound destination; the TOA).
+    pub client: SocketAddr,
+    /// The virtual service (outbound source).
+    pub virtual_service: SocketAddr,
+    /// Source MAC of the egress port.
+    pub director_mac: Mac,
+    /// Destination MAC: the next hop's.
+    pub next_hop_mac: Mac,
+    /// MTU of the egress port.
+    pub mtu: u16,
+    /// Insert the TOA option (inbound TCP only; see the module's doc).
+    pub insert_toa: bool,
+}
+
+/// [`xmit`] given only what full NAT reads ([`FullNatParams`]).
+#[inline]
+pub fn xmit_to(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    params: &FullNatParams,
+) -> Result<XmitOutcome, XmitError> {
     trim_padding(frame, parsed)?;
     if parsed.is_fragment && !parsed.is_first_fragment {
         return Err(XmitError::Fragment);
@@ -52,12 +102,23 @@ pub fn xmit(
     ] {
         same_family(parsed.daddr, addr.ip())?;
     }
-    if let Some(outcome) = decrement_ttl(frame, parsed, params)? {
+    if let Some(outcome) = decrement_ttl_from(frame, parsed, params.director_mac)? {
         return Ok(outcome);
     }
     let mtu = usize::from(params.mtu);
     let ip_len = usize::from(parsed.ip_len);
-    if let Some(outcome) = check_mtu(frame, parsed, params, ip_len, mtu, u32::from(params.mtu))? {
+    if let Some(outcome) = check_mtu_from(
+        frame,
+        parsed,
+        params.director_mac,
+        || match params.direction {
+            Direction::Inbound => parsed.daddr,
+            Direction::Outbound => params.virtual_service.ip(),
+        },
+        ip_len,
+        mtu,
+        u32::from(params.mtu),
+    )? {
         return Ok(outcome);
     }
     let (src, dst) = match params.direction {
