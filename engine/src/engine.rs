@@ -799,6 +799,20 @@ impl Engine {
                 Direction::Input,
             );
         }
+        if let ForwardMethod::Tunnel { kind, csum } = dest.method {
+            return self.transmit_tunnel(
+                worker,
+                stats,
+                snapshot,
+                net,
+                packet,
+                parsed,
+                (conn.dest(), Some(service)),
+                &conn,
+                Direction::Input,
+                (kind, csum),
+            );
+        }
         if dest.method == ForwardMethod::FullNat {
             // The connection's first packet opens it: TOA for TCP.
             return self.transmit_fullnat(
@@ -878,6 +892,20 @@ impl Engine {
         if method == ForwardMethod::Nat {
             return self.transmit_nat(
                 worker, stats, net, packet, parsed, dest_id, service, conn, direction,
+            );
+        }
+        if let ForwardMethod::Tunnel { kind, csum } = method {
+            return self.transmit_tunnel(
+                worker,
+                stats,
+                snapshot,
+                net,
+                packet,
+                parsed,
+                (dest_id, service),
+                conn,
+                direction,
+                (kind, csum),
             );
         }
         if method == ForwardMethod::FullNat {
@@ -1094,6 +1122,63 @@ impl Engine {
             insert_toa,
         };
         let result = xmit::fullnat::xmit_to(&mut packet.frame, parsed, &params);
+        self.finish(worker, net, packet, hop, result)
+    }
+
+    /// The tunnel method's [`transmit`](Engine::transmit): the
+    /// [`TunParams`](xmit::tunnel::TunParams) built straight from the
+    /// connection's endpoints (no [`XmitParams`]). `to`: the destination
+    /// and its service; `tunnel`: its encapsulation and checksum mode.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn transmit_tunnel<'s>(
+        &self,
+        worker: &mut Worker,
+        stats: &mut BatchStats<'s>,
+        snapshot: &'s Snapshot,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        to: (DestId, Option<&'s Service>),
+        conn: &ConnRef<'_>,
+        direction: Direction,
+        tunnel: (uvs_conf::TunnelType, uvs_conf::TunnelCsum),
+    ) -> Verdict {
+        let (dest_id, service) = to;
+        stats.count(
+            &self.dests,
+            dest_id,
+            service.map(|s| &*s.stats),
+            direction,
+            u64::from(parsed.ip_len),
+        );
+        let ends = conn.endpoints();
+        let toward = match direction {
+            Direction::Input => ends.real_server.ip(),
+            Direction::Output => ends.client.ip(),
+        };
+        let hop = match self.hop_to(worker, net, toward) {
+            Ok(hop) => hop,
+            Err(verdict) => return verdict,
+        };
+        let params = xmit::tunnel::TunParams {
+            direction: match direction {
+                Direction::Input => xmit::Direction::Inbound,
+                Direction::Output => xmit::Direction::Outbound,
+            },
+            real_server: ends.real_server.ip(),
+            virtual_service: ends.virtual_service.ip(),
+            tunnel: TunnelParams {
+                kind: tunnel.0,
+                csum: tunnel.1,
+                source: tunnel_source(snapshot, net, &ends),
+            },
+            flow_hash: flow_hash(parsed.protocol, &ends),
+            director_mac: hop.src_mac,
+            next_hop_mac: hop.dst_mac,
+            mtu: hop.mtu,
+        };
+        let result = xmit::tunnel::xmit_to(&mut packet.frame, parsed, &params);
         self.finish(worker, net, packet, hop, result)
     }
 
