@@ -799,6 +799,35 @@ impl Engine {
                 Direction::Input,
             );
         }
+        if let ForwardMethod::Tunnel { kind, csum } = dest.method {
+            return self.transmit_tunnel(
+                worker,
+                stats,
+                snapshot,
+                net,
+                packet,
+                parsed,
+                (conn.dest(), Some(service)),
+                &conn,
+                Direction::Input,
+                (kind, csum),
+            );
+        }
+        if dest.method == ForwardMethod::FullNat {
+            // The connection's first packet opens it: TOA for TCP.
+            return self.transmit_fullnat(
+                worker,
+                stats,
+                net,
+                packet,
+                parsed,
+                conn.dest(),
+                Some(service),
+                &conn,
+                Direction::Input,
+                parsed.protocol == proto::TCP,
+            );
+        }
         let decided = Decided {
             dest_id: conn.dest(),
             method: conn.method(),
@@ -863,6 +892,28 @@ impl Engine {
         if method == ForwardMethod::Nat {
             return self.transmit_nat(
                 worker, stats, net, packet, parsed, dest_id, service, conn, direction,
+            );
+        }
+        if let ForwardMethod::Tunnel { kind, csum } = method {
+            return self.transmit_tunnel(
+                worker,
+                stats,
+                snapshot,
+                net,
+                packet,
+                parsed,
+                (dest_id, service),
+                conn,
+                direction,
+                (kind, csum),
+            );
+        }
+        if method == ForwardMethod::FullNat {
+            let insert_toa = direction == Direction::Input
+                && parsed.protocol == proto::TCP
+                && (opening || flags.is_some_and(|f| f.syn));
+            return self.transmit_fullnat(
+                worker, stats, net, packet, parsed, dest_id, service, conn, direction, insert_toa,
             );
         }
         let decided = Decided {
@@ -1017,6 +1068,117 @@ impl Engine {
             mtu: hop.mtu,
         };
         let result = xmit::nat::xmit_to(&mut packet.frame, parsed, &params);
+        self.finish(worker, net, packet, hop, result)
+    }
+
+    /// Full NAT's [`transmit`](Engine::transmit): the endpoints decoded
+    /// from the connection straight into
+    /// [`FullNatParams`](xmit::fullnat::FullNatParams) (no [`XmitParams`],
+    /// no tunnel parameters). `insert_toa`: the packet gets the TOA option
+    /// (an inbound TCP packet that opens the connection, or a SYN).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn transmit_fullnat<'s>(
+        &self,
+        worker: &mut Worker,
+        stats: &mut BatchStats<'s>,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        dest_id: DestId,
+        service: Option<&'s Service>,
+        conn: &ConnRef<'_>,
+        direction: Direction,
+        insert_toa: bool,
+    ) -> Verdict {
+        stats.count(
+            &self.dests,
+            dest_id,
+            service.map(|s| &*s.stats),
+            direction,
+            u64::from(parsed.ip_len),
+        );
+        let ends = conn.endpoints();
+        let toward = match direction {
+            Direction::Input => ends.real_server.ip(),
+            Direction::Output => ends.client.ip(),
+        };
+        let hop = match self.hop_to(worker, net, toward) {
+            Ok(hop) => hop,
+            Err(verdict) => return verdict,
+        };
+        let params = xmit::fullnat::FullNatParams {
+            direction: match direction {
+                Direction::Input => xmit::Direction::Inbound,
+                Direction::Output => xmit::Direction::Outbound,
+            },
+            real_server: ends.real_server,
+            local: ends.local.unwrap_or(ends.virtual_service),
+            client: ends.client,
+            virtual_service: ends.virtual_service,
+            director_mac: hop.src_mac,
+            next_hop_mac: hop.dst_mac,
+            mtu: hop.mtu,
+            insert_toa,
+        };
+        let result = xmit::fullnat::xmit_to(&mut packet.frame, parsed, &params);
+        self.finish(worker, net, packet, hop, result)
+    }
+
+    /// The tunnel method's [`transmit`](Engine::transmit): the
+    /// [`TunParams`](xmit::tunnel::TunParams) built straight from the
+    /// connection's endpoints (no [`XmitParams`]). `to`: the destination
+    /// and its service; `tunnel`: its encapsulation and checksum mode.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn transmit_tunnel<'s>(
+        &self,
+        worker: &mut Worker,
+        stats: &mut BatchStats<'s>,
+        snapshot: &'s Snapshot,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        to: (DestId, Option<&'s Service>),
+        conn: &ConnRef<'_>,
+        direction: Direction,
+        tunnel: (uvs_conf::TunnelType, uvs_conf::TunnelCsum),
+    ) -> Verdict {
+        let (dest_id, service) = to;
+        stats.count(
+            &self.dests,
+            dest_id,
+            service.map(|s| &*s.stats),
+            direction,
+            u64::from(parsed.ip_len),
+        );
+        let ends = conn.endpoints();
+        let toward = match direction {
+            Direction::Input => ends.real_server.ip(),
+            Direction::Output => ends.client.ip(),
+        };
+        let hop = match self.hop_to(worker, net, toward) {
+            Ok(hop) => hop,
+            Err(verdict) => return verdict,
+        };
+        let params = xmit::tunnel::TunParams {
+            direction: match direction {
+                Direction::Input => xmit::Direction::Inbound,
+                Direction::Output => xmit::Direction::Outbound,
+            },
+            real_server: ends.real_server.ip(),
+            virtual_service: ends.virtual_service.ip(),
+            tunnel: TunnelParams {
+                kind: tunnel.0,
+                csum: tunnel.1,
+                source: tunnel_source(snapshot, net, &ends),
+            },
+            flow_hash: flow_hash(parsed.protocol, &ends),
+            director_mac: hop.src_mac,
+            next_hop_mac: hop.dst_mac,
+            mtu: hop.mtu,
+        };
+        let result = xmit::tunnel::xmit_to(&mut packet.frame, parsed, &params);
         self.finish(worker, net, packet, hop, result)
     }
 

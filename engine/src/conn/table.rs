@@ -1117,13 +1117,24 @@ impl ConnTable {
         if locals.is_empty() {
             return Err(InsertError::NoLocalAddress);
         }
-        let probes = FULLNAT_PROBES.min(self.local_port_count.saturating_mul(locals.len() as u32));
+        let addr_count = u32::try_from(locals.len()).unwrap_or(u32::MAX);
+        let port_count = self.local_port_count.max(1);
+        let probes = FULLNAT_PROBES.min(port_count.saturating_mul(addr_count));
         let now = Millis(0);
-        for attempt in 0..probes {
-            let mixed = start.wrapping_add(u64::from(attempt));
-            let addr_pick = (mixed % locals.len() as u64) as usize;
-            let port_offset = ((start >> 32).wrapping_add(u64::from(attempt))
-                % u64::from(self.local_port_count)) as u32;
+        // The first candidate from the hash (multiply-shift, no division),
+        // then the next address and the next port together, wrapping.
+        let mut next_addr = fast_range(start as u32, addr_count);
+        let mut next_port = fast_range((start >> 32) as u32, port_count);
+        for _ in 0..probes {
+            let (addr_pick, port_offset) = (next_addr as usize, next_port);
+            next_addr += 1;
+            if next_addr >= addr_count {
+                next_addr = 0;
+            }
+            next_port += 1;
+            if next_port >= port_count {
+                next_port = 0;
+            }
             let Some(&laddr) = locals.get(addr_pick) else {
                 continue;
             };
@@ -1832,6 +1843,14 @@ enum Probe<'t> {
     Raced,
 }
 
+/// `x` mapped onto `0..n` by multiply-shift (Lemire's "fast range"): a
+/// value below `n` (0 when `n` is 0), uniform for a uniform `x`, without
+/// a division.
+#[inline(always)]
+fn fast_range(x: u32, n: u32) -> u32 {
+    ((u64::from(x) * u64::from(n)) >> 32) as u32
+}
+
 /// Ask the CPU to start loading the cache line at `ptr`; a hint only, it
 /// never faults. A no-op off x86-64.
 #[inline(always)]
@@ -1950,6 +1969,21 @@ mod tests {
             ack,
             ..TcpFlags::default()
         })
+    }
+
+    #[test]
+    fn fast_range_stays_below_n_and_spans_it() {
+        for n in [1u32, 2, 3, 7, 28_232, 65_535] {
+            let mut seen_last = false;
+            for x in [0u32, 1, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe, u32::MAX] {
+                let r = fast_range(x, n);
+                assert!(r < n, "fast_range({x}, {n}) = {r}");
+                seen_last |= r == n - 1;
+            }
+            assert!(seen_last, "u32::MAX maps to the last of {n}");
+            assert_eq!(fast_range(0, n), 0);
+        }
+        assert_eq!(fast_range(u32::MAX, 0), 0);
     }
 
     #[test]

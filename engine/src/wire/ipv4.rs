@@ -159,11 +159,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[off..off + 2].copy_from_slice(&value.to_be_bytes());
     }
 
-    fn update_checksum(&mut self, old: &[u8], new: &[u8]) {
-        let check = checksum::update(self.checksum(), old, new);
-        self.put16(field::CHECKSUM, check);
-    }
-
     /// Set version 4 and the header length in bytes (a multiple of 4).
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
@@ -241,7 +236,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn rewrite_total_len(&mut self, len: u16) {
         let old = self.total_len();
         self.set_total_len(len);
-        self.update_checksum(&old.to_be_bytes(), &len.to_be_bytes());
+        let check = checksum::update_u16(self.checksum(), old, len);
+        self.put16(field::CHECKSUM, check);
     }
 
     /// Compute the header checksum from scratch.

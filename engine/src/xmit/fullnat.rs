@@ -23,9 +23,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    check_mtu, decrement_ttl, rewrite_endpoint, same_family, sctp_fix_checksum, set_macs,
-    trim_padding, Direction, Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
+    check_mtu_from, decrement_ttl_from, rewrite_endpoint, rewrite_ipv4_tcp_udp_both, same_family,
+    sctp_fix_checksum, set_macs, trim_padding, Direction, Endpoint, FrameBuf, XmitError,
+    XmitOutcome, XmitParams,
 };
+use crate::wire::ethernet::Mac;
 use crate::wire::{self, checksum, ipv4, ipv6, proto, tcp, Network, ParsedFrame};
 
 /// Length of the IPv4 TOA option.
@@ -39,6 +41,55 @@ pub fn xmit(
     parsed: &ParsedFrame,
     params: &XmitParams,
 ) -> Result<XmitOutcome, XmitError> {
+    xmit_to(
+        frame,
+        parsed,
+        &FullNatParams {
+            direction: params.direction,
+            real_server: params.real_server,
+            local: params.local,
+            client: params.client,
+            virtual_service: params.virtual_service,
+            director_mac: params.director_mac,
+            next_hop_mac: params.next_hop_mac,
+            mtu: params.mtu,
+            insert_toa: params.insert_toa,
+        },
+    )
+}
+
+/// What full NAT reads of [`XmitParams`]: the four endpoints, the egress
+/// MACs and MTU, and whether to insert the TOA option (the engine builds
+/// it straight from the connection, without the tunnel parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullNatParams {
+    /// Inbound (client → real server) or outbound (the reply).
+    pub direction: Direction,
+    /// The real server's address and port (inbound destination).
+    pub real_server: SocketAddr,
+    /// The director's local address and port (inbound source).
+    pub local: SocketAddr,
+    /// The client's address and port (outbound destination; the TOA).
+    pub client: SocketAddr,
+    /// The virtual service (outbound source).
+    pub virtual_service: SocketAddr,
+    /// Source MAC of the egress port.
+    pub director_mac: Mac,
+    /// Destination MAC: the next hop's.
+    pub next_hop_mac: Mac,
+    /// MTU of the egress port.
+    pub mtu: u16,
+    /// Insert the TOA option (inbound TCP only; see the module's doc).
+    pub insert_toa: bool,
+}
+
+/// [`xmit`] given only what full NAT reads ([`FullNatParams`]).
+#[inline]
+pub fn xmit_to(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    params: &FullNatParams,
+) -> Result<XmitOutcome, XmitError> {
     trim_padding(frame, parsed)?;
     if parsed.is_fragment && !parsed.is_first_fragment {
         return Err(XmitError::Fragment);
@@ -51,12 +102,23 @@ pub fn xmit(
     ] {
         same_family(parsed.daddr, addr.ip())?;
     }
-    if let Some(outcome) = decrement_ttl(frame, parsed, params)? {
+    if let Some(outcome) = decrement_ttl_from(frame, parsed, params.director_mac)? {
         return Ok(outcome);
     }
     let mtu = usize::from(params.mtu);
     let ip_len = usize::from(parsed.ip_len);
-    if let Some(outcome) = check_mtu(frame, parsed, params, ip_len, mtu, u32::from(params.mtu))? {
+    if let Some(outcome) = check_mtu_from(
+        frame,
+        parsed,
+        params.director_mac,
+        || match params.direction {
+            Direction::Inbound => parsed.daddr,
+            Direction::Outbound => params.virtual_service.ip(),
+        },
+        ip_len,
+        mtu,
+        u32::from(params.mtu),
+    )? {
         return Ok(outcome);
     }
     let (src, dst) = match params.direction {
@@ -66,18 +128,31 @@ pub fn xmit(
     let l3 = usize::from(parsed.l3);
     let l4 = usize::from(parsed.l4);
     let has_ports = parsed.has_ports();
-    for (which, target) in [(Endpoint::Source, src), (Endpoint::Destination, dst)] {
-        let port = has_ports.then_some(target.port());
-        rewrite_endpoint(
+    let both = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(src_ip), IpAddr::V4(dst_ip)) => rewrite_ipv4_tcp_udp_both(
             frame.frame_mut(),
             l3,
             l4,
             parsed.protocol,
-            which,
-            target.ip(),
-            port,
-            true,
-        )?;
+            (src_ip, has_ports.then_some(src.port())),
+            (dst_ip, has_ports.then_some(dst.port())),
+        ),
+        _ => false,
+    };
+    if !both {
+        for (which, target) in [(Endpoint::Source, src), (Endpoint::Destination, dst)] {
+            let port = has_ports.then_some(target.port());
+            rewrite_endpoint(
+                frame.frame_mut(),
+                l3,
+                l4,
+                parsed.protocol,
+                which,
+                target.ip(),
+                port,
+                true,
+            )?;
+        }
     }
     if parsed.protocol == proto::SCTP {
         // No TOA for SCTP; the new ports need a new CRC32c.
@@ -177,7 +252,57 @@ fn insert_toa(
         + u32::from(offset_word(segment))
         + u32::from(!((seg_len - toa_len) as u16))
         + u32::from(seg_len as u16)
-        + checksum::add(0, &option[..toa_len]);
+        + option_sum(&option, toa_len);
     tcp::Packet::new_unchecked(segment).set_checksum(checksum::finish(acc));
     Ok(true)
+}
+
+/// The one's-complement sum of the TOA option's words, folded to 16
+/// bits: for the IPv4 option its four words added directly (no slice
+/// walk), for the IPv6 one [`checksum::add`]. Same value either way (the
+/// sum is never zero: the kind byte is 254).
+#[inline]
+fn option_sum(option: &[u8; TOA_V6_LEN], toa_len: usize) -> u32 {
+    if toa_len == TOA_V4_LEN {
+        let word = |at: usize| u32::from(u16::from_be_bytes([option[at], option[at + 1]]));
+        // Four 16-bit words: one fold reaches 17 bits, two reach 16.
+        let sum = word(0) + word(2) + word(4) + word(6);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        (sum & 0xffff) + (sum >> 16)
+    } else {
+        checksum::add(0, option.get(..toa_len).unwrap_or(option))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_sum_matches_the_slice_sum() {
+        for (port, addr) in [
+            (0u16, [0u8; 4]),
+            (0xffff, [0xff; 4]),
+            (1234, [10, 0, 0, 1]),
+            (0x00ff, [0xff, 0x00, 0xff, 0x01]),
+            (0xfe08, [0x01, 0xf7, 0xff, 0xff]),
+        ] {
+            let mut option = [0u8; TOA_V6_LEN];
+            option[0] = tcp::OPT_TOA;
+            option[1] = TOA_V4_LEN as u8;
+            option[2..4].copy_from_slice(&port.to_be_bytes());
+            option[4..8].copy_from_slice(&addr);
+            assert_eq!(
+                option_sum(&option, TOA_V4_LEN),
+                checksum::add(0, &option[..TOA_V4_LEN]),
+                "port {port} addr {addr:?}"
+            );
+            option[1] = TOA_V6_LEN as u8;
+            option[8..20].copy_from_slice(&[0xab; 12]);
+            assert_eq!(
+                option_sum(&option, TOA_V6_LEN),
+                checksum::add(0, &option[..TOA_V6_LEN])
+            );
+        }
+    }
 }

@@ -627,43 +627,129 @@ fn rewrite_ipv4_tcp_udp(
     port: Option<u16>,
     fix_l4_checksum: bool,
 ) -> bool {
+    let Some((ip, l4_hdr, check_at)) = ipv4_tcp_udp_headers(frame, l3, l4, protocol) else {
+        return false;
+    };
+    apply_ipv4_endpoint(
+        ip,
+        l4_hdr,
+        check_at,
+        protocol,
+        which,
+        new,
+        port,
+        fix_l4_checksum,
+    );
+    true
+}
+
+/// Full NAT's two rewrites of an IPv4 TCP/UDP packet in one pass: the
+/// source to `src`, then the destination to `dst` (a port each where the
+/// packet has ports), both checksums fixed. The headers are checked once;
+/// the result is that of two [`rewrite_endpoint`] calls, source first.
+/// `false` (nothing written): not such a packet, or out of bounds; the
+/// caller takes the general path.
+#[inline]
+pub(crate) fn rewrite_ipv4_tcp_udp_both(
+    frame: &mut [u8],
+    l3: usize,
+    l4: usize,
+    protocol: u8,
+    src: (std::net::Ipv4Addr, Option<u16>),
+    dst: (std::net::Ipv4Addr, Option<u16>),
+) -> bool {
+    let Some((ip, l4_hdr, check_at)) = ipv4_tcp_udp_headers(frame, l3, l4, protocol) else {
+        return false;
+    };
+    apply_ipv4_endpoint(
+        ip,
+        l4_hdr,
+        check_at,
+        protocol,
+        Endpoint::Source,
+        src.0,
+        src.1,
+        true,
+    );
+    apply_ipv4_endpoint(
+        ip,
+        l4_hdr,
+        check_at,
+        protocol,
+        Endpoint::Destination,
+        dst.0,
+        dst.1,
+        true,
+    );
+    true
+}
+
+/// The option-less part of the IPv4 header at `l3` (20 bytes) and the
+/// TCP/UDP header at `l4` up to its checksum, with the checksum's offset
+/// in it; `None` unless the packet is IPv4 TCP/UDP and both are in bounds.
+#[inline(always)]
+fn ipv4_tcp_udp_headers(
+    frame: &mut [u8],
+    l3: usize,
+    l4: usize,
+    protocol: u8,
+) -> Option<(&mut [u8], &mut [u8], usize)> {
     let check_at = match protocol {
         proto::TCP => wire::tcp::CHECKSUM_OFFSET,
         proto::UDP => wire::udp::CHECKSUM_OFFSET,
-        _ => return false,
+        _ => return None,
     };
     if l3.saturating_add(ipv4::MIN_HEADER_LEN) > l4 {
-        return false;
+        return None;
     }
     let (head, segment) = frame.split_at_mut(l4.min(frame.len()));
-    let Some(&version_ihl) = head.get(l3) else {
-        return false;
-    };
+    let &version_ihl = head.get(l3)?;
     let ihl = usize::from(version_ihl & 0x0f) * 4;
     if version_ihl >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || head.len() - l3 < ihl {
-        return false;
+        return None;
     }
-    let Some(ip) = head.get_mut(l3..l3 + ipv4::MIN_HEADER_LEN) else {
-        return false;
-    };
-    let Some(l4_hdr) = segment.get_mut(..check_at + 2) else {
-        return false;
-    };
+    let ip = head.get_mut(l3..l3 + ipv4::MIN_HEADER_LEN)?;
+    let l4_hdr = segment.get_mut(..check_at + 2)?;
+    Some((ip, l4_hdr, check_at))
+}
+
+/// Rewrite one endpoint in headers [`ipv4_tcp_udp_headers`] returned
+/// (`ip` 20 bytes, `l4_hdr` through the checksum at `check_at`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn apply_ipv4_endpoint(
+    ip: &mut [u8],
+    l4_hdr: &mut [u8],
+    check_at: usize,
+    protocol: u8,
+    which: Endpoint,
+    new: std::net::Ipv4Addr,
+    port: Option<u16>,
+    fix_l4_checksum: bool,
+) {
     let (addr_at, port_at) = match which {
         Endpoint::Source => (12, 0),
         Endpoint::Destination => (16, 2),
     };
-    let Some(addr_bytes) = ip.get(addr_at..addr_at + 4) else {
-        return false;
+    let (Some(addr_bytes), Some(check_bytes)) = (ip.get(addr_at..addr_at + 4), ip.get(10..12))
+    else {
+        return;
     };
     let old = u32::from_be_bytes([addr_bytes[0], addr_bytes[1], addr_bytes[2], addr_bytes[3]]);
+    let ip_check = u16::from_be_bytes([check_bytes[0], check_bytes[1]]);
     let new = u32::from(new);
     ip[addr_at..addr_at + 4].copy_from_slice(&new.to_be_bytes());
-    let ip_check = checksum::update_u32(u16::from_be_bytes([ip[10], ip[11]]), old, new);
+    let ip_check = checksum::update_u32(ip_check, old, new);
     ip[10..12].copy_from_slice(&ip_check.to_be_bytes());
-    let old_port = u16::from_be_bytes([l4_hdr[port_at], l4_hdr[port_at + 1]]);
+    let (Some(port_bytes), Some(l4_check)) = (
+        l4_hdr.get(port_at..port_at + 2),
+        l4_hdr.get(check_at..check_at + 2),
+    ) else {
+        return;
+    };
+    let old_port = u16::from_be_bytes([port_bytes[0], port_bytes[1]]);
     if fix_l4_checksum {
-        let mut check = u16::from_be_bytes([l4_hdr[check_at], l4_hdr[check_at + 1]]);
+        let mut check = u16::from_be_bytes([l4_check[0], l4_check[1]]);
         // An IPv4 UDP checksum of 0 means "none" and stays 0.
         if !(protocol == proto::UDP && check == 0) {
             check = checksum::update_u32(check, old, new);
@@ -679,7 +765,6 @@ fn rewrite_ipv4_tcp_udp(
     if let Some(new_port) = port {
         l4_hdr[port_at..port_at + 2].copy_from_slice(&new_port.to_be_bytes());
     }
-    true
 }
 
 /// After a NAT or full-NAT rewrite of an SCTP packet: if a port changed,
@@ -770,6 +855,43 @@ mod tests {
             let b = rewrite_endpoint_general(&mut general, l3, l4, protocol, which, new, port, fix);
             prop_assert_eq!(a, b);
             prop_assert_eq!(fast, general);
+        }
+
+        #[test]
+        fn ipv4_two_endpoint_rewrite_matches_two_general_ones(
+            kind in 0u8..3,
+            src in any::<u32>(),
+            dst in any::<u32>(),
+            ports in proptest::option::of(any::<(u16, u16)>()),
+            l3 in prop_oneof![Just(14usize), 0usize..40],
+            l4 in prop_oneof![Just(34usize), 0usize..60],
+            protocol in prop_oneof![Just(proto::TCP), Just(proto::UDP), any::<u8>()],
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            cut in any::<usize>(),
+        ) {
+            let mut bytes = frame(kind != 0, kind == 2);
+            for (at, value) in edits {
+                let i = at % bytes.len();
+                bytes[i] = value;
+            }
+            let len = if cut % 4 == 0 { cut % (bytes.len() + 1) } else { bytes.len() };
+            bytes.truncate(len);
+            let (src, dst) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
+            let (sport, dport) = (ports.map(|p| p.0), ports.map(|p| p.1));
+            let mut both = bytes.clone();
+            let mut general = bytes;
+            if rewrite_ipv4_tcp_udp_both(&mut both, l3, l4, protocol, (src, sport), (dst, dport)) {
+                for (which, addr, port) in
+                    [(Endpoint::Source, src, sport), (Endpoint::Destination, dst, dport)]
+                {
+                    let done = rewrite_endpoint_general(
+                        &mut general, l3, l4, protocol, which, IpAddr::V4(addr), port, true,
+                    );
+                    prop_assert!(done.is_ok());
+                }
+            }
+            // Refused: nothing written.
+            prop_assert_eq!(both, general);
         }
     }
 

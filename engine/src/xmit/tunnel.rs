@@ -38,9 +38,10 @@ use std::net::IpAddr;
 use uvs_conf::{TunnelCsum, TunnelType};
 
 use super::{
-    check_mtu, decrement_ttl, same_family, set_macs, trim_padding, FrameBuf, XmitError,
-    XmitOutcome, XmitParams,
+    check_mtu_from, decrement_ttl_from, same_family, set_macs, trim_padding, Direction, FrameBuf,
+    TunnelParams, XmitError, XmitOutcome, XmitParams,
 };
+use crate::wire::ethernet::Mac;
 use crate::wire::{
     self, checksum, ethertype, ipv4, ipv6, proto, tunnel, udp, Network, ParsedFrame,
 };
@@ -90,9 +91,55 @@ pub fn xmit(
     parsed: &ParsedFrame,
     params: &XmitParams,
 ) -> Result<XmitOutcome, XmitError> {
+    xmit_to(
+        frame,
+        parsed,
+        &TunParams {
+            direction: params.direction,
+            real_server: params.real_server.ip(),
+            virtual_service: params.virtual_service.ip(),
+            tunnel: params.tunnel,
+            flow_hash: params.flow_hash,
+            director_mac: params.director_mac,
+            next_hop_mac: params.next_hop_mac,
+            mtu: params.mtu,
+        },
+    )
+}
+
+/// What the tunnel method reads of [`XmitParams`] (the engine builds it
+/// straight from the connection, without the other endpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunParams {
+    /// Direction of the packet (the source of an ICMP "too big" answer
+    /// depends on it).
+    pub direction: Direction,
+    /// The real server: the outer destination.
+    pub real_server: IpAddr,
+    /// The virtual service's address (an outbound ICMP answer's source).
+    pub virtual_service: IpAddr,
+    /// Encapsulation kind, checksum mode and outer source.
+    pub tunnel: TunnelParams,
+    /// The flow's hash (GUE source port, outer IPv4 ident).
+    pub flow_hash: u32,
+    /// Source MAC of the egress port.
+    pub director_mac: Mac,
+    /// Destination MAC: the next hop's.
+    pub next_hop_mac: Mac,
+    /// MTU of the egress port.
+    pub mtu: u16,
+}
+
+/// [`xmit`] given only what the tunnel method reads ([`TunParams`]).
+#[inline]
+pub fn xmit_to(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    params: &TunParams,
+) -> Result<XmitOutcome, XmitError> {
     trim_padding(frame, parsed)?;
     let tun = params.tunnel;
-    let rs = params.real_server.ip();
+    let rs = params.real_server;
     same_family(rs, tun.source)?;
     let outer_v6 = rs.is_ipv6();
     let added = overhead(tun.kind, tun.csum, outer_v6);
@@ -101,14 +148,18 @@ pub fn xmit(
         .checked_sub(added)
         .filter(|m| *m >= min_mtu)
         .ok_or(XmitError::MtuTooSmall)?;
-    if let Some(outcome) = decrement_ttl(frame, parsed, params)? {
+    if let Some(outcome) = decrement_ttl_from(frame, parsed, params.director_mac)? {
         return Ok(outcome);
     }
     let inner_len = usize::from(parsed.ip_len);
-    if let Some(outcome) = check_mtu(
+    if let Some(outcome) = check_mtu_from(
         frame,
         parsed,
-        params,
+        params.director_mac,
+        || match params.direction {
+            Direction::Inbound => parsed.daddr,
+            Direction::Outbound => params.virtual_service,
+        },
         inner_len,
         inner_mtu,
         inner_mtu as u32,
