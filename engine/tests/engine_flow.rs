@@ -1397,7 +1397,11 @@ fn a_syn_retransmitted_after_a_neighbour_drop_keeps_its_connection_and_the_rr_tu
         let syn = tcp_in((f.client, 1000), (f.vip, VPORT), tcp::SYN);
         for _ in 0..3 {
             let out = lab.client_sends(&syn);
-            assert_eq!(out.verdict, Verdict::Drop(DropReason::NoNeighbour), "ipv6 {ipv6}");
+            assert_eq!(
+                out.verdict,
+                Verdict::Drop(DropReason::NoNeighbour),
+                "ipv6 {ipv6}"
+            );
         }
         assert_eq!(lab.connections().len(), 1, "ipv6 {ipv6}");
         let mut order = Vec::new();
