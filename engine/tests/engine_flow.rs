@@ -1396,6 +1396,8 @@ fn a_syn_retransmitted_after_a_neighbour_drop_keeps_its_connection_and_the_rr_tu
         let mut lab = Lab::new(&config(vec![svc]));
         let syn = tcp_in((f.client, 1000), (f.vip, VPORT), tcp::SYN);
         for _ in 0..3 {
+            // TCP's SYN retransmission timer: 1 s, then 2 s.
+            lab.advance_secs(1);
             let out = lab.client_sends(&syn);
             assert_eq!(
                 out.verdict,
