@@ -1504,6 +1504,61 @@ mod tests {
         Engine::new(&config, lab::net_view(1)).expect("engine starts")
     }
 
+    /// The prefetch key of a frame is the key `process_one` looks it up
+    /// by, for every shape `lookup_key` reads; other frames and every
+    /// truncation give `None` without panicking.
+    #[test]
+    fn lookup_key_matches_the_parsed_key_and_refuses_the_rest() {
+        let v6 = (
+            "2001:db8::7"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("address"),
+            "2001:db8::10"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("address"),
+        );
+        let frames = [
+            client_frame(4000, 0x18),
+            PacketBuilder::new()
+                .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+                .vlan(7)
+                .ipv4(Ipv4Addr::new(203, 0, 113, 8), Ipv4Addr::new(192, 0, 2, 10))
+                .udp(5353, 53)
+                .payload(b"q")
+                .build(),
+            PacketBuilder::new()
+                .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+                .ipv6(v6.0, v6.1)
+                .tcp(4001, 443)
+                .flags(0x02)
+                .build(),
+        ];
+        for (frame, needed) in frames.iter().zip([38, 42, 58]) {
+            let parsed = wire::parse_frame(frame).expect("test frame parses");
+            let key = lookup_key(frame).expect("a key for a TCP/UDP frame");
+            assert_eq!(
+                (key.protocol, key.caddr, key.cport, key.vaddr, key.vport),
+                (
+                    parsed.protocol,
+                    parsed.saddr,
+                    parsed.sport,
+                    parsed.daddr,
+                    parsed.dport
+                )
+            );
+            // Ethernet (+ VLAN tag) + IP header + both ports.
+            for len in 0..needed {
+                assert_eq!(lookup_key(&frame[..len]), None, "truncated to {len}");
+            }
+        }
+        let icmp = PacketBuilder::new()
+            .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+            .ipv4(Ipv4Addr::new(203, 0, 113, 7), Ipv4Addr::new(192, 0, 2, 10))
+            .icmp(8, 0, 0)
+            .build();
+        assert_eq!(lookup_key(&icmp), None);
+    }
+
     fn client_frame(cport: u16, flags: u8) -> Vec<u8> {
         PacketBuilder::new()
             .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
