@@ -34,6 +34,15 @@ use crate::time::Millis;
 use crate::wire::{self, proto, Network, ParsedFrame, WireError};
 use crate::xmit::{self, FrameBuf, TunnelParams, XmitError, XmitOutcome, XmitParams};
 
+/// Frames ahead whose connection-table bucket `process` prefetches.
+const BUCKET_AHEAD: usize = 4;
+/// Frames ahead whose first bucket entry `process` prefetches (its
+/// bucket was prefetched `BUCKET_AHEAD - ENTRY_AHEAD` frames earlier).
+const ENTRY_AHEAD: usize = 2;
+/// Hashes remembered by the prefetch pipeline (a power of two above
+/// `BUCKET_AHEAD`).
+const PREFETCH_RING: usize = 8;
+
 /// Connection-table slots examined for expiry after each batch.
 pub const SWEEP_BUDGET_PER_BATCH: usize = 64;
 
@@ -462,7 +471,25 @@ impl Engine {
         let net = self.net.load();
         worker.hops.begin_batch(&net);
         let mut stats = BatchStats::default();
-        for packet in batch.iter_mut() {
+        // Lookup pipeline: the in-index bucket of frame i + BUCKET_AHEAD
+        // and the first entry of frame i + ENTRY_AHEAD are prefetched
+        // while frame i is handled (hints only; results do not change).
+        let mut hashes = [None::<u64>; PREFETCH_RING];
+        for (i, packet) in batch.iter().take(BUCKET_AHEAD).enumerate() {
+            hashes[i % PREFETCH_RING] = self.prefetch_in(packet);
+        }
+        for i in 0..batch.len() {
+            if let Some(ahead) = batch.get(i + BUCKET_AHEAD) {
+                hashes[(i + BUCKET_AHEAD) % PREFETCH_RING] = self.prefetch_in(ahead);
+            }
+            if i + ENTRY_AHEAD < batch.len() {
+                if let Some(hash) = hashes[(i + ENTRY_AHEAD) % PREFETCH_RING] {
+                    self.conns.prefetch_in_entry(hash);
+                }
+            }
+            let Some(packet) = batch.get_mut(i) else {
+                break;
+            };
             let verdict = self.process_one(worker, &mut stats, &snapshot, &net, packet, now);
             match verdict {
                 Verdict::Drop(reason) => worker.drops[reason.index()] += 1,
@@ -475,6 +502,14 @@ impl Engine {
         stats.flush(&self.dests);
         self.conns.expire_step(now, SWEEP_BUDGET_PER_BATCH);
         worker.flush(&self.counters);
+    }
+
+    /// Prefetch the in-index bucket of `packet`'s connection key, read
+    /// by [`lookup_key`]; `None` (no prefetch) for a frame it does not
+    /// recognise.
+    #[inline]
+    fn prefetch_in(&self, packet: &Packet<'_>) -> Option<u64> {
+        lookup_key(packet.frame.frame()).map(|key| self.conns.prefetch_in(&key))
     }
 
     fn process_one<'s>(
@@ -1407,6 +1442,52 @@ fn flow_hash(protocol: u8, ends: &ConnEndpoints) -> u32 {
     mixed.wrapping_mul(0x9e37_79b1)
 }
 
+/// The client → virtual key a frame would be looked up by, read with
+/// the fewest checks (a prefetch hint only: `process_one` parses and
+/// validates fully). Ethernet, an optional VLAN tag, IPv4 without
+/// options or IPv6 without extension headers, then TCP, UDP or SCTP
+/// ports; `None` for anything else (no prefetch). Never panics.
+#[inline]
+fn lookup_key(frame: &[u8]) -> Option<ConnKey> {
+    let be16 = |at: usize| -> Option<u16> {
+        let bytes = frame.get(at..at + 2)?;
+        Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
+    };
+    let (l3, ether) = match be16(12)? {
+        wire::ethertype::VLAN => (18, be16(16)?),
+        ether => (14, ether),
+    };
+    let (protocol, saddr, daddr, l4) = match ether {
+        wire::ethertype::IPV4 => {
+            let h: &[u8; 20] = frame.get(l3..l3 + 20)?.try_into().ok()?;
+            // No options, no later fragment.
+            if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0 {
+                return None;
+            }
+            let saddr = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+            let daddr = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+            (h[9], IpAddr::V4(saddr), IpAddr::V4(daddr), l3 + 20)
+        }
+        wire::ethertype::IPV6 => {
+            let h: &[u8; 40] = frame.get(l3..l3 + 40)?.try_into().ok()?;
+            let saddr: [u8; 16] = h[8..24].try_into().ok()?;
+            let daddr: [u8; 16] = h[24..40].try_into().ok()?;
+            (h[6], IpAddr::from(saddr), IpAddr::from(daddr), l3 + 40)
+        }
+        _ => return None,
+    };
+    if !matches!(protocol, proto::TCP | proto::UDP | proto::SCTP) {
+        return None;
+    }
+    Some(ConnKey {
+        protocol,
+        caddr: saddr,
+        cport: be16(l4)?,
+        vaddr: daddr,
+        vport: be16(l4 + 2)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1421,6 +1502,61 @@ mod tests {
         )
         .expect("valid config");
         Engine::new(&config, lab::net_view(1)).expect("engine starts")
+    }
+
+    /// The prefetch key of a frame is the key `process_one` looks it up
+    /// by, for every shape `lookup_key` reads; other frames and every
+    /// truncation give `None` without panicking.
+    #[test]
+    fn lookup_key_matches_the_parsed_key_and_refuses_the_rest() {
+        let v6 = (
+            "2001:db8::7"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("address"),
+            "2001:db8::10"
+                .parse::<std::net::Ipv6Addr>()
+                .expect("address"),
+        );
+        let frames = [
+            client_frame(4000, 0x18),
+            PacketBuilder::new()
+                .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+                .vlan(7)
+                .ipv4(Ipv4Addr::new(203, 0, 113, 8), Ipv4Addr::new(192, 0, 2, 10))
+                .udp(5353, 53)
+                .payload(b"q")
+                .build(),
+            PacketBuilder::new()
+                .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+                .ipv6(v6.0, v6.1)
+                .tcp(4001, 443)
+                .flags(0x02)
+                .build(),
+        ];
+        for (frame, needed) in frames.iter().zip([38, 42, 58]) {
+            let parsed = wire::parse_frame(frame).expect("test frame parses");
+            let key = lookup_key(frame).expect("a key for a TCP/UDP frame");
+            assert_eq!(
+                (key.protocol, key.caddr, key.cport, key.vaddr, key.vport),
+                (
+                    parsed.protocol,
+                    parsed.saddr,
+                    parsed.sport,
+                    parsed.daddr,
+                    parsed.dport
+                )
+            );
+            // Ethernet (+ VLAN tag) + IP header + both ports.
+            for len in 0..needed {
+                assert_eq!(lookup_key(&frame[..len]), None, "truncated to {len}");
+            }
+        }
+        let icmp = PacketBuilder::new()
+            .eth(lab::ROUTER_MAC, lab::DIRECTOR_OUT_MAC)
+            .ipv4(Ipv4Addr::new(203, 0, 113, 7), Ipv4Addr::new(192, 0, 2, 10))
+            .icmp(8, 0, 0)
+            .build();
+        assert_eq!(lookup_key(&icmp), None);
     }
 
     fn client_frame(cport: u16, flags: u8) -> Vec<u8> {

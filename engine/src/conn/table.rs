@@ -295,6 +295,39 @@ impl ConnTable {
         self.find(Link::In, &index_key, now)
     }
 
+    /// Hash `key` as [`ConnTable::lookup_in`] would and prefetch its
+    /// bucket of the in-index; returns the hash for
+    /// [`ConnTable::prefetch_in_entry`]. Reads nothing but the key: a
+    /// pipelined caller issues it a few packets before the lookup, so
+    /// that the bucket's cache miss overlaps other work.
+    #[inline]
+    pub fn prefetch_in(&self, key: &ConnKey) -> u64 {
+        let index_key = in_index_key(
+            key.protocol,
+            false,
+            (key.caddr, key.cport),
+            (key.vaddr, key.vport),
+        );
+        let hash = self.hash(&index_key);
+        prefetch(self.in_index.bucket(hash));
+        hash
+    }
+
+    /// Read the in-index bucket of `hash` (best prefetched by
+    /// [`ConnTable::prefetch_in`] a little earlier) and prefetch the hot
+    /// line of its first entry when its tag matches. Only a hint: the
+    /// lookup re-reads everything it uses.
+    #[inline]
+    pub fn prefetch_in_entry(&self, hash: u64) {
+        let head = self.in_index.bucket(hash).load(Ordering::Relaxed);
+        let first = bucket_first(head);
+        if self.tag_matches(first, hash) {
+            if let Some(slot) = self.link_index(first).and_then(|i| self.slot(i)) {
+                prefetch(std::ptr::from_ref(slot.hot).cast::<u8>());
+            }
+        }
+    }
+
     /// The NAT or full-NAT connection a real server's reply belongs to.
     /// Lock-free; an entry past its deadline is absent.
     pub fn lookup_out(&self, key: &ReplyKey, now: Millis) -> Option<ConnRef<'_>> {
