@@ -994,11 +994,7 @@ impl Engine {
 
         // Where the frame goes: to the real server (or, for DR, its MAC)
         // inbound; to the client (via its route) outbound.
-        let toward = match direction {
-            Direction::Input => decided.ends.real_server.ip(),
-            Direction::Output => decided.ends.client.ip(),
-        };
-        let hop = match self.hop_to(worker, net, toward) {
+        let hop = match self.hop_to(worker, net, peer_of(&decided.ends, direction)) {
             Ok(hop) => hop,
             Err(verdict) => return verdict,
         };
@@ -1092,10 +1088,7 @@ impl Engine {
             Err(verdict) => return verdict,
         };
         let params = xmit::nat::NatParams {
-            direction: match direction {
-                Direction::Input => xmit::Direction::Inbound,
-                Direction::Output => xmit::Direction::Outbound,
-            },
+            direction: xmit_direction(direction),
             real_server,
             virtual_service: conn.virtual_service(),
             director_mac: hop.src_mac,
@@ -1134,19 +1127,12 @@ impl Engine {
             u64::from(parsed.ip_len),
         );
         let ends = conn.endpoints();
-        let toward = match direction {
-            Direction::Input => ends.real_server.ip(),
-            Direction::Output => ends.client.ip(),
-        };
-        let hop = match self.hop_to(worker, net, toward) {
+        let hop = match self.hop_to(worker, net, peer_of(&ends, direction)) {
             Ok(hop) => hop,
             Err(verdict) => return verdict,
         };
         let params = xmit::fullnat::FullNatParams {
-            direction: match direction {
-                Direction::Input => xmit::Direction::Inbound,
-                Direction::Output => xmit::Direction::Outbound,
-            },
+            direction: xmit_direction(direction),
             real_server: ends.real_server,
             local: ends.local.unwrap_or(ends.virtual_service),
             client: ends.client,
@@ -1188,19 +1174,12 @@ impl Engine {
             u64::from(parsed.ip_len),
         );
         let ends = conn.endpoints();
-        let toward = match direction {
-            Direction::Input => ends.real_server.ip(),
-            Direction::Output => ends.client.ip(),
-        };
-        let hop = match self.hop_to(worker, net, toward) {
+        let hop = match self.hop_to(worker, net, peer_of(&ends, direction)) {
             Ok(hop) => hop,
             Err(verdict) => return verdict,
         };
         let params = xmit::tunnel::TunParams {
-            direction: match direction {
-                Direction::Input => xmit::Direction::Inbound,
-                Direction::Output => xmit::Direction::Outbound,
-            },
+            direction: xmit_direction(direction),
             real_server: ends.real_server.ip(),
             virtual_service: ends.virtual_service.ip(),
             tunnel: TunnelParams {
@@ -1382,10 +1361,7 @@ fn xmit_params(
     XmitParams {
         director_mac: hop.src_mac,
         next_hop_mac: hop.dst_mac,
-        direction: match direction {
-            Direction::Input => xmit::Direction::Inbound,
-            Direction::Output => xmit::Direction::Outbound,
-        },
+        direction: xmit_direction(direction),
         real_server: ends.real_server,
         virtual_service: ends.virtual_service,
         client: ends.client,
@@ -1486,6 +1462,25 @@ fn lookup_key(frame: &[u8]) -> Option<ConnKey> {
         vaddr: daddr,
         vport: be16(l4 + 2)?,
     })
+}
+
+/// The connection direction as the forwarding methods name it.
+#[inline(always)]
+fn xmit_direction(direction: Direction) -> xmit::Direction {
+    match direction {
+        Direction::Input => xmit::Direction::Inbound,
+        Direction::Output => xmit::Direction::Outbound,
+    }
+}
+
+/// Where a packet of a connection with endpoints `ends` goes next: the
+/// real server inbound, the client on the way back.
+#[inline(always)]
+fn peer_of(ends: &ConnEndpoints, direction: Direction) -> IpAddr {
+    match direction {
+        Direction::Input => ends.real_server.ip(),
+        Direction::Output => ends.client.ip(),
+    }
 }
 
 #[cfg(test)]
