@@ -1572,19 +1572,7 @@ impl<'t> ConnRef<'t> {
                 }
             }
         };
-        let was_inactive = old & ST_INACTIVE != 0;
-        let is_inactive = new & ST_INACTIVE != 0;
-        if was_inactive != is_inactive {
-            if let Some(counters) = counters {
-                if was_inactive {
-                    counters.active.fetch_add(1, Ordering::AcqRel);
-                    counters.inactive.fetch_sub(1, Ordering::AcqRel);
-                } else {
-                    counters.inactive.fetch_add(1, Ordering::AcqRel);
-                    counters.active.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-        }
+        move_active_inactive(counters, old, new);
         let established = SctpState::Established as u32;
         if tcp_index(new) == established && tcp_index(old) != established {
             self.assure_template(slot);
@@ -1724,19 +1712,7 @@ impl<'t> ConnRef<'t> {
                 }
             }
         };
-        let was_inactive = old & ST_INACTIVE != 0;
-        let is_inactive = new & ST_INACTIVE != 0;
-        if was_inactive != is_inactive {
-            if let Some(counters) = counters {
-                if was_inactive {
-                    counters.active.fetch_add(1, Ordering::AcqRel);
-                    counters.inactive.fetch_sub(1, Ordering::AcqRel);
-                } else {
-                    counters.inactive.fetch_add(1, Ordering::AcqRel);
-                    counters.active.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-        }
+        move_active_inactive(counters, old, new);
         let assure = if is_tcp {
             tcp_index(new) == TcpState::Established as u32
                 && tcp_index(old) != TcpState::Established as u32
@@ -1896,6 +1872,25 @@ fn prefetch<T>(ptr: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = ptr;
+}
+
+/// Move a connection between its real server's ActiveConn and InActConn
+/// when a state change from `old` to `new` flips its inactive bit.
+#[inline(always)]
+fn move_active_inactive(counters: Option<&DestCounters>, old: u32, new: u32) {
+    let was_inactive = old & ST_INACTIVE != 0;
+    if was_inactive == (new & ST_INACTIVE != 0) {
+        return;
+    }
+    if let Some(counters) = counters {
+        let (gain, lose) = if was_inactive {
+            (&counters.active, &counters.inactive)
+        } else {
+            (&counters.inactive, &counters.active)
+        };
+        gain.fetch_add(1, Ordering::AcqRel);
+        lose.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn next_link(slot: Slot<'_>, link: Link) -> &AtomicU32 {
