@@ -8,9 +8,11 @@ The CSV has the header scenario,case,metric,unit,rep,value. Prints a
 "### T" section: the set-up paragraph, one table of min / median / max per
 case and metric (cases in the CSV's order, grouped by metric) with the
 median's ratio to the first case's median of that metric, then each target
-as "target X: measured Y → met/missed by Z". A target compares the median
-of A's metric with F times the median of B's (a ratio), or, without B,
-with F itself (an absolute floor).
+as "target X: measured Y → met/missed by Z". A target with B compares F
+with the median over repetitions of A's value ÷ B's value in the same
+repetition (paired: both ran side by side, under the same load), and shows
+the range of those per-repetition ratios; without B it compares the median
+of A's metric with F itself (an absolute floor).
 """
 import argparse
 import csv
@@ -34,6 +36,23 @@ def load(path):
     return cases, metrics, units, values
 
 
+def load_by_rep(path):
+    """Each value keyed by (case, metric, repetition)."""
+    return {(r["case"], r["metric"], r["rep"]): float(r["value"]) for r in csv.DictReader(open(path))}
+
+
+def paired_ratios(by_rep, ca, ma, cb, mb):
+    """A's value over B's in each repetition where both were measured."""
+    out = []
+    for (c, m, rep), va in by_rep.items():
+        if c != ca or m != ma:
+            continue
+        vb = by_rep.get((cb, mb, rep))
+        if vb:
+            out.append(va / vb)
+    return out
+
+
 def fmt(v):
     if abs(v) >= 1e6:
         return f"{v / 1e6:.3f} M"
@@ -53,6 +72,7 @@ def main():
     ap.add_argument("--target", action="append", default=[])
     a = ap.parse_args()
     cases, metrics, units, values = load(a.csv)
+    by_rep = load_by_rep(a.csv)
     labels = dict(l.split("=", 1) for l in a.label)
     med = {k: statistics.median(v) for k, v in values.items()}
     out = [f"### {a.title}", "", a.setup.strip(), ""]
@@ -83,15 +103,19 @@ def main():
         f = float(f)
         va = med.get((ca, ma))
         if cb:
-            vb = med.get((cb, mb))
             what = f"{ca} ≥ {f:g}× {cb} ({ma})"
-            if va is None or not vb:
+            ratios = paired_ratios(by_rep, ca, ma, cb, mb or ma)
+            if not ratios:
                 out.append(f"- target {what}: not measured")
                 continue
-            got = va / vb
+            got = statistics.median(ratios)
             verdict = "met" if got >= f else "missed"
+            spread = (
+                f" (median of {len(ratios)} paired repetitions; "
+                f"range {min(ratios):.2f}–{max(ratios):.2f})"
+            )
             out.append(
-                f"- target {what}: measured {got:.2f}× → {verdict} by {abs(got - f):.2f}"
+                f"- target {what}: measured {got:.2f}×{spread} → {verdict} by {abs(got - f):.2f}"
                 + ("" if got >= f else f" ({(f - got) / f * 100:.0f} % short)")
             )
         else:
