@@ -5,8 +5,8 @@
 # Owns: the suite's environment (BENCH_REPS, BENCH_SECONDS, BENCH_SMOKE,
 # BENCH_OUT), the CSV rows (`scenario,case,metric,unit,rep,value`), the
 # director "modes" a case puts in place in the NAT lab of packet-io.md §6
-# (direct, uvsd AF_XDP NAT / DR, uvsd TUN NAT, nftables DNAT numgen,
-# HAProxy mode tcp, nginx stream) and takes down again, an own client
+# (direct, uvsd AF_XDP NAT / DR, uvsd TUN NAT, the bare TUN NAT loop,
+# nftables DNAT numgen, HAProxy mode tcp, nginx stream) and takes down again, an own client
 # source address per measurement (the TIME_WAIT pitfall of §6), CPU
 # pinning (client CPU0, forwarding and servers CPU1), CPU time of the
 # lab's processes (and /proc/stat's machine-wide busy time), and uvsd's engine counters read over its control socket.
@@ -125,8 +125,9 @@ mode_target() { if [ "$1" = direct ]; then echo "${RS4[0]}"; else echo "$VIP4"; 
 
 # mode_up MODE SERVICES: put MODE in place on the director for SERVICES,
 # a list of "proto:port" (tcp:80 udp:11111 …). Modes (also the case
-# names): direct uvsd-xdp-nat uvsd-xdp-dr uvsd-tun-nat nft-dnat haproxy
-# nginx-stream (the proxies: tcp only).
+# names): direct uvsd-xdp-nat uvsd-xdp-dr uvsd-tun-nat tun-bare-nat
+# nft-dnat haproxy nginx-stream (the proxies: tcp only; tun-bare-nat: the
+# first service's port only, and BENCH_TOOLS must hold tunloop).
 mode_up() {
   local mode=$1 services=$2 s proto port flag
   case $mode in
@@ -153,6 +154,28 @@ mode_up() {
         uvsadm -A "$p" "$VIP4:$port" -s rr
         local rs
         for rs in "${RS4[@]:0:${#RS_NAMES[@]}}"; do uvsadm -a "$p" "$VIP4:$port" -r "$rs:$port" "$flag"; done
+      done
+      ;;
+    tun-bare-nat)
+      # The TUN backend's ceiling: bench/tools/tunloop as a stateless NAT
+      # (flow hash → real server; replies from the servers' port get the
+      # VIP back), steered as uvsd's TUN backend steers: a route sends
+      # the VIP into the device, a policy rule per real server the
+      # replies; proxy ARP answers for the VIP (uvsd answers it itself).
+      port=${services%% *}
+      port=${port##*:}
+      ip netns exec "$(ns director)" taskset -c 1 "$BENCH_TOOLS/tunloop" bt0 "$VIP4" \
+        "$(IFS=,; echo "${RS4[*]:0:${#RS_NAMES[@]}}")" "$port" >"$LAB_TMP/tunloop.out" 2>&1 &
+      PROXY_PID=$!
+      LAB_PIDS+=("$PROXY_PID")
+      wait_until 10 "the bare TUN loop's device" nsx director ip link show bt0 up
+      nsx director sysctl -qw net.ipv4.conf.bt0.rp_filter=0 net.ipv4.conf.eth0.proxy_arp=1 \
+        net.ipv4.neigh.eth0.proxy_delay=0
+      nsx director ip route add "$VIP4/32" dev bt0
+      nsx director ip route add default dev bt0 table 7799
+      local rs
+      for rs in "${RS4[@]:0:${#RS_NAMES[@]}}"; do
+        nsx director ip rule add from "$rs" sport "$port" lookup 7799 pref 7799
       done
       ;;
     nft-dnat)
@@ -237,6 +260,14 @@ mode_down() {
       fi
       [ "$1" = uvsd-tun-nat ] || nsx director ip addr del "$VIP4/32" dev eth0
       ;;
+    tun-bare-nat)
+      kill -TERM "$PROXY_PID"
+      wait "$PROXY_PID" || fail "tunloop exited non-zero: $(cat "$LAB_TMP/tunloop.out")"
+      # The routes went with the device; the rules and proxy ARP stay.
+      local rs
+      for rs in "${RS4[@]:0:${#RS_NAMES[@]}}"; do nsx director ip rule del pref 7799; done
+      nsx director sysctl -qw net.ipv4.conf.eth0.proxy_arp=0
+      ;;
     nft-dnat)
       nsx director nft delete table ip uvsbench
       nsx director ip addr del "$VIP4/32" dev eth0
@@ -281,6 +312,7 @@ mode_label() {
     uvsd-xdp-nat) echo "uvsd AF_XDP, NAT" ;;
     uvsd-xdp-dr) echo "uvsd AF_XDP, DR" ;;
     uvsd-tun-nat) echo "uvsd TUN, NAT" ;;
+    tun-bare-nat) echo "bare TUN NAT loop" ;;
     nft-dnat) echo "nftables DNAT numgen" ;;
     haproxy) echo "HAProxy mode tcp" ;;
     nginx-stream) echo "nginx stream" ;;

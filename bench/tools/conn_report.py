@@ -9,17 +9,20 @@ into its Markdown section, for bench/scenarios/{conns,table,latency}.sh.
       metric and case (both in order of first appearance) with the ratio of
       each median to the first case's (where it has the metric), then one
       line per target, then NOTES (optional) as a last paragraph. TARGETS holds one target per line:
-        LABEL|CASE|METRIC|ge_ratio|GOAL|REF_CASE   median(CASE)/median(REF) >= GOAL
+        LABEL|CASE|METRIC|ge_ratio|GOAL|REF_CASE   median of CASE/REF per repetition >= GOAL
         LABEL|CASE|METRIC|le|GOAL|                 median(CASE) <= GOAL
-        LABEL|CASE|METRIC|le_ratio|GOAL|REF_CASE   median(CASE)/median(REF) <= GOAL
-      and is printed as "target LABEL: measured Y -> met/missed by Z".
+        LABEL|CASE|METRIC|le_ratio|GOAL|REF_CASE   median of CASE/REF per repetition <= GOAL
+      and is printed as "target LABEL: measured Y -> met/missed by Z". A
+      ratio is paired: CASE's value over REF's in the same repetition (the
+      two ran side by side, under the same load), the median of those, with
+      their range.
 """
 import os
 import statistics
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from report import load  # noqa: E402  (the CSV reader bench/lib/report.py shares)
+from report import load, load_by_rep, paired_ratios  # noqa: E402  (bench/lib/report.py's CSV readers)
 
 
 
@@ -44,6 +47,7 @@ def fmt(x):
 
 def table(path, title, setup, targets, notes=""):
     cases, metrics, units, values = load(path)
+    by_rep = load_by_rep(path)
     out = [f"### {title}", "", setup.strip(), ""]
     out.append("| metric | case | min | median | max | × first row |")
     out.append("|---|---|---|---|---|---|")
@@ -72,9 +76,13 @@ def table(path, title, setup, targets, notes=""):
         goal = float(goal)
         y = med(values, case, metric)
         if kind in ("ge_ratio", "le_ratio"):
-            r = med(values, ref, metric)
-            y = y / r if (y is not None and r) else None
-            shown = f"{y:.3f}×" if y is not None else "nothing measured"
+            ratios = paired_ratios(by_rep, case, metric, ref, metric)
+            y = statistics.median(ratios) if ratios else None
+            shown = (
+                f"{y:.3f}× (median of {len(ratios)} paired repetitions; range {min(ratios):.2f}–{max(ratios):.2f})"
+                if ratios
+                else "nothing measured"
+            )
             unit = "×"
         else:
             shown = f"{fmt(y)} {units.get(metric, '')}" if y is not None else "nothing"

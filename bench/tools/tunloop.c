@@ -9,7 +9,15 @@
  * the kernel to route: one read and one write per packet, no allocation.
  * Runs until SIGTERM/SIGINT; prints "read N written N" at exit.
  *
- *   tunloop DEV VIP RS[,RS...]
+ *   tunloop DEV VIP RS[,RS...]        pps: round robin per packet
+ *   tunloop DEV VIP RS[,RS...] PORT   connections: a stateless NAT
+ *
+ * With PORT (the conns scenario's TUN ceiling), a TCP/UDP packet to VIP
+ * goes to the real server a hash of its source address and port picks
+ * (so a flow stays on one server with no table), and a packet from a
+ * real server's PORT gets VIP as its source (the reply direction; the
+ * caller's policy rule routes those into DEV): the least a NAT through
+ * a TUN device can do, one read and one write per packet either way.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -48,10 +56,39 @@ static uint16_t csum_replace4(uint16_t check, uint32_t from, uint32_t to)
 	return htons((uint16_t)~sum);
 }
 
+/* Rewrite the IPv4 address at buf+at (16 = destination, 12 = source) to
+ * `to`, patching the IPv4 checksum and, unfragmented, the TCP/UDP one. */
+static void rewrite_addr(uint8_t *buf, size_t n, size_t ihl, size_t at, uint32_t to)
+{
+	uint32_t from;
+	uint16_t check;
+	memcpy(&from, buf + at, 4);
+	memcpy(&check, buf + 10, 2);
+	check = csum_replace4(check, from, to);
+	memcpy(buf + 10, &check, 2);
+	memcpy(buf + at, &to, 4);
+	int frag = (buf[6] & 0x1f) | buf[7];
+	size_t off = buf[9] == IPPROTO_UDP ? 6 : buf[9] == IPPROTO_TCP ? 16 : 0;
+	if (off && !frag && n >= ihl + off + 2) {
+		memcpy(&check, buf + ihl + off, 2);
+		if (buf[9] == IPPROTO_TCP || check != 0) {
+			check = csum_replace4(check, from, to);
+			if (buf[9] == IPPROTO_UDP && check == 0)
+				check = 0xffff;
+			memcpy(buf + ihl + off, &check, 2);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: tunloop DEV VIP RS[,RS...]\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: tunloop DEV VIP RS[,RS...] [PORT]\n");
+		return 2;
+	}
+	int nat_port = argc == 5 ? atoi(argv[4]) : -1;
+	if (argc == 5 && (nat_port <= 0 || nat_port > 65535)) {
+		fprintf(stderr, "tunloop: bad port %s\n", argv[4]);
 		return 2;
 	}
 	uint32_t vip, rs[MAX_RS];
@@ -99,27 +136,31 @@ int main(int argc, char **argv)
 		if (n < 20 || (buf[0] >> 4) != 4)
 			continue;
 		size_t ihl = (size_t)(buf[0] & 15) * 4;
-		uint32_t daddr;
-		memcpy(&daddr, buf + 16, 4);
-		if (daddr != vip || ihl < 20 || (size_t)n < ihl)
+		if (ihl < 20 || (size_t)n < ihl)
 			continue;
-		uint32_t to = rs[next];
-		next = next + 1 == n_rs ? 0 : next + 1;
-		uint16_t check;
-		memcpy(&check, buf + 10, 2);
-		check = csum_replace4(check, daddr, to);
-		memcpy(buf + 10, &check, 2);
-		memcpy(buf + 16, &to, 4);
-		int frag = (buf[6] & 0x1f) | buf[7];
-		size_t off = buf[9] == IPPROTO_UDP ? 6 : buf[9] == IPPROTO_TCP ? 16 : 0;
-		if (off && !frag && (size_t)n >= ihl + off + 2) {
-			memcpy(&check, buf + ihl + off, 2);
-			if (buf[9] == IPPROTO_TCP || check != 0) {
-				check = csum_replace4(check, daddr, to);
-				if (buf[9] == IPPROTO_UDP && check == 0)
-					check = 0xffff;
-				memcpy(buf + ihl + off, &check, 2);
-			}
+		uint32_t saddr, daddr;
+		memcpy(&saddr, buf + 12, 4);
+		memcpy(&daddr, buf + 16, 4);
+		int ports = (buf[9] == IPPROTO_TCP || buf[9] == IPPROTO_UDP) && !((buf[6] & 0x1f) | buf[7]) &&
+			    (size_t)n >= ihl + 4;
+		if (nat_port < 0) {
+			if (daddr != vip)
+				continue;
+			rewrite_addr(buf, (size_t)n, ihl, 16, rs[next]);
+			next = next + 1 == n_rs ? 0 : next + 1;
+		} else if (daddr == vip && ports) {
+			/* The flow's server: a hash of the client's address and port. */
+			uint32_t h = saddr * 0x9e3779b1u ^ ((uint32_t)buf[ihl] << 8 | buf[ihl + 1]) * 0x85ebca6bu;
+			rewrite_addr(buf, (size_t)n, ihl, 16, rs[(uint64_t)h * (uint32_t)n_rs >> 32]);
+		} else if (ports && ((int)buf[ihl] << 8 | buf[ihl + 1]) == nat_port) {
+			int from_rs = 0;
+			for (int i = 0; i < n_rs; i++)
+				from_rs |= saddr == rs[i];
+			if (!from_rs)
+				continue;
+			rewrite_addr(buf, (size_t)n, ihl, 12, vip);
+		} else {
+			continue;
 		}
 		if (write(fd, buf, (size_t)n) == n)
 			nwritten++;
