@@ -98,7 +98,9 @@ pub fn xmit_to(
 
 /// [`xmit_to`] for every packet: each step checked and written in turn
 /// (the frames [`xmit_ipv4_fast`] leaves alone, and the reference it is
-/// tested against).
+/// tested against). Kept out of line, so that the fast path's code stays
+/// compact.
+#[inline(never)]
 fn xmit_general(
     frame: &mut FrameBuf,
     parsed: &ParsedFrame,
