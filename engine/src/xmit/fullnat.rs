@@ -252,15 +252,77 @@ fn xmit_ipv4_fast(
     if toa && (frame.headroom() < TOA_V4_LEN || tcp_hdr_len < tcp::MIN_HEADER_LEN) {
         return None;
     }
-    let buf = frame.frame_mut().get_mut(..end)?;
-    let (head, segment) = buf.split_at_mut(l4);
-    let version_ihl = *head.get(l3)?;
+    let job = Ipv4Job {
+        src,
+        dst,
+        client,
+        tcp,
+        l3,
+        l4,
+        ip_len,
+        end,
+        tcp_hdr_len,
+        check_at,
+    };
+    if toa {
+        rewrite_ipv4::<true>(frame, params, &job)
+    } else {
+        rewrite_ipv4::<false>(frame, params, &job)
+    }
+}
+
+/// What [`xmit_ipv4_fast`] checked and [`rewrite_ipv4`] writes.
+struct Ipv4Job {
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    client: std::net::SocketAddrV4,
+    tcp: bool,
+    l3: usize,
+    l4: usize,
+    ip_len: usize,
+    end: usize,
+    tcp_hdr_len: usize,
+    check_at: usize,
+}
+
+/// [`xmit_ipv4_fast`]'s writes, with (`TOA`) or without the option: one
+/// copy of the code for each, so that the common case carries no offset
+/// arithmetic for the option. `None` (frame untouched) only if a bound
+/// the caller checked does not hold.
+#[inline(always)]
+fn rewrite_ipv4<const TOA: bool>(
+    frame: &mut FrameBuf,
+    params: &FullNatParams,
+    job: &Ipv4Job,
+) -> Option<()> {
+    let &Ipv4Job {
+        src,
+        dst,
+        client,
+        tcp,
+        l3,
+        l4,
+        ip_len,
+        end,
+        tcp_hdr_len,
+        check_at,
+    } = job;
+    let toa = TOA;
+    // The frame up to the end of the IP packet, preceded by the option's
+    // room when the TOA is inserted (offsets below are `base +` the
+    // parse's).
+    let base = if toa { TOA_V4_LEN } else { 0 };
+    let (raw, start) = frame.raw();
+    let new_start = start.checked_sub(base)?;
+    let pkt = raw.get_mut(new_start..start + end)?;
+    let (head, segment) = pkt.split_at_mut(base + l4);
+    let version_ihl = *head.get(base + l3)?;
     let ihl = usize::from(version_ihl & 0x0f) * 4;
     if version_ihl >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || l4 - l3 < ihl {
         return None;
     }
     let ip: &mut [u8; ipv4::MIN_HEADER_LEN] = head
-        .get_mut(l3..l3 + ipv4::MIN_HEADER_LEN)?
+        .get_mut(base + l3..base + l3 + ipv4::MIN_HEADER_LEN)?
         .try_into()
         .ok()?;
     let l4_hdr = segment.get_mut(..check_at + 2)?;
@@ -274,7 +336,7 @@ fn xmit_ipv4_fast(
     let change16 = |old: u32, new: u32| (!old & 0xffff) + new;
     let (new_s, new_d) = (u32::from(*src.ip()), u32::from(*dst.ip()));
     let (old_s, old_d) = (quad(ip, 12), quad(ip, 16));
-    let (sport, dport) = (u32::from(src.port()), u32::from(dst.port()));
+    let (sport, dport) = (src.port(), dst.port());
     let (old_sport, old_dport) = (word(l4_hdr, 0), word(l4_hdr, 2));
 
     // IPv4 header: TTL, both addresses, the total length with TOA.
@@ -283,10 +345,10 @@ fn xmit_ipv4_fast(
         + change16(old_ttl_word, old_ttl_word.wrapping_sub(0x0100) & 0xffff)
         + change32(old_s, new_s)
         + change32(old_d, new_d);
-    let new_ip_len = if toa { ip_len + TOA_V4_LEN } else { ip_len };
     if toa {
-        ip_acc += change16(word(ip, 2), new_ip_len as u32);
-        ip[2..4].copy_from_slice(&(new_ip_len as u16).to_be_bytes());
+        let new_ip_len = (ip_len + TOA_V4_LEN) as u16;
+        ip_acc += change16(word(ip, 2), u32::from(new_ip_len));
+        ip[2..4].copy_from_slice(&new_ip_len.to_be_bytes());
     }
     ip[8] = ip[8].wrapping_sub(1);
     ip[12..16].copy_from_slice(&new_s.to_be_bytes());
@@ -295,34 +357,23 @@ fn xmit_ipv4_fast(
 
     // TCP/UDP checksum and ports.
     let old_check = word(l4_hdr, check_at) as u16;
-    let src_change = change32(old_s, new_s) + change16(old_sport, sport);
-    let dst_change = change32(old_d, new_d) + change16(old_dport, dport);
+    let src_change = change32(old_s, new_s) + change16(old_sport, u32::from(sport));
+    let dst_change = change32(old_d, new_d) + change16(old_dport, u32::from(dport));
     let check = if tcp {
         let mut acc = u32::from(!old_check) + src_change + dst_change;
         if toa {
-            let mut option = [0u8; TOA_V6_LEN];
-            option[0] = tcp::OPT_TOA;
-            option[1] = TOA_V4_LEN as u8;
-            option[2..4].copy_from_slice(&client.port().to_be_bytes());
-            option[4..8].copy_from_slice(&client.ip().octets());
+            // The option's words (kind and length, port, address), the
+            // data offset, the pseudo-header's TCP length.
+            let client_ip = u32::from(*client.ip());
+            acc += u32::from(u16::from_be_bytes([tcp::OPT_TOA, TOA_V4_LEN as u8]))
+                + u32::from(client.port())
+                + (client_ip >> 16)
+                + (client_ip & 0xffff);
             let old_offset = word(l4_hdr, 12);
             l4_hdr[12] = ((((tcp_hdr_len + TOA_V4_LEN) / 4) as u8) << 4) | (l4_hdr[12] & 0x0f);
             let seg_len = (ip_len - (l4 - l3)) as u32;
             acc += change16(old_offset, word(l4_hdr, 12))
-                + change16(seg_len, (seg_len + TOA_V4_LEN as u32) & 0xffff)
-                + option_sum(&option, TOA_V4_LEN);
-            let at = l4 + tcp::MIN_HEADER_LEN;
-            l4_hdr[0..2].copy_from_slice(&(sport as u16).to_be_bytes());
-            l4_hdr[2..4].copy_from_slice(&(dport as u16).to_be_bytes());
-            l4_hdr[check_at..check_at + 2].copy_from_slice(&checksum::finish(acc).to_be_bytes());
-            // Headers into the headroom (checked above), the option after them.
-            frame.push_front(TOA_V4_LEN).ok()?;
-            let out = frame.frame_mut();
-            out.copy_within(TOA_V4_LEN..TOA_V4_LEN + at, 0);
-            out.get_mut(at..at + TOA_V4_LEN)?
-                .copy_from_slice(&option[..TOA_V4_LEN]);
-            frame.truncate(end + TOA_V4_LEN);
-            return write_macs(frame, params);
+                + change16(seg_len, (seg_len + TOA_V4_LEN as u32) & 0xffff);
         }
         checksum::finish(acc)
     } else if old_check == 0 {
@@ -336,20 +387,23 @@ fn xmit_ipv4_fast(
         };
         udp_step(udp_step(old_check, src_change), dst_change)
     };
-    l4_hdr[0..2].copy_from_slice(&(sport as u16).to_be_bytes());
-    l4_hdr[2..4].copy_from_slice(&(dport as u16).to_be_bytes());
+    l4_hdr[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4_hdr[2..4].copy_from_slice(&dport.to_be_bytes());
     l4_hdr[check_at..check_at + 2].copy_from_slice(&check.to_be_bytes());
-    frame.truncate(end);
-    write_macs(frame, params)
-}
-
-/// Both MACs of [`xmit_ipv4_fast`]'s frame (at least an Ethernet header
-/// long: checked there).
-#[inline(always)]
-fn write_macs(frame: &mut FrameBuf, params: &FullNatParams) -> Option<()> {
-    let macs = frame.frame_mut().get_mut(..12)?;
+    if toa {
+        // Headers through the fixed TCP header into the option's room,
+        // the option after them.
+        let at = l4 + tcp::MIN_HEADER_LEN;
+        pkt.copy_within(TOA_V4_LEN..TOA_V4_LEN + at, 0);
+        let [p0, p1] = client.port().to_be_bytes();
+        let [a0, a1, a2, a3] = client.ip().octets();
+        let option = [tcp::OPT_TOA, TOA_V4_LEN as u8, p0, p1, a0, a1, a2, a3];
+        pkt.get_mut(at..at + TOA_V4_LEN)?.copy_from_slice(&option);
+    }
+    let macs = pkt.get_mut(..12)?;
     macs[..6].copy_from_slice(&params.next_hop_mac);
     macs[6..].copy_from_slice(&params.director_mac);
+    frame.set(new_start, end + base);
     Some(())
 }
 
