@@ -20,7 +20,7 @@
 //! the data offset and the pseudo-header length; a segment that arrived
 //! with a bad checksum leaves with a bad one, as with every rewrite).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
 use super::{
     check_mtu_from, decrement_ttl_from, rewrite_endpoint, rewrite_ipv4_tcp_udp_both, same_family,
@@ -90,10 +90,81 @@ pub fn xmit_to(
     parsed: &ParsedFrame,
     params: &FullNatParams,
 ) -> Result<XmitOutcome, XmitError> {
-    if xmit_ipv4_fast(frame, parsed, params).is_some() {
-        return Ok(XmitOutcome::Forward);
+    if let Some(v4) = params.v4() {
+        if xmit_ipv4_fast(frame, parsed, &v4).is_some() {
+            return Ok(XmitOutcome::Forward);
+        }
     }
     xmit_general(frame, parsed, params)
+}
+
+/// What full NAT's IPv4 fast path reads: the direction, the rewritten
+/// source and destination, the client (for the TOA option), the egress
+/// MACs and MTU. Smaller than [`FullNatParams`], so that the engine can
+/// build it straight from an IPv4 connection ([`xmit_v4`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullNatV4 {
+    /// Inbound (client → real server) or outbound (the reply).
+    pub inbound: bool,
+    /// The new source: the local address inbound, the virtual service
+    /// outbound.
+    pub src: SocketAddrV4,
+    /// The new destination: the real server inbound, the client outbound.
+    pub dst: SocketAddrV4,
+    /// The client's address and port (the TOA option's content).
+    pub client: SocketAddrV4,
+    /// Source MAC of the egress port.
+    pub director_mac: Mac,
+    /// Destination MAC: the next hop's.
+    pub next_hop_mac: Mac,
+    /// MTU of the egress port.
+    pub mtu: u16,
+    /// Insert the TOA option (inbound TCP only; see the module's doc).
+    pub insert_toa: bool,
+}
+
+impl FullNatParams {
+    /// The fast path's view of these parameters, if all four endpoints
+    /// are IPv4.
+    #[inline]
+    pub fn v4(&self) -> Option<FullNatV4> {
+        let (
+            SocketAddr::V4(real),
+            SocketAddr::V4(local),
+            SocketAddr::V4(client),
+            SocketAddr::V4(vs),
+        ) = (
+            self.real_server,
+            self.local,
+            self.client,
+            self.virtual_service,
+        )
+        else {
+            return None;
+        };
+        let inbound = self.direction == Direction::Inbound;
+        let (src, dst) = if inbound { (local, real) } else { (vs, client) };
+        Some(FullNatV4 {
+            inbound,
+            src,
+            dst,
+            client,
+            director_mac: self.director_mac,
+            next_hop_mac: self.next_hop_mac,
+            mtu: self.mtu,
+            insert_toa: self.insert_toa,
+        })
+    }
+}
+
+/// The IPv4 fast path alone, for a connection whose four endpoints are
+/// IPv4 (the caller checked): `true` if it rewrote and forwards the frame
+/// (exactly as [`xmit_to`] would), `false` with the frame untouched if
+/// the packet needs [`xmit_to`] (not unfragmented TCP/UDP, TTL ≤ 1, too
+/// big, headers out of bounds, TOA without headroom).
+#[inline]
+pub fn xmit_v4(frame: &mut FrameBuf, parsed: &ParsedFrame, params: &FullNatV4) -> bool {
+    xmit_ipv4_fast(frame, parsed, params).is_some()
 }
 
 /// [`xmit_to`] for every packet: each step checked and written in turn
@@ -197,12 +268,7 @@ fn xmit_general(
 /// one sum equals the general path's chain of updates; IPv4 UDP keeps
 /// its two steps for the "0 means none, never write 0" rule).
 #[inline]
-fn xmit_ipv4_fast(
-    frame: &mut FrameBuf,
-    parsed: &ParsedFrame,
-    params: &FullNatParams,
-) -> Option<()> {
-    use std::net::SocketAddr::V4;
+fn xmit_ipv4_fast(frame: &mut FrameBuf, parsed: &ParsedFrame, params: &FullNatV4) -> Option<()> {
     if parsed.network != Network::Ipv4 || parsed.is_fragment || parsed.ttl <= 1 {
         return None;
     }
@@ -211,16 +277,13 @@ fn xmit_ipv4_fast(
         proto::UDP => false,
         _ => return None,
     };
-    let inbound = params.direction == Direction::Inbound;
-    let (V4(real), V4(local), V4(client), V4(vs)) = (
-        params.real_server,
-        params.local,
-        params.client,
-        params.virtual_service,
-    ) else {
-        return None;
-    };
-    let (src, dst) = if inbound { (local, real) } else { (vs, client) };
+    let FullNatV4 {
+        inbound,
+        src,
+        dst,
+        client,
+        ..
+    } = *params;
     let l3 = usize::from(parsed.l3);
     let l4 = usize::from(parsed.l4);
     let payload = usize::from(parsed.payload);
@@ -273,9 +336,9 @@ fn xmit_ipv4_fast(
 
 /// What [`xmit_ipv4_fast`] checked and [`rewrite_ipv4`] writes.
 struct Ipv4Job {
-    src: std::net::SocketAddrV4,
-    dst: std::net::SocketAddrV4,
-    client: std::net::SocketAddrV4,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    client: SocketAddrV4,
     tcp: bool,
     l3: usize,
     l4: usize,
@@ -292,7 +355,7 @@ struct Ipv4Job {
 #[inline(always)]
 fn rewrite_ipv4<const TOA: bool>(
     frame: &mut FrameBuf,
-    params: &FullNatParams,
+    params: &FullNatV4,
     job: &Ipv4Job,
 ) -> Option<()> {
     let &Ipv4Job {
@@ -559,7 +622,7 @@ mod tests {
             let mut buf = vec![0u8; room + frame.len() + room];
             buf[room..room + frame.len()].copy_from_slice(frame);
             let mut fb = FrameBuf::new(&mut buf, room, frame.len()).expect("in bounds");
-            let took = fast && xmit_ipv4_fast(&mut fb, &parsed, params).is_some();
+            let took = fast && params.v4().is_some_and(|v4| xmit_v4(&mut fb, &parsed, &v4));
             let outcome = if took {
                 Ok(XmitOutcome::Forward)
             } else {
