@@ -1131,6 +1131,31 @@ impl Engine {
             Ok(hop) => hop,
             Err(verdict) => return verdict,
         };
+        // An IPv4 connection: the fast path's few parameters straight from
+        // it (the frame is left untouched when it needs the general path).
+        use std::net::SocketAddr::V4;
+        if let (V4(real), Some(V4(local)), V4(client), V4(vs)) = (
+            ends.real_server,
+            ends.local,
+            ends.client,
+            ends.virtual_service,
+        ) {
+            let inbound = direction == Direction::Input;
+            let (src, dst) = if inbound { (local, real) } else { (vs, client) };
+            let v4 = xmit::fullnat::FullNatV4 {
+                inbound,
+                src,
+                dst,
+                client,
+                director_mac: hop.src_mac,
+                next_hop_mac: hop.dst_mac,
+                mtu: hop.mtu,
+                insert_toa,
+            };
+            if xmit::fullnat::xmit_v4(&mut packet.frame, parsed, &v4) {
+                return Verdict::Forward(hop.port);
+            }
+        }
         let params = xmit::fullnat::FullNatParams {
             direction: xmit_direction(direction),
             real_server: ends.real_server,
