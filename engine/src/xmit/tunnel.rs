@@ -138,7 +138,7 @@ pub struct TunParams {
 /// rewritten); the outer IPv4 header is written as fixed-size words with
 /// its checksum summed from the values being written (no pass over the
 /// emitted header).
-#[inline]
+#[inline(always)]
 pub fn xmit_to(
     frame: &mut FrameBuf,
     parsed: &ParsedFrame,
@@ -182,11 +182,13 @@ pub fn xmit_to(
     }
     let ttl = parsed.ttl.saturating_sub(1);
     let l3 = usize::from(parsed.l3);
+    frame.push_front(added)?;
+    let out = frame.frame_mut();
     // decrement_ttl_from checked the inner header (version, length), so
-    // its first two bytes hold the DS field at a fixed place.
-    let [b0, b1]: [u8; 2] = frame
-        .frame()
-        .get(l3..l3 + 2)
+    // its first two bytes (now `added` further on) hold the DS field at
+    // a fixed place.
+    let [b0, b1]: [u8; 2] = out
+        .get(added + l3..added + l3 + 2)
         .and_then(|b| b.try_into().ok())
         .ok_or(XmitError::Truncated)?;
     let (inner_proto, inner_ethertype, dsfield, dont_frag) = match parsed.network {
@@ -194,8 +196,6 @@ pub fn xmit_to(
         Network::Ipv6 => (proto::IPV6, ethertype::IPV6, (b0 << 4) | (b1 >> 4), false),
         Network::Arp => return Err(XmitError::NotIp),
     };
-    frame.push_front(added)?;
-    let out = frame.frame_mut();
     // The MACs and the ethertype are written below: of the Ethernet
     // header only a VLAN tag (bytes 12 up to the ethertype) moves.
     if l3 > wire::ethernet::HEADER_LEN {
