@@ -1176,21 +1176,26 @@ impl Engine {
         let real_server = conn.real_addr();
         // Inbound, the packet's own addresses and ports are the
         // connection's client and virtual service (it was found, or
-        // created, by exactly that key): nothing more to decode.
-        let (toward, client, virt) = match direction {
-            Direction::Input => (
-                real_server,
-                (parsed.saddr, parsed.sport),
-                (parsed.daddr, parsed.dport),
-            ),
+        // created, by exactly that key): nothing more to decode. The
+        // flow hash is computed only when the encapsulation reads it.
+        let reads_hash = xmit::tunnel::reads_flow_hash(tunnel.0, real_server.is_ipv6(), parsed);
+        let (toward, virt, hash) = match direction {
+            Direction::Input => {
+                let hash = if reads_hash {
+                    flow_hash_of(
+                        parsed.protocol,
+                        (parsed.saddr, parsed.sport),
+                        (parsed.daddr, parsed.dport),
+                    )
+                } else {
+                    0
+                };
+                (real_server, parsed.daddr, hash)
+            }
             Direction::Output => {
                 let ends = conn.endpoints();
-                let (client, virt) = (ends.client, ends.virtual_service);
-                (
-                    client.ip(),
-                    (client.ip(), client.port()),
-                    (virt.ip(), virt.port()),
-                )
+                let hash = flow_hash(parsed.protocol, &ends);
+                (ends.client.ip(), ends.virtual_service.ip(), hash)
             }
         };
         let hop = match self.hop_to(worker, net, toward) {
@@ -1209,17 +1214,17 @@ impl Engine {
                 }),
                 Direction::Output => net.source_for(real_server),
             })
-            .unwrap_or(virt.0);
+            .unwrap_or(virt);
         let params = xmit::tunnel::TunParams {
             direction: xmit_direction(direction),
             real_server,
-            virtual_service: virt.0,
+            virtual_service: virt,
             tunnel: TunnelParams {
                 kind: tunnel.0,
                 csum: tunnel.1,
                 source,
             },
-            flow_hash: flow_hash_of(parsed.protocol, client, virt),
+            flow_hash: hash,
             director_mac: hop.src_mac,
             next_hop_mac: hop.dst_mac,
             mtu: hop.mtu,
