@@ -143,12 +143,13 @@ pub struct TunParams {
 
 /// [`xmit`] given only what the tunnel method reads ([`TunParams`]).
 ///
-/// The lean path: the inner header was checked by the TTL decrement, so
-/// its DS field is read at a fixed offset (no second parse); only a VLAN
-/// tag moves with the Ethernet header (the MACs and the ethertype are
-/// rewritten); the outer IPv4 header is written as fixed-size words with
-/// its checksum summed from the values being written (no pass over the
-/// emitted header).
+/// The lean path: a packet that expires or is too big goes to the cold
+/// [`answer_or_drop`]; any other has its inner TTL decremented and its DS
+/// field read in one visit to the inner header, after the headroom is
+/// taken (no second parse); only a VLAN tag moves with the Ethernet
+/// header (the MACs and the ethertype are rewritten); the outer IPv4
+/// header is written as fixed-size words with its checksum summed from
+/// the values being written (no pass over the emitted header).
 #[inline(always)]
 pub fn xmit_to(
     frame: &mut FrameBuf,
@@ -173,39 +174,53 @@ pub fn xmit_to(
         .checked_sub(added)
         .filter(|m| *m >= min_mtu)
         .ok_or(XmitError::MtuTooSmall)?;
-    if let Some(outcome) = decrement_ttl_from(frame, parsed, params.director_mac)? {
-        return Ok(outcome);
-    }
     let inner_len = usize::from(parsed.ip_len);
-    if let Some(outcome) = check_mtu_from(
-        frame,
-        parsed,
-        params.director_mac,
-        || match params.direction {
-            Direction::Inbound => parsed.daddr,
-            Direction::Outbound => params.virtual_service,
-        },
-        inner_len,
-        inner_mtu,
-        inner_mtu as u32,
-    )? {
-        return Ok(outcome);
+    if parsed.ttl <= 1 || inner_len > inner_mtu {
+        return answer_or_drop(frame, parsed, params, inner_len, inner_mtu);
     }
-    let ttl = parsed.ttl.saturating_sub(1);
+    let ttl = parsed.ttl - 1;
     let l3 = usize::from(parsed.l3);
     frame.push_front(added)?;
     let out = frame.frame_mut();
-    // decrement_ttl_from checked the inner header (version, length), so
-    // its first two bytes (now `added` further on) hold the DS field at
-    // a fixed place.
-    let [b0, b1]: [u8; 2] = out
-        .get(added + l3..added + l3 + 2)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(XmitError::Truncated)?;
-    let (inner_proto, inner_ethertype, dsfield, dont_frag) = match parsed.network {
-        Network::Ipv4 => (proto::IPIP, ethertype::IPV4, b1, parsed.dont_fragment),
-        Network::Ipv6 => (proto::IPV6, ethertype::IPV6, (b0 << 4) | (b1 >> 4), false),
-        Network::Arp => return Err(XmitError::NotIp),
+    // The inner header, now `added` further on: its TTL / hop limit
+    // decremented (IPv4: a one-word checksum update), its DS field read.
+    let (inner_proto, inner_ethertype, dsfield, dont_frag) = {
+        let ip = out.get_mut(added + l3..).ok_or(XmitError::Truncated)?;
+        let ip_len = ip.len();
+        match parsed.network {
+            Network::Ipv4 => {
+                let hdr: &mut [u8; ipv4::MIN_HEADER_LEN] = ip
+                    .get_mut(..ipv4::MIN_HEADER_LEN)
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or(XmitError::Truncated)?;
+                let ihl = usize::from(hdr[0] & 0x0f) * 4;
+                if hdr[0] >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || ip_len < ihl {
+                    return Err(XmitError::Truncated);
+                }
+                let old = u16::from_be_bytes([hdr[8], hdr[9]]);
+                hdr[8] = hdr[8].wrapping_sub(1);
+                let check = checksum::update_u16(
+                    u16::from_be_bytes([hdr[10], hdr[11]]),
+                    old,
+                    old.wrapping_sub(0x0100),
+                );
+                hdr[10..12].copy_from_slice(&check.to_be_bytes());
+                (proto::IPIP, ethertype::IPV4, hdr[1], parsed.dont_fragment)
+            }
+            Network::Ipv6 => {
+                let hdr: &mut [u8; ipv6::HEADER_LEN] = ip
+                    .get_mut(..ipv6::HEADER_LEN)
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or(XmitError::Truncated)?;
+                if hdr[0] >> 4 != 6 {
+                    return Err(XmitError::Truncated);
+                }
+                hdr[7] = ttl;
+                let class = (hdr[0] << 4) | (hdr[1] >> 4);
+                (proto::IPV6, ethertype::IPV6, class, false)
+            }
+            Network::Arp => return Err(XmitError::NotIp),
+        }
     };
     // The MACs and the ethertype are written below: of the Ethernet
     // header only a VLAN tag (bytes 12 up to the ethertype) moves.
@@ -277,6 +292,39 @@ pub fn xmit_to(
     }
     set_macs(out, params.director_mac, params.next_hop_mac)?;
     Ok(XmitOutcome::Forward)
+}
+
+/// The packet's TTL runs out (`ttl` ≤ 1) or it exceeds the tunnel's
+/// inner MTU: the ICMP error for the client that
+/// [`decrement_ttl_from`] / [`check_mtu_from`] make of the frame, or the
+/// drop they decide.
+#[cold]
+#[inline(never)]
+fn answer_or_drop(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    params: &TunParams,
+    inner_len: usize,
+    inner_mtu: usize,
+) -> Result<XmitOutcome, XmitError> {
+    if let Some(outcome) = decrement_ttl_from(frame, parsed, params.director_mac)? {
+        return Ok(outcome);
+    }
+    let answered = check_mtu_from(
+        frame,
+        parsed,
+        params.director_mac,
+        || match params.direction {
+            Direction::Inbound => parsed.daddr,
+            Direction::Outbound => params.virtual_service,
+        },
+        inner_len,
+        inner_mtu,
+        inner_mtu as u32,
+    )?;
+    // With the TTL left, the packet is too big here: an answer or an
+    // error, never `None`.
+    answered.ok_or(XmitError::TooBig)
 }
 
 /// An outer IPv4 header without options: written as fixed words, its
