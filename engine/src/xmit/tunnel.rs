@@ -176,7 +176,17 @@ pub fn xmit_to(
         .ok_or(XmitError::MtuTooSmall)?;
     let inner_len = usize::from(parsed.ip_len);
     if parsed.ttl <= 1 || inner_len > inner_mtu {
-        return answer_or_drop(frame, parsed, params, inner_len, inner_mtu);
+        let icmp_source = match params.direction {
+            Direction::Inbound => parsed.daddr,
+            Direction::Outbound => params.virtual_service,
+        };
+        return answer_or_drop(
+            frame,
+            parsed,
+            params.director_mac,
+            icmp_source,
+            (inner_len, inner_mtu),
+        );
     }
     let ttl = parsed.ttl - 1;
     let l3 = usize::from(parsed.l3);
@@ -245,7 +255,17 @@ pub fn xmit_to(
     let outer_proto = match tun.kind {
         TunnelType::Ipip => inner_proto,
         TunnelType::Gue { port } => {
-            emit_gue(out, tun_start, outer_payload_len, port, inner_proto, params)?;
+            let checksum_ends =
+                (tun.csum != TunnelCsum::NoCsum || outer_v6).then_some((tun.source, rs));
+            let ports = (gue_source_port(params.flow_hash), port);
+            emit_gue(
+                out,
+                tun_start,
+                outer_payload_len,
+                ports,
+                inner_proto,
+                checksum_ends,
+            )?;
             proto::UDP
         }
         TunnelType::Gre => {
@@ -294,30 +314,29 @@ pub fn xmit_to(
     Ok(XmitOutcome::Forward)
 }
 
-/// The packet's TTL runs out (`ttl` ≤ 1) or it exceeds the tunnel's
-/// inner MTU: the ICMP error for the client that
-/// [`decrement_ttl_from`] / [`check_mtu_from`] make of the frame, or the
-/// drop they decide.
+/// The packet's TTL runs out (`ttl` ≤ 1) or its `(length, inner MTU)`
+/// says it is too big for the tunnel: the ICMP error for the client that
+/// [`decrement_ttl_from`] / [`check_mtu_from`] make of the frame (from
+/// `director_mac` and `icmp_source`), or the drop they decide. Given
+/// plain values, not the [`TunParams`], so the hot path need not build
+/// them in memory for this call.
 #[cold]
 #[inline(never)]
 fn answer_or_drop(
     frame: &mut FrameBuf,
     parsed: &ParsedFrame,
-    params: &TunParams,
-    inner_len: usize,
-    inner_mtu: usize,
+    director_mac: Mac,
+    icmp_source: IpAddr,
+    (inner_len, inner_mtu): (usize, usize),
 ) -> Result<XmitOutcome, XmitError> {
-    if let Some(outcome) = decrement_ttl_from(frame, parsed, params.director_mac)? {
+    if let Some(outcome) = decrement_ttl_from(frame, parsed, director_mac)? {
         return Ok(outcome);
     }
     let answered = check_mtu_from(
         frame,
         parsed,
-        params.director_mac,
-        || match params.direction {
-            Direction::Inbound => parsed.daddr,
-            Direction::Outbound => params.virtual_service,
-        },
+        director_mac,
+        || icmp_source,
         inner_len,
         inner_mtu,
         inner_mtu as u32,
@@ -377,32 +396,33 @@ impl OuterV4 {
     }
 }
 
-/// Write the UDP and GUE headers at `out[at..]` (UDP length
-/// `udp_len`), and the UDP checksum when the mode or an IPv6 outer
-/// header asks for it.
+/// Write the UDP and GUE headers at `out[at..]` (UDP length `udp_len`,
+/// `(source, destination)` ports), and the UDP checksum over the pseudo
+/// header of `checksum_ends` (outer source and destination) when the
+/// mode or an IPv6 outer header asks for one. Plain values, not the
+/// [`TunParams`], so the parameters need not be built in memory.
 #[inline]
 fn emit_gue(
     out: &mut [u8],
     at: usize,
     udp_len: usize,
-    port: u16,
+    (sport, dport): (u16, u16),
     inner_proto: u8,
-    params: &TunParams,
+    checksum_ends: Option<(IpAddr, IpAddr)>,
 ) -> Result<(), XmitError> {
-    let tun = params.tunnel;
     let len = u16::try_from(udp_len).map_err(|_| XmitError::Truncated)?;
     let hdr: &mut [u8; udp::HEADER_LEN + tunnel::GUE_HEADER_LEN] = out
         .get_mut(at..at + udp::HEADER_LEN + tunnel::GUE_HEADER_LEN)
         .and_then(|h| h.try_into().ok())
         .ok_or(XmitError::Truncated)?;
-    hdr[0..2].copy_from_slice(&gue_source_port(params.flow_hash).to_be_bytes());
-    hdr[2..4].copy_from_slice(&port.to_be_bytes());
+    hdr[0..2].copy_from_slice(&sport.to_be_bytes());
+    hdr[2..4].copy_from_slice(&dport.to_be_bytes());
     hdr[4..6].copy_from_slice(&len.to_be_bytes());
     // Checksum 0, then GUE version 0, no options, proto_ctype, no flags.
     hdr[6..12].copy_from_slice(&[0, 0, 0, inner_proto, 0, 0]);
-    if tun.csum != TunnelCsum::NoCsum || params.real_server.is_ipv6() {
+    if let Some((src, dst)) = checksum_ends {
         let seg = out.get(at..at + udp_len).ok_or(XmitError::Truncated)?;
-        let acc = checksum::pseudo_header(tun.source, params.real_server, proto::UDP, len.into());
+        let acc = checksum::pseudo_header(src, dst, proto::UDP, len.into());
         let mut check = checksum::finish(checksum::add(acc, seg));
         if check == 0 {
             check = 0xffff;
