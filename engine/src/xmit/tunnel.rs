@@ -92,8 +92,9 @@ pub fn overhead(kind: TunnelType, csum: TunnelCsum, outer_v6: bool) -> usize {
 /// bytes, so the caller need not compute it.
 #[inline]
 pub fn reads_flow_hash(kind: TunnelType, outer_v6: bool, parsed: &ParsedFrame) -> bool {
-    matches!(kind, TunnelType::Gue { .. })
-        || (!outer_v6 && !(parsed.network == Network::Ipv4 && parsed.dont_fragment))
+    // An outer IPv4 ident is 0 under an inner DF; IPv6 has none.
+    let ident_is_zero = parsed.network == Network::Ipv4 && parsed.dont_fragment;
+    matches!(kind, TunnelType::Gue { .. }) || !(outer_v6 || ident_is_zero)
 }
 
 /// Encapsulate `frame` for the real server and forward it.
