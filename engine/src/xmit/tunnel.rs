@@ -145,7 +145,7 @@ pub struct TunParams {
 /// [`xmit`] given only what the tunnel method reads ([`TunParams`]).
 ///
 /// The lean path: a packet that expires or is too big goes to the cold
-/// [`answer_or_drop`]; any other has its inner TTL decremented and its DS
+/// `answer_or_drop`; any other has its inner TTL decremented and its DS
 /// field read in one visit to the inner header, after the headroom is
 /// taken (no second parse); only a VLAN tag moves with the Ethernet
 /// header (the MACs and the ethertype are rewritten); the outer IPv4
