@@ -1198,21 +1198,58 @@ impl Engine {
             direction,
             u64::from(parsed.ip_len),
         );
-        let ends = conn.endpoints();
-        let hop = match self.hop_to(worker, net, peer_of(&ends, direction)) {
+        let real_server = conn.real_addr();
+        // Inbound, the packet's own addresses and ports are the
+        // connection's client and virtual service (it was found, or
+        // created, by exactly that key): nothing more to decode. The
+        // flow hash is computed only when the encapsulation reads it.
+        let reads_hash = xmit::tunnel::reads_flow_hash(tunnel.0, real_server.is_ipv6(), parsed);
+        let (toward, virt, hash) = match direction {
+            Direction::Input => {
+                let hash = if reads_hash {
+                    flow_hash_of(
+                        parsed.protocol,
+                        (parsed.saddr, parsed.sport),
+                        (parsed.daddr, parsed.dport),
+                    )
+                } else {
+                    0
+                };
+                (real_server, parsed.daddr, hash)
+            }
+            Direction::Output => {
+                let ends = conn.endpoints();
+                let hash = flow_hash(parsed.protocol, &ends);
+                (ends.client.ip(), ends.virtual_service.ip(), hash)
+            }
+        };
+        let hop = match self.hop_to(worker, net, toward) {
             Ok(hop) => hop,
             Err(verdict) => return verdict,
         };
+        // The route to the real server is the hop's when it was the
+        // destination looked up, so its port's address is the source
+        // `source_for` would give, without a second route lookup.
+        let source = snapshot
+            .tunnel_source(real_server)
+            .or_else(|| match direction {
+                Direction::Input => net.port(hop.port).and_then(|port| match real_server {
+                    IpAddr::V4(_) => port.addr_v4,
+                    IpAddr::V6(_) => port.addr_v6,
+                }),
+                Direction::Output => net.source_for(real_server),
+            })
+            .unwrap_or(virt);
         let params = xmit::tunnel::TunParams {
             direction: xmit_direction(direction),
-            real_server: ends.real_server.ip(),
-            virtual_service: ends.virtual_service.ip(),
+            real_server,
+            virtual_service: virt,
             tunnel: TunnelParams {
                 kind: tunnel.0,
                 csum: tunnel.1,
-                source: tunnel_source(snapshot, net, &ends),
+                source,
             },
-            flow_hash: flow_hash(parsed.protocol, &ends),
+            flow_hash: hash,
             director_mac: hop.src_mac,
             next_hop_mac: hop.dst_mac,
             mtu: hop.mtu,
@@ -1427,6 +1464,18 @@ fn insert_drop_reason(e: InsertError) -> DropReason {
 
 /// A cheap, stable hash of a connection's client tuple (GUE source port).
 fn flow_hash(protocol: u8, ends: &ConnEndpoints) -> u32 {
+    let (client, virt) = (ends.client, ends.virtual_service);
+    flow_hash_of(
+        protocol,
+        (client.ip(), client.port()),
+        (virt.ip(), virt.port()),
+    )
+}
+
+/// [`flow_hash`] of a client and a virtual service given as address and
+/// port (what the tunnel path reads from an inbound packet).
+#[inline]
+fn flow_hash_of(protocol: u8, client: (IpAddr, u16), virt: (IpAddr, u16)) -> u32 {
     let fold = |a: IpAddr| -> u32 {
         match a {
             IpAddr::V4(v) => u32::from(v),
@@ -1435,10 +1484,9 @@ fn flow_hash(protocol: u8, ends: &ConnEndpoints) -> u32 {
             }),
         }
     };
-    let (client, virt) = (ends.client, ends.virtual_service);
-    let mixed = fold(client.ip())
-        ^ fold(virt.ip()).rotate_left(7)
-        ^ (u32::from(client.port()) << 16 | u32::from(virt.port()))
+    let mixed = fold(client.0)
+        ^ fold(virt.0).rotate_left(7)
+        ^ (u32::from(client.1) << 16 | u32::from(virt.1))
         ^ u32::from(protocol);
     mixed.wrapping_mul(0x9e37_79b1)
 }
