@@ -23,7 +23,7 @@ use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
     sctp_may_create, tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable,
-    ConnTableConfig, Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags,
+    ConnTableConfig, Direction, InKeyHash, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags,
     TemplateKey,
 };
 use crate::dest::{Dest, DestId, DestRegistry};
@@ -201,8 +201,12 @@ impl HopCache {
 
     #[inline(always)]
     fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
-        if let Some((_, hop)) = self.entries.iter().flatten().find(|(addr, _)| *addr == dst) {
-            return Ok(*hop);
+        // A plain loop: as `iter().flatten().find()` it was left out of
+        // line (a `Fuse::try_fold` call) when `process` grew.
+        for (addr, hop) in self.entries.iter().flatten() {
+            if *addr == dst {
+                return Ok(*hop);
+            }
         }
         let hop = net.next_hop(dst)?;
         if let Some(slot) = self.entries.get_mut(self.next) {
@@ -302,15 +306,27 @@ impl<'s> BatchStats<'s> {
         bytes: u64,
     ) {
         let len = self.len.min(BATCH_STATS_ENTRIES);
-        let found = self.entries[..len].iter_mut().flatten().find(|e| {
-            e.dest == dest
-                && match (e.service, service) {
-                    (Some(a), Some(b)) => std::ptr::eq(a, b),
-                    (None, None) => true,
-                    _ => false,
+        // An index loop, not `iter_mut().flatten().find()`: the adapter
+        // was left out of line when `process` grew.
+        let mut found = None;
+        for (i, e) in self.entries[..len].iter().enumerate() {
+            if let Some(e) = e {
+                if e.dest == dest
+                    && match (e.service, service) {
+                        (Some(a), Some(b)) => std::ptr::eq(a, b),
+                        (None, None) => true,
+                        _ => false,
+                    }
+                {
+                    found = Some(i);
+                    break;
                 }
-        });
-        let entry = match found {
+            }
+        }
+        let entry = match found
+            .and_then(|i| self.entries.get_mut(i))
+            .and_then(Option::as_mut)
+        {
             Some(entry) => entry,
             None => {
                 if len == BATCH_STATS_ENTRIES {
@@ -474,23 +490,26 @@ impl Engine {
         // Lookup pipeline: the in-index bucket of frame i + BUCKET_AHEAD
         // and the first entry of frame i + ENTRY_AHEAD are prefetched
         // while frame i is handled (hints only; results do not change).
-        let mut hashes = [None::<u64>; PREFETCH_RING];
+        let mut hashed = [None::<InKeyHash>; PREFETCH_RING];
         for (i, packet) in batch.iter().take(BUCKET_AHEAD).enumerate() {
-            hashes[i % PREFETCH_RING] = self.prefetch_in(packet);
+            hashed[i % PREFETCH_RING] = self.prefetch_in(packet);
         }
         for i in 0..batch.len() {
             if let Some(ahead) = batch.get(i + BUCKET_AHEAD) {
-                hashes[(i + BUCKET_AHEAD) % PREFETCH_RING] = self.prefetch_in(ahead);
+                hashed[(i + BUCKET_AHEAD) % PREFETCH_RING] = self.prefetch_in(ahead);
             }
             if i + ENTRY_AHEAD < batch.len() {
-                if let Some(hash) = hashes[(i + ENTRY_AHEAD) % PREFETCH_RING] {
-                    self.conns.prefetch_in_entry(hash);
+                if let Some(h) = &hashed[(i + ENTRY_AHEAD) % PREFETCH_RING] {
+                    self.conns.prefetch_in_entry(h);
                 }
             }
             let Some(packet) = batch.get_mut(i) else {
                 break;
             };
-            let verdict = self.process_one(worker, &mut stats, &snapshot, &net, packet, now);
+            // The lookup takes the hash the prefetch made (when the parsed
+            // key is the same): each key is hashed once.
+            let hash = hashed[i % PREFETCH_RING].as_ref();
+            let verdict = self.process_one(worker, &mut stats, &snapshot, &net, packet, hash, now);
             match verdict {
                 Verdict::Drop(reason) => worker.drops[reason.index()] += 1,
                 Verdict::Pass => worker.passed += 1,
@@ -505,13 +524,22 @@ impl Engine {
     }
 
     /// Prefetch the in-index bucket of `packet`'s connection key, read
-    /// by [`lookup_key`]; `None` (no prefetch) for a frame it does not
-    /// recognise.
+    /// by [`lookup_key`], and return the key with its hash for the
+    /// lookup; `None` (no prefetch) for a frame it does not recognise.
     #[inline]
-    fn prefetch_in(&self, packet: &Packet<'_>) -> Option<u64> {
-        lookup_key(packet.frame.frame()).map(|key| self.conns.prefetch_in(&key))
+    fn prefetch_in(&self, packet: &Packet<'_>) -> Option<InKeyHash> {
+        let key = lookup_key(packet.frame.frame())?;
+        Some(match (key.caddr, key.vaddr) {
+            (IpAddr::V4(c), IpAddr::V4(v)) => self.conns.prefetch_in_v4(
+                key.protocol,
+                (u32::from(c), key.cport),
+                (u32::from(v), key.vport),
+            ),
+            _ => self.conns.prefetch_in(&key),
+        })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn process_one<'s>(
         &self,
         worker: &mut Worker,
@@ -519,6 +547,7 @@ impl Engine {
         snapshot: &'s Snapshot,
         net: &NetView,
         packet: &mut Packet<'_>,
+        hashed: Option<&InKeyHash>,
         now: Millis,
     ) -> Verdict {
         // Borrowed from the result, not moved out of it: a move copies
@@ -555,7 +584,7 @@ impl Engine {
             vaddr: parsed.daddr,
             vport: parsed.dport,
         };
-        if let Some(conn) = self.conns.lookup_in(&in_key, now) {
+        if let Some(conn) = self.conns.lookup_in_hashed(&in_key, hashed, now) {
             let new_conn = match flags {
                 Some(f) => f.syn && !f.ack,
                 None => parsed.protocol == proto::SCTP && sctp_may_create(parsed.sctp_chunk),
@@ -809,7 +838,7 @@ impl Engine {
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
         }
-        if dest.method == ForwardMethod::Dr {
+        if matches!(dest.method, ForwardMethod::Dr) {
             return self.transmit_dr(
                 worker,
                 stats,
@@ -821,7 +850,7 @@ impl Engine {
                 &conn,
             );
         }
-        if dest.method == ForwardMethod::Nat {
+        if matches!(dest.method, ForwardMethod::Nat) {
             return self.transmit_nat(
                 worker,
                 stats,
@@ -848,7 +877,7 @@ impl Engine {
                 (kind, csum),
             );
         }
-        if dest.method == ForwardMethod::FullNat {
+        if matches!(dest.method, ForwardMethod::FullNat) {
             // The connection's first packet opens it: TOA for TCP.
             return self.transmit_fullnat(
                 worker,
@@ -921,10 +950,10 @@ impl Engine {
         let dest_id = conn.dest();
         let (service, dest) = snapshot.locate_dest(dest_id);
         let method = conn.method();
-        if method == ForwardMethod::Dr && direction == Direction::Input {
+        if matches!(method, ForwardMethod::Dr) && direction == Direction::Input {
             return self.transmit_dr(worker, stats, net, packet, parsed, dest_id, service, conn);
         }
-        if method == ForwardMethod::Nat {
+        if matches!(method, ForwardMethod::Nat) {
             return self.transmit_nat(
                 worker, stats, net, packet, parsed, dest_id, service, conn, direction,
             );
@@ -943,7 +972,7 @@ impl Engine {
                 (kind, csum),
             );
         }
-        if method == ForwardMethod::FullNat {
+        if matches!(method, ForwardMethod::FullNat) {
             let insert_toa = direction == Direction::Input
                 && parsed.protocol == proto::TCP
                 && (opening || flags.is_some_and(|f| f.syn));
@@ -1540,6 +1569,27 @@ mod tests {
                     parsed.daddr,
                     parsed.dport
                 )
+            );
+            // The hashed key the prefetch hands to the lookup (IPv4 by
+            // its own path) is the one the parsed key makes.
+            let engine = dr_engine();
+            let mut buf = frame.clone();
+            let len = buf.len();
+            let packet = Packet {
+                frame: FrameBuf::new(&mut buf, 0, len).expect("frame fits its buffer"),
+                ingress: PortId(0),
+                verdict: Verdict::Pending,
+            };
+            let in_key = ConnKey {
+                protocol: parsed.protocol,
+                caddr: parsed.saddr,
+                cport: parsed.sport,
+                vaddr: parsed.daddr,
+                vport: parsed.dport,
+            };
+            assert_eq!(
+                engine.prefetch_in(&packet),
+                Some(engine.conns.prefetch_in(&in_key))
             );
             // Ethernet (+ VLAN tag) + IP header + both ports.
             for len in 0..needed {

@@ -12,10 +12,10 @@ use uvs_conf::{ForwardMethod, Timeouts};
 
 use super::sctp::SctpState;
 use super::slot::{
-    addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, life, lock_bucket,
-    out_index_key, same_gen, tcp_index, touched, unlock_bucket, with_life, with_tcp_index, Fields,
-    Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING, LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL,
-    SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
+    addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, in_index_key_v4, life,
+    lock_bucket, out_index_key, same_gen, tcp_index, touched, unlock_bucket, with_life,
+    with_tcp_index, Fields, Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING, LIFE_FREE,
+    LIFE_LIVE, LIFE_PENDING, NIL, SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
 };
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
@@ -57,6 +57,16 @@ struct Counters {
     expired: AtomicU64,
     template_extensions: AtomicU64,
     lookup_retries_exhausted: AtomicU64,
+}
+
+/// A client → virtual key in the in-index's form with its hash, made
+/// by [`ConnTable::prefetch_in`] and handed to
+/// [`ConnTable::lookup_in_hashed`] so that a pipelined lookup hashes its
+/// key once. Valid for the table that made it only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InKeyHash {
+    key: IndexKey,
+    hash: u64,
 }
 
 /// The connection table. `Send + Sync`; share it with `Arc`.
@@ -295,13 +305,39 @@ impl ConnTable {
         self.find(Link::In, &index_key, now)
     }
 
+    /// [`ConnTable::lookup_in`] with the key's hash taken from `hashed`
+    /// (made by [`ConnTable::prefetch_in`] for the same frame a little
+    /// earlier) when `hashed` is of the same key; otherwise (another
+    /// key, or none) the key is hashed here. Same result as
+    /// [`ConnTable::lookup_in`], one hash fewer.
+    #[inline]
+    pub fn lookup_in_hashed(
+        &self,
+        key: &ConnKey,
+        hashed: Option<&InKeyHash>,
+        now: Millis,
+    ) -> Option<ConnRef<'_>> {
+        let index_key = in_index_key(
+            key.protocol,
+            false,
+            (key.caddr, key.cport),
+            (key.vaddr, key.vport),
+        );
+        let hash = match hashed {
+            Some(h) if h.key == index_key => h.hash,
+            _ => self.hash(&index_key),
+        };
+        self.find_hashed(Link::In, &index_key, hash, now)
+    }
+
     /// Hash `key` as [`ConnTable::lookup_in`] would and prefetch its
-    /// bucket of the in-index; returns the hash for
-    /// [`ConnTable::prefetch_in_entry`]. Reads nothing but the key: a
+    /// bucket of the in-index; the key and hash returned serve
+    /// [`ConnTable::prefetch_in_entry`] and
+    /// [`ConnTable::lookup_in_hashed`]. Reads nothing but the key: a
     /// pipelined caller issues it a few packets before the lookup, so
     /// that the bucket's cache miss overlaps other work.
     #[inline]
-    pub fn prefetch_in(&self, key: &ConnKey) -> u64 {
+    pub fn prefetch_in(&self, key: &ConnKey) -> InKeyHash {
         let index_key = in_index_key(
             key.protocol,
             false,
@@ -310,15 +346,33 @@ impl ConnTable {
         );
         let hash = self.hash(&index_key);
         prefetch(self.in_index.bucket(hash));
-        hash
+        InKeyHash {
+            key: index_key,
+            hash,
+        }
     }
 
-    /// Read the in-index bucket of `hash` (best prefetched by
+    /// [`ConnTable::prefetch_in`] for a key whose client and virtual
+    /// addresses are IPv4, given as numbers (`client`, `virt`: address
+    /// and port): the same result, without building the `IpAddr`s.
+    #[inline]
+    pub fn prefetch_in_v4(&self, protocol: u8, client: (u32, u16), virt: (u32, u16)) -> InKeyHash {
+        let index_key = in_index_key_v4(protocol, client, virt);
+        let hash = self.hash(&index_key);
+        prefetch(self.in_index.bucket(hash));
+        InKeyHash {
+            key: index_key,
+            hash,
+        }
+    }
+
+    /// Read the in-index bucket of `hashed` (best prefetched by
     /// [`ConnTable::prefetch_in`] a little earlier) and prefetch the hot
     /// line of its first entry when its tag matches. Only a hint: the
     /// lookup re-reads everything it uses.
     #[inline]
-    pub fn prefetch_in_entry(&self, hash: u64) {
+    pub fn prefetch_in_entry(&self, hashed: &InKeyHash) {
+        let hash = hashed.hash;
         let head = self.in_index.bucket(hash).load(Ordering::Relaxed);
         let first = bucket_first(head);
         if self.tag_matches(first, hash) {
@@ -1736,7 +1790,7 @@ impl<'t> ConnRef<'t> {
     }
 
     /// The forwarding method (fixed for the connection's life).
-    #[inline]
+    #[inline(always)]
     pub fn method(&self) -> ForwardMethod {
         self.fields.method()
     }
@@ -2161,6 +2215,36 @@ mod tests {
                 }
             }
             assert_eq!(table.link_index(NIL), None);
+        }
+    }
+
+    /// A lookup handed the prefetch's hash finds what `lookup_in` finds;
+    /// handed another key's hash (or none) it hashes its own key and
+    /// still finds it; the IPv4 prefetch key equals the general one.
+    #[test]
+    fn lookup_in_hashed_uses_only_the_hash_of_its_own_key() {
+        let (table, dest) = table(64);
+        for cport in 1..=20 {
+            table
+                .insert(&new_conn(cport, dest, ForwardMethod::Dr), Millis(0))
+                .expect("insert");
+        }
+        let key = |cport| new_conn(cport, dest, ForwardMethod::Dr).key;
+        for cport in 1..=21 {
+            let own = table.prefetch_in(&key(cport));
+            let v4 = table.prefetch_in_v4(
+                IPPROTO_TCP,
+                (u32::from(Ipv4Addr::new(10, 0, 0, 1)), cport),
+                (u32::from(Ipv4Addr::new(192, 0, 2, 10)), 80),
+            );
+            assert_eq!(own, v4);
+            let other = table.prefetch_in(&key(cport + 100));
+            let expected = table.lookup_in(&key(cport), Millis(1)).map(|c| c.index);
+            assert_eq!(expected.is_some(), cport <= 20);
+            for hashed in [Some(&own), Some(&other), None] {
+                let found = table.lookup_in_hashed(&key(cport), hashed, Millis(1));
+                assert_eq!(found.map(|c| c.index), expected, "{cport} {hashed:?}");
+            }
         }
     }
 
