@@ -305,29 +305,12 @@ impl ConnTable {
         self.find(Link::In, &index_key, now)
     }
 
-    /// [`ConnTable::lookup_in`] with the key's hash taken from `hashed`
-    /// (made by [`ConnTable::prefetch_in`] for the same frame a little
-    /// earlier) when `hashed` is of the same key; otherwise (another
-    /// key, or none) the key is hashed here. Same result as
-    /// [`ConnTable::lookup_in`], one hash fewer.
+    /// [`ConnTable::lookup_in`] of the key [`ConnTable::prefetch_in`] (or
+    /// [`ConnTable::prefetch_in_v4`]) of this table hashed a little
+    /// earlier: the same result, without hashing the key again.
     #[inline]
-    pub fn lookup_in_hashed(
-        &self,
-        key: &ConnKey,
-        hashed: Option<&InKeyHash>,
-        now: Millis,
-    ) -> Option<ConnRef<'_>> {
-        let index_key = in_index_key(
-            key.protocol,
-            false,
-            (key.caddr, key.cport),
-            (key.vaddr, key.vport),
-        );
-        let hash = match hashed {
-            Some(h) if h.key == index_key => h.hash,
-            _ => self.hash(&index_key),
-        };
-        self.find_hashed(Link::In, &index_key, hash, now)
+    pub fn lookup_in_hashed(&self, hashed: &InKeyHash, now: Millis) -> Option<ConnRef<'_>> {
+        self.find_hashed(Link::In, &hashed.key, hashed.hash, now)
     }
 
     /// Hash `key` as [`ConnTable::lookup_in`] would and prefetch its
@@ -2218,33 +2201,30 @@ mod tests {
         }
     }
 
-    /// A lookup handed the prefetch's hash finds what `lookup_in` finds;
-    /// handed another key's hash (or none) it hashes its own key and
-    /// still finds it; the IPv4 prefetch key equals the general one.
+    /// A lookup of a prefetched key finds what `lookup_in` finds (and
+    /// misses what it misses); the IPv4 prefetch key equals the general
+    /// one.
     #[test]
-    fn lookup_in_hashed_uses_only_the_hash_of_its_own_key() {
+    fn lookup_in_hashed_finds_what_lookup_in_finds() {
         let (table, dest) = table(64);
         for cport in 1..=20 {
             table
                 .insert(&new_conn(cport, dest, ForwardMethod::Dr), Millis(0))
                 .expect("insert");
         }
-        let key = |cport| new_conn(cport, dest, ForwardMethod::Dr).key;
-        for cport in 1..=21 {
-            let own = table.prefetch_in(&key(cport));
+        for cport in 1..=24 {
+            let key = new_conn(cport, dest, ForwardMethod::Dr).key;
+            let hashed = table.prefetch_in(&key);
             let v4 = table.prefetch_in_v4(
                 IPPROTO_TCP,
                 (u32::from(Ipv4Addr::new(10, 0, 0, 1)), cport),
                 (u32::from(Ipv4Addr::new(192, 0, 2, 10)), 80),
             );
-            assert_eq!(own, v4);
-            let other = table.prefetch_in(&key(cport + 100));
-            let expected = table.lookup_in(&key(cport), Millis(1)).map(|c| c.index);
+            assert_eq!(hashed, v4);
+            let expected = table.lookup_in(&key, Millis(1)).map(|c| c.index);
             assert_eq!(expected.is_some(), cport <= 20);
-            for hashed in [Some(&own), Some(&other), None] {
-                let found = table.lookup_in_hashed(&key(cport), hashed, Millis(1));
-                assert_eq!(found.map(|c| c.index), expected, "{cport} {hashed:?}");
-            }
+            let found = table.lookup_in_hashed(&hashed, Millis(1));
+            assert_eq!(found.map(|c| c.index), expected, "{cport}");
         }
     }
 
