@@ -632,14 +632,25 @@ impl Engine {
             }
         }
         if snapshot.has_reply_traffic() {
-            let reply_key = ReplyKey {
-                protocol: parsed.protocol,
-                raddr: parsed.saddr,
-                rport: parsed.sport,
-                daddr: parsed.daddr,
-                dport: parsed.dport,
+            let found = match (parsed.saddr, parsed.daddr) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => self.conns.lookup_out_v4(
+                    parsed.protocol,
+                    (u32::from(s), parsed.sport),
+                    (u32::from(d), parsed.dport),
+                    now,
+                ),
+                _ => self.conns.lookup_out(
+                    &ReplyKey {
+                        protocol: parsed.protocol,
+                        raddr: parsed.saddr,
+                        rport: parsed.sport,
+                        daddr: parsed.daddr,
+                        dport: parsed.dport,
+                    },
+                    now,
+                ),
             };
-            if let Some(conn) = self.conns.lookup_out(&reply_key, now) {
+            if let Some(conn) = found {
                 return self.forward_conn(
                     worker,
                     stats,

@@ -642,6 +642,17 @@ pub(crate) fn in_index_key_v4(protocol: u8, client: (u32, u16), virt: (u32, u16)
     }
 }
 
+/// [`out_index_key`] of a reply whose addresses are IPv4, given as
+/// numbers: the same key, without the detour through `IpAddr`.
+#[inline(always)]
+pub(crate) fn out_index_key_v4(protocol: u8, real: (u32, u16), peer: (u32, u16)) -> IndexKey {
+    IndexKey {
+        meta: u32::from(protocol),
+        ports: u32::from(real.1) | (u32::from(peer.1) << 16),
+        addrs: [0, u64::from(real.0), 0, u64::from(peer.0)],
+    }
+}
+
 /// The out-index key of a reply tuple.
 pub(crate) fn out_index_key(
     protocol: u8,

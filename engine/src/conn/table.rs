@@ -13,9 +13,10 @@ use uvs_conf::{ForwardMethod, Timeouts};
 use super::sctp::SctpState;
 use super::slot::{
     addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, in_index_key_v4, life,
-    lock_bucket, out_index_key, same_gen, tcp_index, touched, unlock_bucket, with_life,
-    with_tcp_index, Fields, Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING, LIFE_FREE,
-    LIFE_LIVE, LIFE_PENDING, NIL, SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
+    lock_bucket, out_index_key, out_index_key_v4, same_gen, tcp_index, touched, unlock_bucket,
+    with_life, with_tcp_index, Fields, Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING,
+    LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL, SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID,
+    ST_NOOUTPUT,
 };
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
@@ -376,6 +377,22 @@ impl ConnTable {
             key.dport,
         );
         self.find(Link::Out, &index_key, now)
+    }
+
+    /// [`ConnTable::lookup_out`] of a reply whose addresses are IPv4,
+    /// given as numbers (`real`: the real server's address and port,
+    /// `peer`: the client's for NAT, the local address's for full NAT):
+    /// the same result, without building the `IpAddr`s.
+    #[inline]
+    pub fn lookup_out_v4(
+        &self,
+        protocol: u8,
+        real: (u32, u16),
+        peer: (u32, u16),
+        now: Millis,
+    ) -> Option<ConnRef<'_>> {
+        let index_key = out_index_key_v4(protocol, real, peer);
+        self.find_hashed(Link::Out, &index_key, self.hash(&index_key), now)
     }
 
     /// A valid persistence template. A template whose real server was
@@ -2225,6 +2242,64 @@ mod tests {
             assert_eq!(expected.is_some(), cport <= 20);
             let found = table.lookup_in_hashed(&hashed, Millis(1));
             assert_eq!(found.map(|c| c.index), expected, "{cport}");
+        }
+    }
+
+    /// The IPv4 reply lookup finds what `lookup_out` finds (NAT and full
+    /// NAT replies) and misses what it misses.
+    #[test]
+    fn lookup_out_v4_finds_what_lookup_out_finds() {
+        let pool = uvs_conf::LocalAddrPool {
+            addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))],
+            ..Default::default()
+        };
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let table = ConnTable::new(
+            ConnTableConfig {
+                capacity: 64,
+                fullnat_pool: pool,
+                ..ConnTableConfig::default()
+            },
+            registry,
+        );
+        let mut replies = Vec::new();
+        for cport in 1..=10 {
+            let method = if cport % 2 == 0 {
+                ForwardMethod::Nat
+            } else {
+                ForwardMethod::FullNat
+            };
+            let conn = table
+                .insert(&new_conn(cport, dest, method), Millis(0))
+                .expect("insert");
+            let ends = conn.endpoints();
+            let peer = ends.local.unwrap_or(ends.client);
+            replies.push(ReplyKey {
+                protocol: IPPROTO_TCP,
+                raddr: ends.real_server.ip(),
+                rport: ends.real_server.port(),
+                daddr: peer.ip(),
+                dport: peer.port(),
+            });
+        }
+        let v4 = |addr: IpAddr| match addr {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(_) => panic!("IPv4 test addresses"),
+        };
+        let mut missing = replies[0];
+        missing.dport = missing.dport.wrapping_add(1);
+        replies.push(missing);
+        for (i, key) in replies.iter().enumerate() {
+            let expected = table.lookup_out(key, Millis(1)).map(|c| c.index);
+            assert_eq!(expected.is_some(), i < 10);
+            let found = table.lookup_out_v4(
+                key.protocol,
+                (v4(key.raddr), key.rport),
+                (v4(key.daddr), key.dport),
+                Millis(1),
+            );
+            assert_eq!(found.map(|c| c.index), expected, "{key:?}");
         }
     }
 
