@@ -254,25 +254,11 @@ pub(crate) struct Fields {
 }
 
 /// What a hash index compares: 40 bytes taken from an entry or a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct IndexKey {
     pub meta: u32,
     pub ports: u32,
     pub addrs: [u64; 4],
-}
-
-/// Hashed as three words (meta and ports in one, then the addresses two
-/// by two), every field once: equal keys hash equally. The derived
-/// `Hash` wrote six pieces (two `u32`s, a length prefix, 32 bytes
-/// through the byte path), about twice the hasher's work per key.
-impl std::hash::Hash for IndexKey {
-    #[inline(always)]
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let [a0, a1, a2, a3] = self.addrs;
-        state.write_u64(u64::from(self.meta) | (u64::from(self.ports) << 32));
-        state.write_u128((u128::from(a0) << 64) | u128::from(a1));
-        state.write_u128((u128::from(a2) << 64) | u128::from(a3));
-    }
 }
 
 impl Slot<'_> {
