@@ -71,22 +71,23 @@ pub fn xmit_to(
     parsed: &ParsedFrame,
     params: &NatParams,
 ) -> Result<XmitOutcome, XmitError> {
-    trim_padding(frame, parsed)?;
-    if ipv4_tcp_udp_fast(frame.frame_mut(), parsed, params) {
+    if ipv4_tcp_udp_fast(frame, parsed, params) {
         return Ok(XmitOutcome::Forward);
     }
+    trim_padding(frame, parsed)?;
     xmit_general(frame, parsed, params)
 }
 
 /// The common case in one pass: an IPv4 TCP/UDP packet (not a fragment,
 /// no IPv6 endpoint) whose TTL stays above 0 and that fits the MTU. The
-/// TTL, the address, the port and both checksums are written in the
+/// padding is trimmed (with [`trim_padding`]'s checks; trimming again is
+/// a no-op); the TTL, the address, the port and both checksums are written in the
 /// order [`xmit_general`] writes them, with the same checksum updates,
 /// so the bytes are the same; the headers are checked once, up front,
 /// and nothing is written unless every check passes (`false`: the
 /// general path decides, errors included).
 #[inline(always)]
-fn ipv4_tcp_udp_fast(frame: &mut [u8], parsed: &ParsedFrame, params: &NatParams) -> bool {
+fn ipv4_tcp_udp_fast(frame: &mut FrameBuf, parsed: &ParsedFrame, params: &NatParams) -> bool {
     let (addr_at, port_at, target) = match params.direction {
         Direction::Inbound => (16, 2, params.real_server),
         Direction::Outbound => (12, 0, params.virtual_service),
@@ -110,9 +111,16 @@ fn ipv4_tcp_udp_fast(frame: &mut [u8], parsed: &ParsedFrame, params: &NatParams)
         return false;
     }
     let (l3, l4) = (usize::from(parsed.l3), usize::from(parsed.l4));
-    if l3.saturating_add(ipv4::MIN_HEADER_LEN) > l4 || frame.len() < ethernet::HEADER_LEN {
+    let end = parsed.ip_end();
+    let ordered = (ethernet::HEADER_LEN..=18).contains(&l3)
+        && l3.saturating_add(ipv4::MIN_HEADER_LEN) <= l4
+        && parsed.l4 <= parsed.payload
+        && usize::from(parsed.payload) <= end;
+    if !ordered || end > frame.len() {
         return false;
     }
+    frame.truncate(end);
+    let frame = frame.frame_mut();
     let (head, segment) = frame.split_at_mut(l4.min(frame.len()));
     let Some(&version_ihl) = head.get(l3) else {
         return false;
@@ -311,9 +319,7 @@ mod tests {
             let mut c = bytes.clone();
             let len_c = c.len();
             let mut frame_c = FrameBuf::new(&mut c, 0, len_c).expect("fits");
-            if trim_padding(&mut frame_c, &parsed).is_ok()
-                && ipv4_tcp_udp_fast(frame_c.frame_mut(), &parsed, &params)
-            {
+            if ipv4_tcp_udp_fast(&mut frame_c, &parsed, &params) {
                 fast_taken += 1;
             }
         }
