@@ -23,7 +23,7 @@ use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
     sctp_may_create, tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable,
-    ConnTableConfig, Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags,
+    ConnTableConfig, Direction, InKeyHash, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags,
     TemplateKey,
 };
 use crate::dest::{Dest, DestId, DestRegistry};
@@ -201,8 +201,12 @@ impl HopCache {
 
     #[inline(always)]
     fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
-        if let Some((_, hop)) = self.entries.iter().flatten().find(|(addr, _)| *addr == dst) {
-            return Ok(*hop);
+        // A plain loop: as `iter().flatten().find()` it was left out of
+        // line (a `Fuse::try_fold` call) when `process` grew.
+        for (addr, hop) in self.entries.iter().flatten() {
+            if *addr == dst {
+                return Ok(*hop);
+            }
         }
         let hop = net.next_hop(dst)?;
         if let Some(slot) = self.entries.get_mut(self.next) {
@@ -302,15 +306,27 @@ impl<'s> BatchStats<'s> {
         bytes: u64,
     ) {
         let len = self.len.min(BATCH_STATS_ENTRIES);
-        let found = self.entries[..len].iter_mut().flatten().find(|e| {
-            e.dest == dest
-                && match (e.service, service) {
-                    (Some(a), Some(b)) => std::ptr::eq(a, b),
-                    (None, None) => true,
-                    _ => false,
+        // An index loop, not `iter_mut().flatten().find()`: the adapter
+        // was left out of line when `process` grew.
+        let mut found = None;
+        for (i, e) in self.entries[..len].iter().enumerate() {
+            if let Some(e) = e {
+                if e.dest == dest
+                    && match (e.service, service) {
+                        (Some(a), Some(b)) => std::ptr::eq(a, b),
+                        (None, None) => true,
+                        _ => false,
+                    }
+                {
+                    found = Some(i);
+                    break;
                 }
-        });
-        let entry = match found {
+            }
+        }
+        let entry = match found
+            .and_then(|i| self.entries.get_mut(i))
+            .and_then(Option::as_mut)
+        {
             Some(entry) => entry,
             None => {
                 if len == BATCH_STATS_ENTRIES {
@@ -471,26 +487,48 @@ impl Engine {
         let net = self.net.load();
         worker.hops.begin_batch(&net);
         let mut stats = BatchStats::default();
-        // Lookup pipeline: the in-index bucket of frame i + BUCKET_AHEAD
-        // and the first entry of frame i + ENTRY_AHEAD are prefetched
-        // while frame i is handled (hints only; results do not change).
-        let mut hashes = [None::<u64>; PREFETCH_RING];
-        for (i, packet) in batch.iter().take(BUCKET_AHEAD).enumerate() {
-            hashes[i % PREFETCH_RING] = self.prefetch_in(packet);
-        }
-        for i in 0..batch.len() {
-            if let Some(ahead) = batch.get(i + BUCKET_AHEAD) {
-                hashes[(i + BUCKET_AHEAD) % PREFETCH_RING] = self.prefetch_in(ahead);
+        // Lookup pipeline: frame i + BUCKET_AHEAD is parsed and its
+        // in-index bucket prefetched, the first entry of frame
+        // i + ENTRY_AHEAD is prefetched, while frame i is handled; frame i
+        // is then handled from its parse and hashed key (each frame is
+        // parsed once and its key hashed once).
+        // Two rings, not one of both: a slot of both (over 128 bytes) was
+        // written by a `memcpy` call per frame.
+        let mut parsed_ahead: [Option<Result<ParsedFrame, WireError>>; PREFETCH_RING] =
+            [const { None }; PREFETCH_RING];
+        let mut hashed_ahead = [None::<InKeyHash>; PREFETCH_RING];
+        // One loop, one look-ahead call site (so that the parser is
+        // inlined there): step j looks ahead at frame j and handles frame
+        // j - BUCKET_AHEAD.
+        for j in 0..batch.len() + BUCKET_AHEAD {
+            if let Some(packet) = batch.get(j) {
+                let parsed =
+                    parsed_ahead[j % PREFETCH_RING].insert(wire::parse_frame(packet.frame.frame()));
+                hashed_ahead[j % PREFETCH_RING] = self.hash_ahead(parsed);
             }
+            let Some(i) = j.checked_sub(BUCKET_AHEAD) else {
+                continue;
+            };
             if i + ENTRY_AHEAD < batch.len() {
-                if let Some(hash) = hashes[(i + ENTRY_AHEAD) % PREFETCH_RING] {
-                    self.conns.prefetch_in_entry(hash);
+                if let Some(h) = &hashed_ahead[(i + ENTRY_AHEAD) % PREFETCH_RING] {
+                    self.conns.prefetch_in_entry(h);
                 }
             }
             let Some(packet) = batch.get_mut(i) else {
                 break;
             };
-            let verdict = self.process_one(worker, &mut stats, &snapshot, &net, packet, now);
+            let parsed = &*parsed_ahead[i % PREFETCH_RING]
+                .get_or_insert_with(|| wire::parse_frame(packet.frame.frame()));
+            let hashed = hashed_ahead[i % PREFETCH_RING].as_ref();
+            let verdict = self.process_one(
+                worker,
+                &mut stats,
+                &snapshot,
+                &net,
+                packet,
+                (parsed, hashed),
+                now,
+            );
             match verdict {
                 Verdict::Drop(reason) => worker.drops[reason.index()] += 1,
                 Verdict::Pass => worker.passed += 1,
@@ -504,14 +542,33 @@ impl Engine {
         worker.flush(&self.counters);
     }
 
-    /// Prefetch the in-index bucket of `packet`'s connection key, read
-    /// by [`lookup_key`]; `None` (no prefetch) for a frame it does not
-    /// recognise.
-    #[inline]
-    fn prefetch_in(&self, packet: &Packet<'_>) -> Option<u64> {
-        lookup_key(packet.frame.frame()).map(|key| self.conns.prefetch_in(&key))
+    /// When `parsed` is a TCP, UDP or SCTP packet that `process_one`
+    /// will look up in the connection table (not ARP, not an ICMP error,
+    /// not a later fragment): its client → virtual key hashed, its bucket
+    /// prefetched.
+    #[inline(always)]
+    fn hash_ahead(&self, parsed: &Result<ParsedFrame, WireError>) -> Option<InKeyHash> {
+        match parsed {
+            Ok(p)
+                if p.network != Network::Arp
+                    && p.icmp_error.is_none()
+                    && matches!(p.protocol, proto::TCP | proto::UDP | proto::SCTP)
+                    && (!p.is_fragment || p.is_first_fragment) =>
+            {
+                Some(match (p.saddr, p.daddr) {
+                    (IpAddr::V4(c), IpAddr::V4(v)) => self.conns.prefetch_in_v4(
+                        p.protocol,
+                        (u32::from(c), p.sport),
+                        (u32::from(v), p.dport),
+                    ),
+                    _ => self.conns.prefetch_in(&in_key_of(p)),
+                })
+            }
+            _ => None,
+        }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn process_one<'s>(
         &self,
         worker: &mut Worker,
@@ -519,12 +576,12 @@ impl Engine {
         snapshot: &'s Snapshot,
         net: &NetView,
         packet: &mut Packet<'_>,
+        (parse_result, hashed): (&Result<ParsedFrame, WireError>, Option<&InKeyHash>),
         now: Millis,
     ) -> Verdict {
-        // Borrowed from the result, not moved out of it: a move copies
-        // the whole summary (~110 bytes) once more per packet.
-        let parse_result = wire::parse_frame(packet.frame.frame());
-        let parsed = match &parse_result {
+        // Borrowed from the pipeline's slot, not moved out of it: a move
+        // copies the whole summary (~110 bytes) once more per packet.
+        let parsed = match parse_result {
             Ok(parsed) => parsed,
             Err(WireError::UnsupportedEthertype) => return Verdict::Pass,
             Err(_) => return Verdict::Drop(DropReason::Malformed),
@@ -548,14 +605,12 @@ impl Engine {
             };
         }
         let flags = tcp_flags(parsed);
-        let in_key = ConnKey {
-            protocol: parsed.protocol,
-            caddr: parsed.saddr,
-            cport: parsed.sport,
-            vaddr: parsed.daddr,
-            vport: parsed.dport,
+        let in_key = in_key_of(parsed);
+        let found = match hashed {
+            Some(hashed) => self.conns.lookup_in_hashed(hashed, now),
+            None => self.conns.lookup_in(&in_key, now),
         };
-        if let Some(conn) = self.conns.lookup_in(&in_key, now) {
+        if let Some(conn) = found {
             let new_conn = match flags {
                 Some(f) => f.syn && !f.ack,
                 None => parsed.protocol == proto::SCTP && sctp_may_create(parsed.sctp_chunk),
@@ -577,14 +632,25 @@ impl Engine {
             }
         }
         if snapshot.has_reply_traffic() {
-            let reply_key = ReplyKey {
-                protocol: parsed.protocol,
-                raddr: parsed.saddr,
-                rport: parsed.sport,
-                daddr: parsed.daddr,
-                dport: parsed.dport,
+            let found = match (parsed.saddr, parsed.daddr) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => self.conns.lookup_out_v4(
+                    parsed.protocol,
+                    (u32::from(s), parsed.sport),
+                    (u32::from(d), parsed.dport),
+                    now,
+                ),
+                _ => self.conns.lookup_out(
+                    &ReplyKey {
+                        protocol: parsed.protocol,
+                        raddr: parsed.saddr,
+                        rport: parsed.sport,
+                        daddr: parsed.daddr,
+                        dport: parsed.dport,
+                    },
+                    now,
+                ),
             };
-            if let Some(conn) = self.conns.lookup_out(&reply_key, now) {
+            if let Some(conn) = found {
                 return self.forward_conn(
                     worker,
                     stats,
@@ -809,7 +875,7 @@ impl Engine {
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
         }
-        if dest.method == ForwardMethod::Dr {
+        if matches!(dest.method, ForwardMethod::Dr) {
             return self.transmit_dr(
                 worker,
                 stats,
@@ -821,7 +887,7 @@ impl Engine {
                 &conn,
             );
         }
-        if dest.method == ForwardMethod::Nat {
+        if matches!(dest.method, ForwardMethod::Nat) {
             return self.transmit_nat(
                 worker,
                 stats,
@@ -848,7 +914,7 @@ impl Engine {
                 (kind, csum),
             );
         }
-        if dest.method == ForwardMethod::FullNat {
+        if matches!(dest.method, ForwardMethod::FullNat) {
             // The connection's first packet opens it: TOA for TCP.
             return self.transmit_fullnat(
                 worker,
@@ -921,10 +987,10 @@ impl Engine {
         let dest_id = conn.dest();
         let (service, dest) = snapshot.locate_dest(dest_id);
         let method = conn.method();
-        if method == ForwardMethod::Dr && direction == Direction::Input {
+        if matches!(method, ForwardMethod::Dr) && direction == Direction::Input {
             return self.transmit_dr(worker, stats, net, packet, parsed, dest_id, service, conn);
         }
-        if method == ForwardMethod::Nat {
+        if matches!(method, ForwardMethod::Nat) {
             return self.transmit_nat(
                 worker, stats, net, packet, parsed, dest_id, service, conn, direction,
             );
@@ -943,7 +1009,7 @@ impl Engine {
                 (kind, csum),
             );
         }
-        if method == ForwardMethod::FullNat {
+        if matches!(method, ForwardMethod::FullNat) {
             let insert_toa = direction == Direction::Input
                 && parsed.protocol == proto::TCP
                 && (opening || flags.is_some_and(|f| f.syn));
@@ -1491,50 +1557,16 @@ fn flow_hash_of(protocol: u8, client: (IpAddr, u16), virt: (IpAddr, u16)) -> u32
     mixed.wrapping_mul(0x9e37_79b1)
 }
 
-/// The client → virtual key a frame would be looked up by, read with
-/// the fewest checks (a prefetch hint only: `process_one` parses and
-/// validates fully). Ethernet, an optional VLAN tag, IPv4 without
-/// options or IPv6 without extension headers, then TCP, UDP or SCTP
-/// ports; `None` for anything else (no prefetch). Never panics.
-#[inline]
-fn lookup_key(frame: &[u8]) -> Option<ConnKey> {
-    let be16 = |at: usize| -> Option<u16> {
-        let bytes = frame.get(at..at + 2)?;
-        Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
-    };
-    let (l3, ether) = match be16(12)? {
-        wire::ethertype::VLAN => (18, be16(16)?),
-        ether => (14, ether),
-    };
-    let (protocol, saddr, daddr, l4) = match ether {
-        wire::ethertype::IPV4 => {
-            let h: &[u8; 20] = frame.get(l3..l3 + 20)?.try_into().ok()?;
-            // No options, no later fragment.
-            if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0 {
-                return None;
-            }
-            let saddr = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-            let daddr = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-            (h[9], IpAddr::V4(saddr), IpAddr::V4(daddr), l3 + 20)
-        }
-        wire::ethertype::IPV6 => {
-            let h: &[u8; 40] = frame.get(l3..l3 + 40)?.try_into().ok()?;
-            let saddr: [u8; 16] = h[8..24].try_into().ok()?;
-            let daddr: [u8; 16] = h[24..40].try_into().ok()?;
-            (h[6], IpAddr::from(saddr), IpAddr::from(daddr), l3 + 40)
-        }
-        _ => return None,
-    };
-    if !matches!(protocol, proto::TCP | proto::UDP | proto::SCTP) {
-        return None;
+/// The client → virtual key of a parsed TCP, UDP or SCTP packet.
+#[inline(always)]
+fn in_key_of(parsed: &ParsedFrame) -> ConnKey {
+    ConnKey {
+        protocol: parsed.protocol,
+        caddr: parsed.saddr,
+        cport: parsed.sport,
+        vaddr: parsed.daddr,
+        vport: parsed.dport,
     }
-    Some(ConnKey {
-        protocol,
-        caddr: saddr,
-        cport: be16(l4)?,
-        vaddr: daddr,
-        vport: be16(l4 + 2)?,
-    })
 }
 
 /// The connection direction as the forwarding methods name it.
@@ -1572,11 +1604,24 @@ mod tests {
         Engine::new(&config, lab::net_view(1)).expect("engine starts")
     }
 
-    /// The prefetch key of a frame is the key `process_one` looks it up
-    /// by, for every shape `lookup_key` reads; other frames and every
-    /// truncation give `None` without panicking.
+    /// The pipeline's look-ahead hashes the key `process_one` looks a
+    /// frame up by (IPv4 by its own path: the same key and hash as the
+    /// general one); frames that are not looked up (ICMP, truncated) get
+    /// no hashed key, without panicking.
     #[test]
-    fn lookup_key_matches_the_parsed_key_and_refuses_the_rest() {
+    fn hash_ahead_hashes_the_key_process_one_looks_up() {
+        let engine = dr_engine();
+        let look = |frame: &[u8]| {
+            let mut buf = frame.to_vec();
+            let len = buf.len();
+            let packet = Packet {
+                frame: FrameBuf::new(&mut buf, 0, len).expect("frame fits its buffer"),
+                ingress: PortId(0),
+                verdict: Verdict::Pending,
+            };
+            let parsed = wire::parse_frame(packet.frame.frame());
+            engine.hash_ahead(&parsed)
+        };
         let v6 = (
             "2001:db8::7"
                 .parse::<std::net::Ipv6Addr>()
@@ -1603,20 +1648,13 @@ mod tests {
         ];
         for (frame, needed) in frames.iter().zip([38, 42, 58]) {
             let parsed = wire::parse_frame(frame).expect("test frame parses");
-            let key = lookup_key(frame).expect("a key for a TCP/UDP frame");
             assert_eq!(
-                (key.protocol, key.caddr, key.cport, key.vaddr, key.vport),
-                (
-                    parsed.protocol,
-                    parsed.saddr,
-                    parsed.sport,
-                    parsed.daddr,
-                    parsed.dport
-                )
+                look(frame),
+                Some(engine.conns.prefetch_in(&in_key_of(&parsed)))
             );
             // Ethernet (+ VLAN tag) + IP header + both ports.
             for len in 0..needed {
-                assert_eq!(lookup_key(&frame[..len]), None, "truncated to {len}");
+                assert_eq!(look(&frame[..len]), None, "truncated to {len}");
             }
         }
         let icmp = PacketBuilder::new()
@@ -1624,7 +1662,7 @@ mod tests {
             .ipv4(Ipv4Addr::new(203, 0, 113, 7), Ipv4Addr::new(192, 0, 2, 10))
             .icmp(8, 0, 0)
             .build();
-        assert_eq!(lookup_key(&icmp), None);
+        assert_eq!(look(&icmp), None);
     }
 
     fn client_frame(cport: u16, flags: u8) -> Vec<u8> {

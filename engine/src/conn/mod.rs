@@ -45,7 +45,9 @@ use uvs_conf::{ForwardMethod, LocalAddrPool, Timeouts};
 use crate::dest::DestId;
 
 pub use sctp::{sctp_may_create, SctpEvent, SctpState};
-pub use table::{ConnRef, ConnTable, PeListing, PeStats, MAX_BYTES_PER_CONN, MAX_PE_SLOTS};
+pub use table::{
+    ConnRef, ConnTable, InKeyHash, PeListing, PeStats, MAX_BYTES_PER_CONN, MAX_PE_SLOTS,
+};
 pub use tcp::{tcp_may_create, TcpFlags, TcpState, TcpTable};
 
 /// IP protocol number of TCP.

@@ -510,7 +510,7 @@ impl Fields {
 
     /// The forwarding method; the tunnel kind and checksum option are
     /// decoded for tunnel entries only (the packet path asks per packet).
-    #[inline]
+    #[inline(always)]
     pub fn method(&self) -> ForwardMethod {
         match (self.meta & METHOD_MASK) >> METHOD_SHIFT {
             METHOD_TUNNEL => ForwardMethod::Tunnel {
@@ -613,6 +613,29 @@ pub(crate) fn in_index_key(
         } else {
             [c0, c1, v0, v1]
         },
+    }
+}
+
+/// [`in_index_key`] of a connection (not a template) whose client and
+/// virtual addresses are IPv4, given as numbers: the same key, without
+/// the detour through `IpAddr`.
+#[inline(always)]
+pub(crate) fn in_index_key_v4(protocol: u8, client: (u32, u16), virt: (u32, u16)) -> IndexKey {
+    IndexKey {
+        meta: u32::from(protocol),
+        ports: u32::from(client.1) | (u32::from(virt.1) << 16),
+        addrs: [u64::from(client.0), u64::from(virt.0), 0, 0],
+    }
+}
+
+/// [`out_index_key`] of a reply whose addresses are IPv4, given as
+/// numbers: the same key, without the detour through `IpAddr`.
+#[inline(always)]
+pub(crate) fn out_index_key_v4(protocol: u8, real: (u32, u16), peer: (u32, u16)) -> IndexKey {
+    IndexKey {
+        meta: u32::from(protocol),
+        ports: u32::from(real.1) | (u32::from(peer.1) << 16),
+        addrs: [0, u64::from(real.0), 0, u64::from(peer.0)],
     }
 }
 

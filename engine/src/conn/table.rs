@@ -12,10 +12,11 @@ use uvs_conf::{ForwardMethod, Timeouts};
 
 use super::sctp::SctpState;
 use super::slot::{
-    addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, life, lock_bucket,
-    out_index_key, same_gen, tcp_index, touched, unlock_bucket, with_life, with_tcp_index, Fields,
-    Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING, LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL,
-    SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
+    addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, in_index_key_v4, life,
+    lock_bucket, out_index_key, out_index_key_v4, same_gen, tcp_index, touched, unlock_bucket,
+    with_life, with_tcp_index, Fields, Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING,
+    LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL, SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID,
+    ST_NOOUTPUT,
 };
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
@@ -57,6 +58,16 @@ struct Counters {
     expired: AtomicU64,
     template_extensions: AtomicU64,
     lookup_retries_exhausted: AtomicU64,
+}
+
+/// A client → virtual key in the in-index's form with its hash, made
+/// by [`ConnTable::prefetch_in`] and handed to
+/// [`ConnTable::lookup_in_hashed`] so that a pipelined lookup hashes its
+/// key once. Valid for the table that made it only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InKeyHash {
+    key: IndexKey,
+    hash: u64,
 }
 
 /// The connection table. `Send + Sync`; share it with `Arc`.
@@ -295,13 +306,22 @@ impl ConnTable {
         self.find(Link::In, &index_key, now)
     }
 
+    /// [`ConnTable::lookup_in`] of the key [`ConnTable::prefetch_in`] (or
+    /// [`ConnTable::prefetch_in_v4`]) of this table hashed a little
+    /// earlier: the same result, without hashing the key again.
+    #[inline]
+    pub fn lookup_in_hashed(&self, hashed: &InKeyHash, now: Millis) -> Option<ConnRef<'_>> {
+        self.find_hashed(Link::In, &hashed.key, hashed.hash, now)
+    }
+
     /// Hash `key` as [`ConnTable::lookup_in`] would and prefetch its
-    /// bucket of the in-index; returns the hash for
-    /// [`ConnTable::prefetch_in_entry`]. Reads nothing but the key: a
+    /// bucket of the in-index; the key and hash returned serve
+    /// [`ConnTable::prefetch_in_entry`] and
+    /// [`ConnTable::lookup_in_hashed`]. Reads nothing but the key: a
     /// pipelined caller issues it a few packets before the lookup, so
     /// that the bucket's cache miss overlaps other work.
     #[inline]
-    pub fn prefetch_in(&self, key: &ConnKey) -> u64 {
+    pub fn prefetch_in(&self, key: &ConnKey) -> InKeyHash {
         let index_key = in_index_key(
             key.protocol,
             false,
@@ -310,15 +330,33 @@ impl ConnTable {
         );
         let hash = self.hash(&index_key);
         prefetch(self.in_index.bucket(hash));
-        hash
+        InKeyHash {
+            key: index_key,
+            hash,
+        }
     }
 
-    /// Read the in-index bucket of `hash` (best prefetched by
+    /// [`ConnTable::prefetch_in`] for a key whose client and virtual
+    /// addresses are IPv4, given as numbers (`client`, `virt`: address
+    /// and port): the same result, without building the `IpAddr`s.
+    #[inline]
+    pub fn prefetch_in_v4(&self, protocol: u8, client: (u32, u16), virt: (u32, u16)) -> InKeyHash {
+        let index_key = in_index_key_v4(protocol, client, virt);
+        let hash = self.hash(&index_key);
+        prefetch(self.in_index.bucket(hash));
+        InKeyHash {
+            key: index_key,
+            hash,
+        }
+    }
+
+    /// Read the in-index bucket of `hashed` (best prefetched by
     /// [`ConnTable::prefetch_in`] a little earlier) and prefetch the hot
     /// line of its first entry when its tag matches. Only a hint: the
     /// lookup re-reads everything it uses.
     #[inline]
-    pub fn prefetch_in_entry(&self, hash: u64) {
+    pub fn prefetch_in_entry(&self, hashed: &InKeyHash) {
+        let hash = hashed.hash;
         let head = self.in_index.bucket(hash).load(Ordering::Relaxed);
         let first = bucket_first(head);
         if self.tag_matches(first, hash) {
@@ -339,6 +377,22 @@ impl ConnTable {
             key.dport,
         );
         self.find(Link::Out, &index_key, now)
+    }
+
+    /// [`ConnTable::lookup_out`] of a reply whose addresses are IPv4,
+    /// given as numbers (`real`: the real server's address and port,
+    /// `peer`: the client's for NAT, the local address's for full NAT):
+    /// the same result, without building the `IpAddr`s.
+    #[inline]
+    pub fn lookup_out_v4(
+        &self,
+        protocol: u8,
+        real: (u32, u16),
+        peer: (u32, u16),
+        now: Millis,
+    ) -> Option<ConnRef<'_>> {
+        let index_key = out_index_key_v4(protocol, real, peer);
+        self.find_hashed(Link::Out, &index_key, self.hash(&index_key), now)
     }
 
     /// A valid persistence template. A template whose real server was
@@ -1736,7 +1790,7 @@ impl<'t> ConnRef<'t> {
     }
 
     /// The forwarding method (fixed for the connection's life).
-    #[inline]
+    #[inline(always)]
     pub fn method(&self) -> ForwardMethod {
         self.fields.method()
     }
@@ -2161,6 +2215,91 @@ mod tests {
                 }
             }
             assert_eq!(table.link_index(NIL), None);
+        }
+    }
+
+    /// A lookup of a prefetched key finds what `lookup_in` finds (and
+    /// misses what it misses); the IPv4 prefetch key equals the general
+    /// one.
+    #[test]
+    fn lookup_in_hashed_finds_what_lookup_in_finds() {
+        let (table, dest) = table(64);
+        for cport in 1..=20 {
+            table
+                .insert(&new_conn(cport, dest, ForwardMethod::Dr), Millis(0))
+                .expect("insert");
+        }
+        for cport in 1..=24 {
+            let key = new_conn(cport, dest, ForwardMethod::Dr).key;
+            let hashed = table.prefetch_in(&key);
+            let v4 = table.prefetch_in_v4(
+                IPPROTO_TCP,
+                (u32::from(Ipv4Addr::new(10, 0, 0, 1)), cport),
+                (u32::from(Ipv4Addr::new(192, 0, 2, 10)), 80),
+            );
+            assert_eq!(hashed, v4);
+            let expected = table.lookup_in(&key, Millis(1)).map(|c| c.index);
+            assert_eq!(expected.is_some(), cport <= 20);
+            let found = table.lookup_in_hashed(&hashed, Millis(1));
+            assert_eq!(found.map(|c| c.index), expected, "{cport}");
+        }
+    }
+
+    /// The IPv4 reply lookup finds what `lookup_out` finds (NAT and full
+    /// NAT replies) and misses what it misses.
+    #[test]
+    fn lookup_out_v4_finds_what_lookup_out_finds() {
+        let pool = uvs_conf::LocalAddrPool {
+            addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))],
+            ..Default::default()
+        };
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let table = ConnTable::new(
+            ConnTableConfig {
+                capacity: 64,
+                fullnat_pool: pool,
+                ..ConnTableConfig::default()
+            },
+            registry,
+        );
+        let mut replies = Vec::new();
+        for cport in 1..=10 {
+            let method = if cport % 2 == 0 {
+                ForwardMethod::Nat
+            } else {
+                ForwardMethod::FullNat
+            };
+            let conn = table
+                .insert(&new_conn(cport, dest, method), Millis(0))
+                .expect("insert");
+            let ends = conn.endpoints();
+            let peer = ends.local.unwrap_or(ends.client);
+            replies.push(ReplyKey {
+                protocol: IPPROTO_TCP,
+                raddr: ends.real_server.ip(),
+                rport: ends.real_server.port(),
+                daddr: peer.ip(),
+                dport: peer.port(),
+            });
+        }
+        let v4 = |addr: IpAddr| match addr {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(_) => panic!("IPv4 test addresses"),
+        };
+        let mut missing = replies[0];
+        missing.dport = missing.dport.wrapping_add(1);
+        replies.push(missing);
+        for (i, key) in replies.iter().enumerate() {
+            let expected = table.lookup_out(key, Millis(1)).map(|c| c.index);
+            assert_eq!(expected.is_some(), i < 10);
+            let found = table.lookup_out_v4(
+                key.protocol,
+                (v4(key.raddr), key.rport),
+                (v4(key.daddr), key.dport),
+                Millis(1),
+            );
+            assert_eq!(found.map(|c| c.index), expected, "{key:?}");
         }
     }
 

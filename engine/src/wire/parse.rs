@@ -154,7 +154,7 @@ fn be16<const N: usize>(bytes: &[u8; N], at: usize) -> u16 {
 
 /// The fast path of [`parse_frame`]: `None` for anything it does not
 /// handle (the full parser then decides, errors included).
-#[inline]
+#[inline(always)]
 fn parse_common(frame: &[u8]) -> Option<ParsedFrame> {
     let outer: &[u8; 18] = frame.get(..18)?.try_into().ok()?;
     let (l3, ether, vlan) = if be16(outer, 12) == ethertype::VLAN {

@@ -56,11 +56,13 @@ impl<'a> FrameBuf<'a> {
     }
 
     /// The frame's bytes.
+    #[inline]
     pub fn frame(&self) -> &[u8] {
         &self.buf[self.start..self.start + self.len]
     }
 
     /// The frame's bytes, writable.
+    #[inline]
     pub fn frame_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.start + self.len]
     }
@@ -235,6 +237,7 @@ impl From<WireError> for XmitError {
 /// it, so the methods' slicing cannot fail even if the engine passes a
 /// stale parse) and drop Ethernet padding so the frame ends where the
 /// IP packet does.
+#[inline]
 pub(crate) fn trim_padding(frame: &mut FrameBuf, parsed: &ParsedFrame) -> Result<(), XmitError> {
     if parsed.network == Network::Arp {
         return Err(XmitError::NotIp);
