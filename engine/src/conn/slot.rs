@@ -458,6 +458,26 @@ impl Fields {
         }
     }
 
+    /// Client, virtual, real server and local address and port, if the
+    /// entry has a local address and every address is IPv4 (one test of
+    /// the meta word, then the low words as they are stored).
+    #[inline(always)]
+    pub fn fullnat_v4(&self) -> Option<[(Ipv4Addr, u16); 4]> {
+        if self.meta & (META_ANY_V6 | META_LOCAL) != META_LOCAL {
+            return None;
+        }
+        let (a, p) = (&self.addrs, self.ports);
+        // The low 32 bits of an IPv4 entry's address word hold the
+        // address; truncation is the point.
+        let v4 = |word: u64| Ipv4Addr::from(word as u32);
+        Some([
+            (v4(a[1]), p as u16),
+            (v4(a[3]), (p >> 16) as u16),
+            (v4(a[5]), (p >> 32) as u16),
+            (v4(a[7]), (p >> 48) as u16),
+        ])
+    }
+
     pub fn protocol(&self) -> u8 {
         (self.meta & META_PROTOCOL_MASK) as u8
     }

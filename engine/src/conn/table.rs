@@ -3,7 +3,7 @@
 //! the promises this file keeps.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -20,8 +20,8 @@ use super::slot::{
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
     ConnEndpoints, ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats,
-    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_SCTP,
-    IPPROTO_TCP, IPPROTO_UDP, TEMPLATE_CONTROL_EXTENSION_SECS,
+    Direction, FullNatEndsV4, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey,
+    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
 use crate::time::Millis;
@@ -1781,6 +1781,21 @@ impl<'t> ConnRef<'t> {
             real_server: SocketAddr::new(daddr, dport),
             local: f.local().map(|(addr, port)| SocketAddr::new(addr, port)),
         }
+    }
+
+    /// A full-NAT connection's four endpoints when all are IPv4, read
+    /// straight from the entry's words (no [`SocketAddr`] built); `None`
+    /// for any other connection (then use [`endpoints`](ConnRef::endpoints)).
+    #[inline(always)]
+    pub fn fullnat_v4(&self) -> Option<FullNatEndsV4> {
+        let [(caddr, cport), (vaddr, vport), (daddr, dport), (laddr, lport)] =
+            self.fields.fullnat_v4()?;
+        Some(FullNatEndsV4 {
+            client: SocketAddrV4::new(caddr, cport),
+            virtual_service: SocketAddrV4::new(vaddr, vport),
+            real_server: SocketAddrV4::new(daddr, dport),
+            local: SocketAddrV4::new(laddr, lport),
+        })
     }
 
     fn assure_template(&self, slot: Slot<'_>) {
