@@ -405,6 +405,7 @@ impl Fields {
             | (method_code << METHOD_SHIFT)
             | (tun_code << TUN_SHIFT)
             | (csum_code << CSUM_SHIFT);
+        // Each flag set without a branch (a bool is 0 or 1).
         for (flag, on) in [
             (META_TEMPLATE, template),
             (META_C_V6, c6),
@@ -413,9 +414,7 @@ impl Fields {
             (META_L_V6, l6),
             (META_LOCAL, local.is_some()),
         ] {
-            if on {
-                meta |= flag;
-            }
+            meta |= flag * u32::from(on);
         }
         let fourth_port = if local.is_some() { lport } else { extra_port };
         let ports = u64::from(client.1)
