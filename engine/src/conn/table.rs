@@ -1052,9 +1052,11 @@ impl ConnTable {
 
         // Link into the in-index unless a live entry has the key (the
         // local address and port are not part of it: `in_hash` holds).
+        // An empty chain (the common case) needs no walk.
         let bucket = self.in_index.bucket(in_hash);
         let head = lock_bucket(bucket);
-        if self.chain_has_live(Link::In, bucket_first(head), &in_key, in_hash, None, now) {
+        let first = bucket_first(head);
+        if first != NIL && self.chain_has_live(Link::In, first, &in_key, in_hash, None, now) {
             unlock_bucket(bucket, bucket_first(head), bucket_version(head));
             if out_indexed {
                 self.unlink(Link::Out, index, &fields.out_key());
@@ -1180,8 +1182,11 @@ impl ConnTable {
             let out_hash = self.hash(&out_key);
             let bucket = self.out_index.bucket(out_hash);
             let head = lock_bucket(bucket);
-            // Any live holder of the tuple, even past its deadline, keeps it.
-            if self.chain_has_live(Link::Out, bucket_first(head), &out_key, out_hash, None, now) {
+            // Any live holder of the tuple, even past its deadline, keeps it
+            // (an empty chain has none: no walk).
+            let first = bucket_first(head);
+            if first != NIL && self.chain_has_live(Link::Out, first, &out_key, out_hash, None, now)
+            {
                 unlock_bucket(bucket, bucket_first(head), bucket_version(head));
                 continue;
             }
