@@ -2185,6 +2185,58 @@ mod tests {
     }
 
     #[test]
+    fn fullnat_v4_reads_the_endpoints_of_all_ipv4_full_nat_connections_only() {
+        let pool = uvs_conf::LocalAddrPool {
+            addrs: vec![
+                IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1)),
+                "2001:db8:9::1".parse().expect("address"),
+            ],
+            ..Default::default()
+        };
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let table = ConnTable::new(
+            ConnTableConfig {
+                capacity: 16,
+                fullnat_pool: pool,
+                ..ConnTableConfig::default()
+            },
+            registry,
+        );
+        let v6_real: IpAddr = "2001:db8:1::2".parse().expect("address");
+        for (cport, method, daddr) in [
+            (1, ForwardMethod::Dr, None),
+            (2, ForwardMethod::Nat, None),
+            (3, ForwardMethod::FullNat, None),
+            (4, ForwardMethod::FullNat, Some(v6_real)),
+        ] {
+            let mut new = new_conn(cport, dest, method);
+            if let Some(daddr) = daddr {
+                new.daddr = daddr;
+            }
+            let inserted = table.insert(&new, Millis(0)).expect("insert");
+            // As inserted and as a lookup reads it back (the compact entry).
+            let found = table.lookup_in(&new.key, Millis(0)).expect("found");
+            for conn in [inserted, found] {
+                let ends = conn.endpoints();
+                let all_v4 = method == ForwardMethod::FullNat && daddr.is_none();
+                match conn.fullnat_v4() {
+                    Some(v4) => {
+                        assert!(all_v4, "{method:?} {daddr:?}");
+                        assert_eq!(SocketAddr::V4(v4.client), ends.client);
+                        assert_eq!(SocketAddr::V4(v4.virtual_service), ends.virtual_service);
+                        assert_eq!(SocketAddr::V4(v4.real_server), ends.real_server);
+                        assert_eq!(Some(SocketAddr::V4(v4.local)), ends.local);
+                        assert_eq!(v4.real_server.port(), 8080);
+                        assert_eq!(*v4.local.ip(), Ipv4Addr::new(10, 9, 0, 1));
+                    }
+                    None => assert!(!all_v4, "{method:?} {daddr:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
     fn lean_accessors_agree_with_info() {
         let pool = uvs_conf::LocalAddrPool {
             addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))],
