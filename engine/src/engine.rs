@@ -809,7 +809,7 @@ impl Engine {
             PacketOutcome::DropNoDest { .. } => return Verdict::Drop(DropReason::DestGone),
             PacketOutcome::Gone => return Verdict::Drop(DropReason::NoConnection),
         }
-        if dest.method == ForwardMethod::Dr {
+        if matches!(dest.method, ForwardMethod::Dr) {
             return self.transmit_dr(
                 worker,
                 stats,
@@ -821,7 +821,7 @@ impl Engine {
                 &conn,
             );
         }
-        if dest.method == ForwardMethod::Nat {
+        if matches!(dest.method, ForwardMethod::Nat) {
             return self.transmit_nat(
                 worker,
                 stats,
@@ -848,7 +848,7 @@ impl Engine {
                 (kind, csum),
             );
         }
-        if dest.method == ForwardMethod::FullNat {
+        if matches!(dest.method, ForwardMethod::FullNat) {
             // The connection's first packet opens it: TOA for TCP.
             return self.transmit_fullnat(
                 worker,
