@@ -1192,27 +1192,25 @@ impl Engine {
             direction,
             u64::from(parsed.ip_len),
         );
-        let ends = conn.endpoints();
-        let hop = match self.hop_to(worker, net, peer_of(&ends, direction)) {
-            Ok(hop) => hop,
-            Err(verdict) => return verdict,
-        };
-        // An IPv4 connection: the fast path's few parameters straight from
-        // it (the frame is left untouched when it needs the general path).
-        use std::net::SocketAddr::V4;
-        if let (V4(real), Some(V4(local)), V4(client), V4(vs)) = (
-            ends.real_server,
-            ends.local,
-            ends.client,
-            ends.virtual_service,
-        ) {
+        // An all-IPv4 connection: the fast path's few parameters read
+        // straight from the entry (the frame is left untouched when it
+        // needs the general path).
+        if let Some(ends) = conn.fullnat_v4() {
             let inbound = direction == Direction::Input;
-            let (src, dst) = if inbound { (local, real) } else { (vs, client) };
+            let (src, dst) = if inbound {
+                (ends.local, ends.real_server)
+            } else {
+                (ends.virtual_service, ends.client)
+            };
+            let hop = match self.hop_to(worker, net, IpAddr::V4(*dst.ip())) {
+                Ok(hop) => hop,
+                Err(verdict) => return verdict,
+            };
             let v4 = xmit::fullnat::FullNatV4 {
                 inbound,
                 src,
                 dst,
-                client,
+                client: ends.client,
                 director_mac: hop.src_mac,
                 next_hop_mac: hop.dst_mac,
                 mtu: hop.mtu,
@@ -1221,7 +1219,38 @@ impl Engine {
             if xmit::fullnat::xmit_v4(&mut packet.frame, parsed, &v4) {
                 return Verdict::Forward(hop.port);
             }
+            return self.transmit_fullnat_general(
+                worker, net, packet, parsed, conn, direction, insert_toa, hop,
+            );
         }
+        let ends = conn.endpoints();
+        let hop = match self.hop_to(worker, net, peer_of(&ends, direction)) {
+            Ok(hop) => hop,
+            Err(verdict) => return verdict,
+        };
+        self.transmit_fullnat_general(
+            worker, net, packet, parsed, conn, direction, insert_toa, hop,
+        )
+    }
+
+    /// [`transmit_fullnat`](Engine::transmit_fullnat) for the packets the
+    /// IPv4 fast path leaves alone: [`xmit::fullnat::xmit_to`] with the
+    /// connection's decoded endpoints, toward `hop`. Out of line, so that
+    /// the fast path stays compact.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn transmit_fullnat_general(
+        &self,
+        worker: &mut Worker,
+        net: &NetView,
+        packet: &mut Packet<'_>,
+        parsed: &ParsedFrame,
+        conn: &ConnRef<'_>,
+        direction: Direction,
+        insert_toa: bool,
+        hop: NextHop,
+    ) -> Verdict {
+        let ends = conn.endpoints();
         let params = xmit::fullnat::FullNatParams {
             direction: xmit_direction(direction),
             real_server: ends.real_server,

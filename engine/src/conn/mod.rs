@@ -38,7 +38,7 @@ mod storage;
 mod table;
 pub mod tcp;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
 use uvs_conf::{ForwardMethod, LocalAddrPool, Timeouts};
 
@@ -235,6 +235,21 @@ pub struct ConnEndpoints {
     pub real_server: SocketAddr,
     /// Full NAT: the local address and port the real server sees.
     pub local: Option<SocketAddr>,
+}
+
+/// A full-NAT connection's endpoints when all four are IPv4 (what
+/// [`ConnRef::fullnat_v4`] reads): the full-NAT fast path's parameters
+/// without the [`SocketAddr`] decoding of [`ConnEndpoints`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullNatEndsV4 {
+    /// Client address and port.
+    pub client: SocketAddrV4,
+    /// Virtual service address and port.
+    pub virtual_service: SocketAddrV4,
+    /// Real server address and port.
+    pub real_server: SocketAddrV4,
+    /// The local address and port the real server sees.
+    pub local: SocketAddrV4,
 }
 
 impl From<&ConnInfo> for ConnEndpoints {

@@ -405,6 +405,7 @@ impl Fields {
             | (method_code << METHOD_SHIFT)
             | (tun_code << TUN_SHIFT)
             | (csum_code << CSUM_SHIFT);
+        // Each flag set without a branch (a bool is 0 or 1).
         for (flag, on) in [
             (META_TEMPLATE, template),
             (META_C_V6, c6),
@@ -413,9 +414,7 @@ impl Fields {
             (META_L_V6, l6),
             (META_LOCAL, local.is_some()),
         ] {
-            if on {
-                meta |= flag;
-            }
+            meta |= flag * u32::from(on);
         }
         let fourth_port = if local.is_some() { lport } else { extra_port };
         let ports = u64::from(client.1)
@@ -456,6 +455,26 @@ impl Fields {
             dest: self.dest,
             aux: self.aux,
         }
+    }
+
+    /// Client, virtual, real server and local address and port, if the
+    /// entry has a local address and every address is IPv4 (one test of
+    /// the meta word, then the low words as they are stored).
+    #[inline(always)]
+    pub fn fullnat_v4(&self) -> Option<[(Ipv4Addr, u16); 4]> {
+        if self.meta & (META_ANY_V6 | META_LOCAL) != META_LOCAL {
+            return None;
+        }
+        let (a, p) = (&self.addrs, self.ports);
+        // The low 32 bits of an IPv4 entry's address word hold the
+        // address; truncation is the point.
+        let v4 = |word: u64| Ipv4Addr::from(word as u32);
+        Some([
+            (v4(a[1]), p as u16),
+            (v4(a[3]), (p >> 16) as u16),
+            (v4(a[5]), (p >> 32) as u16),
+            (v4(a[7]), (p >> 48) as u16),
+        ])
     }
 
     pub fn protocol(&self) -> u8 {

@@ -3,7 +3,7 @@
 //! the promises this file keeps.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -21,8 +21,8 @@ use super::slot::{
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
     ConnEndpoints, ConnInfo, ConnKey, ConnListing, ConnState, ConnTableConfig, ConnTableStats,
-    Direction, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey, IPPROTO_SCTP,
-    IPPROTO_TCP, IPPROTO_UDP, TEMPLATE_CONTROL_EXTENSION_SECS,
+    Direction, FullNatEndsV4, InsertError, NewConn, PacketOutcome, ReplyKey, TemplateKey,
+    IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
 use crate::time::Millis;
@@ -1106,9 +1106,11 @@ impl ConnTable {
 
         // Link into the in-index unless a live entry has the key (the
         // local address and port are not part of it: `in_hash` holds).
+        // An empty chain (the common case) needs no walk.
         let bucket = self.in_index.bucket(in_hash);
         let head = lock_bucket(bucket);
-        if self.chain_has_live(Link::In, bucket_first(head), &in_key, in_hash, None, now) {
+        let first = bucket_first(head);
+        if first != NIL && self.chain_has_live(Link::In, first, &in_key, in_hash, None, now) {
             unlock_bucket(bucket, bucket_first(head), bucket_version(head));
             if out_indexed {
                 self.unlink(Link::Out, index, &fields.out_key());
@@ -1234,8 +1236,11 @@ impl ConnTable {
             let out_hash = self.hash(&out_key);
             let bucket = self.out_index.bucket(out_hash);
             let head = lock_bucket(bucket);
-            // Any live holder of the tuple, even past its deadline, keeps it.
-            if self.chain_has_live(Link::Out, bucket_first(head), &out_key, out_hash, None, now) {
+            // Any live holder of the tuple, even past its deadline, keeps it
+            // (an empty chain has none: no walk).
+            let first = bucket_first(head);
+            if first != NIL && self.chain_has_live(Link::Out, first, &out_key, out_hash, None, now)
+            {
                 unlock_bucket(bucket, bucket_first(head), bucket_version(head));
                 continue;
             }
@@ -1837,6 +1842,21 @@ impl<'t> ConnRef<'t> {
         }
     }
 
+    /// A full-NAT connection's four endpoints when all are IPv4, read
+    /// straight from the entry's words (no [`SocketAddr`] built); `None`
+    /// for any other connection (then use [`endpoints`](ConnRef::endpoints)).
+    #[inline(always)]
+    pub fn fullnat_v4(&self) -> Option<FullNatEndsV4> {
+        let [(caddr, cport), (vaddr, vport), (daddr, dport), (laddr, lport)] =
+            self.fields.fullnat_v4()?;
+        Some(FullNatEndsV4 {
+            client: SocketAddrV4::new(caddr, cport),
+            virtual_service: SocketAddrV4::new(vaddr, vport),
+            real_server: SocketAddrV4::new(daddr, dport),
+            local: SocketAddrV4::new(laddr, lport),
+        })
+    }
+
     fn assure_template(&self, slot: Slot<'_>) {
         let control = slot.cold.control.load(Ordering::Relaxed);
         if let Some(template) = control.checked_sub(1).and_then(|t| self.table.slot(t)) {
@@ -2300,6 +2320,58 @@ mod tests {
                 Millis(1),
             );
             assert_eq!(found.map(|c| c.index), expected, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn fullnat_v4_reads_the_endpoints_of_all_ipv4_full_nat_connections_only() {
+        let pool = uvs_conf::LocalAddrPool {
+            addrs: vec![
+                IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1)),
+                "2001:db8:9::1".parse().expect("address"),
+            ],
+            ..Default::default()
+        };
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let table = ConnTable::new(
+            ConnTableConfig {
+                capacity: 16,
+                fullnat_pool: pool,
+                ..ConnTableConfig::default()
+            },
+            registry,
+        );
+        let v6_real: IpAddr = "2001:db8:1::2".parse().expect("address");
+        for (cport, method, daddr) in [
+            (1, ForwardMethod::Dr, None),
+            (2, ForwardMethod::Nat, None),
+            (3, ForwardMethod::FullNat, None),
+            (4, ForwardMethod::FullNat, Some(v6_real)),
+        ] {
+            let mut new = new_conn(cport, dest, method);
+            if let Some(daddr) = daddr {
+                new.daddr = daddr;
+            }
+            let inserted = table.insert(&new, Millis(0)).expect("insert");
+            // As inserted and as a lookup reads it back (the compact entry).
+            let found = table.lookup_in(&new.key, Millis(0)).expect("found");
+            for conn in [inserted, found] {
+                let ends = conn.endpoints();
+                let all_v4 = method == ForwardMethod::FullNat && daddr.is_none();
+                match conn.fullnat_v4() {
+                    Some(v4) => {
+                        assert!(all_v4, "{method:?} {daddr:?}");
+                        assert_eq!(SocketAddr::V4(v4.client), ends.client);
+                        assert_eq!(SocketAddr::V4(v4.virtual_service), ends.virtual_service);
+                        assert_eq!(SocketAddr::V4(v4.real_server), ends.real_server);
+                        assert_eq!(Some(SocketAddr::V4(v4.local)), ends.local);
+                        assert_eq!(v4.real_server.port(), 8080);
+                        assert_eq!(*v4.local.ip(), Ipv4Addr::new(10, 9, 0, 1));
+                    }
+                    None => assert!(!all_v4, "{method:?} {daddr:?}"),
+                }
+            }
         }
     }
 
