@@ -605,10 +605,11 @@ impl Engine {
             };
         }
         let flags = tcp_flags(parsed);
-        let in_key = in_key_of(parsed);
+        // The key itself is built only where used (it copies both
+        // addresses): the look-ahead has already hashed it.
         let found = match hashed {
             Some(hashed) => self.conns.lookup_in_hashed(hashed, now),
-            None => self.conns.lookup_in(&in_key, now),
+            None => self.conns.lookup_in(&in_key_of(parsed), now),
         };
         if let Some(conn) = found {
             let new_conn = match flags {
@@ -682,7 +683,16 @@ impl Engine {
             return Verdict::Drop(DropReason::NoConnection);
         }
         self.new_connection(
-            worker, stats, snapshot, service, net, packet, parsed, in_key, flags, now,
+            worker,
+            stats,
+            snapshot,
+            service,
+            net,
+            packet,
+            parsed,
+            in_key_of(parsed),
+            flags,
+            now,
         )
     }
 
