@@ -1644,8 +1644,71 @@ impl<'t> ConnRef<'t> {
 
     /// [`on_packet`](ConnRef::on_packet), also saying whether this packet
     /// moved the connection from SYN_RECV to ESTABLISHED (the client's
-    /// ACK that opens it for the real server).
+    /// ACK that opens it for the real server). Inlined: an established
+    /// connection's plain ACK (the common packet) is handled in line by
+    /// [`established_ack`](ConnRef::established_ack); every other packet
+    /// takes the full step out of line.
+    #[inline(always)]
     pub fn on_packet_opening(
+        &self,
+        dir: Direction,
+        tcp_flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> (PacketOutcome, bool) {
+        match self.established_ack(dir, tcp_flags, now) {
+            Some(outcome) => (outcome, false),
+            None => self.on_packet_opening_step(dir, tcp_flags, now),
+        }
+    }
+
+    /// The plain ACK of an established TCP connection whose real server is
+    /// available (what `packet_step` does first): re-arm the timer, touch
+    /// the state word, forward. `None` when the packet is anything else or
+    /// the state word changed under it; the caller then runs the full step
+    /// (which reads the state word afresh), so the outcome is the same.
+    #[inline(always)]
+    fn established_ack(
+        &self,
+        dir: Direction,
+        tcp_flags: Option<TcpFlags>,
+        now: Millis,
+    ) -> Option<PacketOutcome> {
+        if self.fields.protocol() != IPPROTO_TCP
+            || !tcp_flags.is_some_and(|f| f.ack && !f.syn && !f.fin && !f.rst)
+        {
+            return None;
+        }
+        let table = self.table;
+        let slot = table.slot(self.index)?;
+        let old = slot.state.load(Ordering::SeqCst);
+        if life(old) != LIFE_LIVE
+            || !same_gen(old, self.seq)
+            || self.fields.is_template()
+            || tcp_index(old) != TcpState::Established as u32
+            || (dir != Direction::Input && old & ST_NOOUTPUT != 0)
+            || !table
+                .dests
+                .counters(self.dest())
+                .is_some_and(DestCounters::is_available_flag)
+        {
+            return None;
+        }
+        let timeout = table.tcp_timeout.load(Ordering::Relaxed);
+        slot.expires
+            .store(now.plus_secs(timeout).0, Ordering::Release);
+        slot.state
+            .compare_exchange(old, touched(old), Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        Some(PacketOutcome::Forward {
+            state: ConnState::Tcp(TcpState::Established),
+            timeout_secs: timeout,
+        })
+    }
+
+    /// [`on_packet_opening`](ConnRef::on_packet_opening) for every packet
+    /// but an established connection's plain ACK: the full state step.
+    #[inline(never)]
+    fn on_packet_opening_step(
         &self,
         dir: Direction,
         tcp_flags: Option<TcpFlags>,

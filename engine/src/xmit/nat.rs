@@ -65,7 +65,7 @@ pub struct NatParams {
 }
 
 /// [`xmit`] given only what the method reads.
-#[inline]
+#[inline(always)]
 pub fn xmit_to(
     frame: &mut FrameBuf,
     parsed: &ParsedFrame,
