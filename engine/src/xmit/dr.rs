@@ -161,13 +161,7 @@ mod tests {
     /// fragments.
     #[test]
     fn one_pass_ipv4_path_writes_what_the_general_path_writes() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xmit::test_rng(0x9e37_79b9_7f4a_7c15_u64);
         let mut fast_taken = 0;
         for case in 0..3000u32 {
             let r = next();

@@ -803,6 +803,18 @@ pub(crate) fn same_family(a: IpAddr, b: IpAddr) -> Result<(), XmitError> {
     }
 }
 
+/// A xorshift64 generator from `seed`: the one-pass paths' tests draw
+/// their frame variations from it (repeatable, no dependency).
+#[cfg(test)]
+pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;

@@ -242,13 +242,7 @@ mod tests {
         let client = Ipv4Addr::new(203, 0, 113, 7);
         let vip = Ipv4Addr::new(192, 0, 2, 10);
         let rs = Ipv4Addr::new(10, 1, 0, 2);
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xmit::test_rng(0x2545_f491_4f6c_dd1d_u64);
         let mut fast_taken = 0;
         for case in 0..4000u32 {
             let r = next();
