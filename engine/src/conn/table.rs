@@ -2110,6 +2110,21 @@ mod tests {
         (ConnTable::new(config, registry), dest)
     }
 
+    /// A table whose full-NAT pool holds `local_addrs`, and a destination.
+    fn fullnat_table(capacity: u32, local_addrs: Vec<IpAddr>) -> (ConnTable, DestId) {
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let config = ConnTableConfig {
+            capacity,
+            fullnat_pool: uvs_conf::LocalAddrPool {
+                addrs: local_addrs,
+                ..Default::default()
+            },
+            ..ConnTableConfig::default()
+        };
+        (ConnTable::new(config, registry), dest)
+    }
+
     fn new_conn<'a>(cport: u16, dest: DestId, method: ForwardMethod) -> NewConn<'a> {
         NewConn {
             key: ConnKey {
@@ -2332,20 +2347,7 @@ mod tests {
     /// NAT replies) and misses what it misses.
     #[test]
     fn lookup_out_v4_finds_what_lookup_out_finds() {
-        let pool = uvs_conf::LocalAddrPool {
-            addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))],
-            ..Default::default()
-        };
-        let registry = Arc::new(DestRegistry::new(4));
-        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
-        let table = ConnTable::new(
-            ConnTableConfig {
-                capacity: 64,
-                fullnat_pool: pool,
-                ..ConnTableConfig::default()
-            },
-            registry,
-        );
+        let (table, dest) = fullnat_table(64, vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))]);
         let mut replies = Vec::new();
         for cport in 1..=10 {
             let method = if cport % 2 == 0 {
@@ -2388,22 +2390,12 @@ mod tests {
 
     #[test]
     fn fullnat_v4_reads_the_endpoints_of_all_ipv4_full_nat_connections_only() {
-        let pool = uvs_conf::LocalAddrPool {
-            addrs: vec![
+        let (table, dest) = fullnat_table(
+            16,
+            vec![
                 IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1)),
                 "2001:db8:9::1".parse().expect("address"),
             ],
-            ..Default::default()
-        };
-        let registry = Arc::new(DestRegistry::new(4));
-        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
-        let table = ConnTable::new(
-            ConnTableConfig {
-                capacity: 16,
-                fullnat_pool: pool,
-                ..ConnTableConfig::default()
-            },
-            registry,
         );
         let v6_real: IpAddr = "2001:db8:1::2".parse().expect("address");
         for (cport, method, daddr) in [
@@ -2440,20 +2432,7 @@ mod tests {
 
     #[test]
     fn lean_accessors_agree_with_info() {
-        let pool = uvs_conf::LocalAddrPool {
-            addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))],
-            ..Default::default()
-        };
-        let registry = Arc::new(DestRegistry::new(4));
-        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
-        let table = ConnTable::new(
-            ConnTableConfig {
-                capacity: 16,
-                fullnat_pool: pool,
-                ..ConnTableConfig::default()
-            },
-            registry,
-        );
+        let (table, dest) = fullnat_table(16, vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))]);
         for (cport, method) in [
             (1, ForwardMethod::Dr),
             (2, ForwardMethod::Nat),
