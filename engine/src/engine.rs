@@ -24,7 +24,7 @@ use uvs_conf::{Config, ForwardMethod, Timeouts};
 use crate::conn::{
     sctp_may_create, tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable,
     ConnTableConfig, Direction, InKeyHash, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags,
-    TemplateKey,
+    TemplateKey, SWEEP_MAX_PER_CALL,
 };
 use crate::dest::{Dest, DestId, DestRegistry};
 use crate::route::{NeighbourMisses, NetView, NextHop, PortId, RouteError};
@@ -42,9 +42,6 @@ const ENTRY_AHEAD: usize = 2;
 /// Hashes remembered by the prefetch pipeline (a power of two above
 /// `BUCKET_AHEAD`).
 const PREFETCH_RING: usize = 8;
-
-/// Connection-table slots examined for expiry after each batch.
-pub const SWEEP_BUDGET_PER_BATCH: usize = 64;
 
 /// Most real servers alive at once (including deleted ones that still
 /// have connections).
@@ -480,6 +477,16 @@ impl Engine {
         self.snapshot.load().timeouts
     }
 
+    /// The clock's work with no batch to carry it: the connection
+    /// expiry owed for the time elapsed ([`ConnTable::expire_due`],
+    /// unbounded). I/O backends call it when they wake without traffic
+    /// and after a batch that left no backlog, so that connections
+    /// expire on time however little traffic arrives. Returns the
+    /// entries expired.
+    pub fn tick(&self, now: Millis) -> usize {
+        self.conns.expire_due(now, usize::MAX)
+    }
+
     /// Decide, rewrite and route every frame of `batch`. `now` is read
     /// once per batch by the caller.
     pub fn process(&self, worker: &mut Worker, batch: &mut [Packet<'_>], now: Millis) {
@@ -538,7 +545,9 @@ impl Engine {
             packet.verdict = verdict;
         }
         stats.flush(&self.dests);
-        self.conns.expire_step(now, SWEEP_BUDGET_PER_BATCH);
+        // Expiry paced by the clock, not by the packets: after most
+        // batches nothing is owed.
+        self.conns.expire_due(now, SWEEP_MAX_PER_CALL);
         worker.flush(&self.counters);
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use uvs_conf::{ForwardMethod, LocalAddrPool};
 use uvs_engine::conn::{
     ConnKey, ConnListing, ConnState, ConnTable, ConnTableConfig, Direction, InsertError, NewConn,
-    PacketOutcome, ReplyKey, TcpFlags, TcpState, TemplateKey,
+    PacketOutcome, ReplyKey, TcpFlags, TcpState, TemplateKey, SWEEP_PERIOD_MS,
 };
 use uvs_engine::dest::{DestId, DestRegistry};
 use uvs_engine::time::Millis;
@@ -222,6 +222,59 @@ fn expired_entry_is_absent_before_any_sweep() {
         .insert(&conn(key(17, 1), dest, ForwardMethod::Nat), Millis(300_000))
         .expect("reinsert over an expired entry");
     assert!(table.lookup_in(&key(17, 1), Millis(300_001)).is_some());
+}
+
+/// A table of `capacity` filled with TCP connections opened at
+/// `opened` (no packet yet: due 2 s later).
+fn full_table(capacity: u16) -> (Arc<DestRegistry>, ConnTable, DestId) {
+    let (registry, table, dest) = table_with(config(u32::from(capacity)));
+    fill(&table, dest, 0, capacity, Millis(0));
+    (registry, table, dest)
+}
+
+fn fill(table: &ConnTable, dest: DestId, first_port: u16, count: u16, opened: Millis) {
+    for port in first_port..first_port + count {
+        table
+            .insert(&conn(key(6, port), dest, ForwardMethod::Nat), opened)
+            .expect("insert");
+    }
+}
+
+#[test]
+fn expire_due_visits_the_table_once_per_period_whatever_the_call_rate() {
+    let (_registry, table, _dest) = full_table(1024);
+    // Every entry is due (2 s after Millis(0)). The first call only
+    // starts the clock.
+    let start = Millis(5_000);
+    assert_eq!(table.expire_due(start, usize::MAX), 0);
+    assert_eq!(table.len(), 1024);
+    // Half a period later half of the table is owed.
+    let half = Millis(start.0 + SWEEP_PERIOD_MS / 2);
+    assert_eq!(table.expire_due(half, usize::MAX), 512);
+    // Calling again at the same instant owes nothing.
+    assert_eq!(table.expire_due(half, usize::MAX), 0);
+    // A bound per call leaves the rest owed to the next call.
+    let full = Millis(start.0 + SWEEP_PERIOD_MS);
+    assert_eq!(table.expire_due(full, 100), 100);
+    assert_eq!(table.expire_due(full, usize::MAX), 412);
+    assert!(table.is_empty());
+    assert_eq!(table.stats().expired, 1024);
+}
+
+#[test]
+fn expire_due_after_an_idle_stretch_owes_one_pass_not_one_per_period() {
+    let (_registry, table, dest) = full_table(1024);
+    let start = Millis(5_000);
+    assert_eq!(table.expire_due(start, usize::MAX), 0);
+    // A hundred periods without a call: one pass expires everything.
+    let late = Millis(start.0 + 100 * SWEEP_PERIOD_MS);
+    assert_eq!(table.expire_due(late, usize::MAX), 1024);
+    // Refill with entries already due. A quarter period later a quarter
+    // of the table is owed, not the 99 passes the idle stretch skipped.
+    fill(&table, dest, 2000, 1024, Millis(late.0 - 2_000));
+    let later = Millis(late.0 + SWEEP_PERIOD_MS / 4);
+    assert_eq!(table.expire_due(later, usize::MAX), 256);
+    assert_eq!(table.len(), 768);
 }
 
 #[test]

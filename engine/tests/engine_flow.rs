@@ -11,6 +11,8 @@ use engine_support::*;
 use uvs_conf::{
     Config, Family, ForwardMethod, FwmarkMatch, Protocol, SchedulerName, ServiceKey, Timeouts,
 };
+use uvs_engine::conn::SWEEP_PERIOD_MS;
+use uvs_engine::time::Millis;
 use uvs_engine::wire::build::PacketBuilder;
 use uvs_engine::wire::tcp;
 use uvs_engine::{DropReason, Verdict};
@@ -1417,4 +1419,34 @@ fn a_syn_retransmitted_after_a_neighbour_drop_keeps_its_connection_and_the_rr_tu
         }
         assert_eq!(order, vec![2, 1, 9], "ipv6 {ipv6}");
     }
+}
+
+#[test]
+fn connections_expire_on_the_clock_with_no_traffic_to_carry_the_sweep() {
+    let mut lab = Lab::new(&config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Dr,
+        &[1],
+    )]));
+    for cport in 0..8 {
+        open(&mut lab, client4(), 1000 + cport);
+    }
+    let counters = |lab: &Lab| {
+        let snapshot = lab.engine.snapshot();
+        let dest = &snapshot.services()[0].dests[0];
+        (dest.counters.active(), dest.counters.inactive())
+    };
+    assert_eq!(counters(&lab), (8, 0), "SYN_RECV counts as active");
+    // The first tick starts the sweep's clock; SYN_RECV lasts 60 s.
+    let start = lab.now;
+    lab.engine.tick(start);
+    assert_eq!(lab.engine.tick(start.plus_secs(59)), 0, "none due yet");
+    assert_eq!(counters(&lab), (8, 0));
+    // Due at 60 s; by one sweep period later every one is reclaimed,
+    // and no packet ever arrived to carry the sweep.
+    let due = start.plus_secs(60);
+    let expired = lab.engine.tick(due) + lab.engine.tick(Millis(due.0 + SWEEP_PERIOD_MS));
+    assert_eq!(expired, 8);
+    assert_eq!(counters(&lab), (0, 0));
+    assert!(lab.engine.conns().is_empty());
 }

@@ -22,8 +22,11 @@
 //!   evicted.
 //! - **Expiry by timer, not by scan.** Each entry has a deadline re-armed
 //!   by its packets. [`ConnTable::expire_step`] visits at most `budget`
-//!   entries from a moving cursor; lookups treat an entry past its
-//!   deadline as absent. The side effects of expiry (destination
+//!   entries from a moving cursor; [`ConnTable::expire_due`] paces it by
+//!   the clock, so that the cursor goes round the table once per
+//!   [`SWEEP_PERIOD_MS`] whatever the packet rate (the expiry work per
+//!   second scales with the table, not with the traffic). Lookups treat
+//!   an entry past its deadline as absent. The side effects of expiry (destination
 //!   counters, overload rule, template control counts, full-NAT local
 //!   port release, destination references) run exactly once, for the
 //!   thread that wins the compare-and-swap of the entry's state word.
@@ -47,6 +50,7 @@ use crate::dest::DestId;
 pub use sctp::{sctp_may_create, SctpEvent, SctpState};
 pub use table::{
     ConnRef, ConnTable, InKeyHash, PeListing, PeStats, MAX_BYTES_PER_CONN, MAX_PE_SLOTS,
+    SWEEP_MAX_PER_CALL, SWEEP_PERIOD_MS,
 };
 pub use tcp::{tcp_may_create, TcpFlags, TcpState, TcpTable};
 

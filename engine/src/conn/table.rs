@@ -70,6 +70,16 @@ pub struct InKeyHash {
     hash: u64,
 }
 
+/// Milliseconds in which the paced expiry sweep
+/// ([`ConnTable::expire_due`]) visits every entry once: the longest an
+/// entry outlives its deadline before it is reclaimed.
+pub const SWEEP_PERIOD_MS: u64 = 1_000;
+/// Most entries the paced sweep visits after one batch (bounds the time
+/// a batch can spend on expiry; what is left stays owed).
+pub const SWEEP_MAX_PER_CALL: usize = 2_048;
+/// `sweep_epoch` before the first paced sweep.
+const SWEEP_UNSET: u64 = u64::MAX;
+
 /// The connection table. `Send + Sync`; share it with `Arc`.
 pub struct ConnTable {
     slots: Slots,
@@ -79,7 +89,13 @@ pub struct ConnTable {
     /// Free list head: tag << 32 | (index + 1).
     free_head: AtomicU64,
     len: AtomicUsize,
+    /// Where the expiry sweep goes on (a slot index, modulo capacity).
     sweep_cursor: AtomicUsize,
+    /// The clock reading the paced sweep counts from (`SWEEP_UNSET`
+    /// until the first [`ConnTable::expire_due`]).
+    sweep_epoch: AtomicU64,
+    /// Slot visits the paced sweep has claimed since `sweep_epoch`.
+    sweep_claimed: AtomicU64,
     tcp_timeout: AtomicU32,
     tcp_fin_timeout: AtomicU32,
     udp_timeout: AtomicU32,
@@ -179,6 +195,8 @@ impl ConnTable {
             free_head: AtomicU64::new(1),
             len: AtomicUsize::new(0),
             sweep_cursor: AtomicUsize::new(0),
+            sweep_epoch: AtomicU64::new(SWEEP_UNSET),
+            sweep_claimed: AtomicU64::new(0),
             tcp_timeout: AtomicU32::new(config.timeouts.tcp),
             tcp_fin_timeout: AtomicU32::new(config.timeouts.tcp_fin),
             udp_timeout: AtomicU32::new(config.timeouts.udp),
@@ -1347,6 +1365,53 @@ impl ConnTable {
     }
 
     // ---- expiry ---------------------------------------------------------
+
+    /// The expiry sweep paced by the clock: visits the entries owed for
+    /// the time elapsed, so that every entry is visited once per
+    /// [`SWEEP_PERIOD_MS`] whatever the packet rate, at most
+    /// `max_visits` in this call (the rest stays owed), and returns how
+    /// many it expired. A due entry is thus reclaimed, its destination
+    /// counters updated, about one period after its deadline at most,
+    /// as long as callers keep up: the engine calls it after every batch
+    /// ([`SWEEP_MAX_PER_CALL`]) and workers with no backlog call it
+    /// without a bound. When nothing is owed it costs two loads and a
+    /// multiplication. Concurrent callers share the work: each claims
+    /// its own part.
+    pub fn expire_due(&self, now: Millis, max_visits: usize) -> usize {
+        let epoch = self.sweep_epoch.load(Ordering::Relaxed);
+        if epoch == SWEEP_UNSET {
+            let _ = self.sweep_epoch.compare_exchange(
+                SWEEP_UNSET,
+                now.0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            return 0;
+        }
+        let capacity = self.slots.len() as u64;
+        // Visits the clock says are due since the epoch.
+        let due = u128::from(now.0.saturating_sub(epoch)) * u128::from(capacity)
+            / u128::from(SWEEP_PERIOD_MS);
+        let due = u64::try_from(due).unwrap_or(u64::MAX);
+        let claimed = self.sweep_claimed.load(Ordering::Relaxed);
+        if due <= claimed {
+            return 0;
+        }
+        // After an idle stretch more than a whole pass may be owed: one
+        // pass is all any entry needs.
+        let from = claimed.max(due.saturating_sub(capacity));
+        let budget = (due - from).min(u64::try_from(max_visits).unwrap_or(u64::MAX));
+        if self
+            .sweep_claimed
+            .compare_exchange(claimed, from + budget, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            // Another worker claimed this part; the next call sees what
+            // is left.
+            return 0;
+        }
+        self.expire_step(now, budget as usize)
+    }
 
     /// Visit at most `budget` entries from the sweep cursor and expire
     /// those past their deadline. Returns how many were expired. Several

@@ -445,6 +445,9 @@ impl TunWorker {
         let mut busy = false;
         while !self.stop.load(Ordering::Relaxed) {
             if !busy {
+                // No backlog: the expiry the clock says is owed (the
+                // batches carry only a bounded share of it).
+                self.engine.tick(Millis::now());
                 let mut pfd = libc::pollfd {
                     fd,
                     events: libc::POLLIN,
