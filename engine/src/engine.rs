@@ -23,8 +23,8 @@ use uvs_conf::{Config, ForwardMethod, Timeouts};
 
 use crate::conn::{
     sctp_may_create, tcp_may_create, ConnEndpoints, ConnInfo, ConnKey, ConnRef, ConnTable,
-    ConnTableConfig, Direction, InKeyHash, InsertError, NewConn, PacketOutcome, ReplyKey, TcpFlags,
-    TemplateKey, SWEEP_MAX_PER_CALL,
+    ConnTableConfig, Direction, InKeyHash, InsertError, NewConn, OutKeyHash, PacketOutcome,
+    ReplyKey, TcpFlags, TemplateKey, SWEEP_MAX_PER_CALL,
 };
 use crate::dest::{Dest, DestId, DestRegistry};
 use crate::route::{NeighbourMisses, NetView, NextHop, PortId, RouteError};
@@ -504,6 +504,16 @@ impl Engine {
         let mut parsed_ahead: [Option<Result<ParsedFrame, WireError>>; PREFETCH_RING] =
             [const { None }; PREFETCH_RING];
         let mut hashed_ahead = [None::<InKeyHash>; PREFETCH_RING];
+        // A frame whose in-index bucket shows no candidate (most likely a
+        // reply, or a new connection) gets its reply key hashed and its
+        // out-index bucket prefetched at the entry stage, when some
+        // service has replies through the director.
+        // `out_valid` has bit r set when `out_ahead[r]` belongs to the
+        // frame now in ring slot r (a bit per slot: cheaper to clear per
+        // frame than an `Option` of the key).
+        let mut out_ahead = [OutKeyHash::default(); PREFETCH_RING];
+        let mut out_valid: u32 = 0;
+        let reply_traffic = snapshot.has_reply_traffic();
         // One loop, one look-ahead call site (so that the parser is
         // inlined there): step j looks ahead at frame j and handles frame
         // j - BUCKET_AHEAD.
@@ -512,13 +522,20 @@ impl Engine {
                 let parsed =
                     parsed_ahead[j % PREFETCH_RING].insert(wire::parse_frame(packet.frame.frame()));
                 hashed_ahead[j % PREFETCH_RING] = self.hash_ahead(parsed);
+                out_valid &= !(1 << (j % PREFETCH_RING));
             }
             let Some(i) = j.checked_sub(BUCKET_AHEAD) else {
                 continue;
             };
             if i + ENTRY_AHEAD < batch.len() {
-                if let Some(h) = &hashed_ahead[(i + ENTRY_AHEAD) % PREFETCH_RING] {
-                    self.conns.prefetch_in_entry(h);
+                let k = (i + ENTRY_AHEAD) % PREFETCH_RING;
+                if let Some(h) = &hashed_ahead[k] {
+                    if !self.conns.prefetch_in_entry(h) && reply_traffic {
+                        if let Some(out) = self.hash_out_ahead(&parsed_ahead[k]) {
+                            out_ahead[k] = out;
+                            out_valid |= 1 << k;
+                        }
+                    }
                 }
             }
             let Some(packet) = batch.get_mut(i) else {
@@ -527,13 +544,16 @@ impl Engine {
             let parsed = &*parsed_ahead[i % PREFETCH_RING]
                 .get_or_insert_with(|| wire::parse_frame(packet.frame.frame()));
             let hashed = hashed_ahead[i % PREFETCH_RING].as_ref();
+            let out_hashed = out_ahead
+                .get(i % PREFETCH_RING)
+                .filter(|_| out_valid & (1 << (i % PREFETCH_RING)) != 0);
             let verdict = self.process_one(
                 worker,
                 &mut stats,
                 &snapshot,
                 &net,
                 packet,
-                (parsed, hashed),
+                (parsed, hashed, out_hashed),
                 now,
             );
             match verdict {
@@ -577,6 +597,30 @@ impl Engine {
         }
     }
 
+    /// The reply key of an IPv4 frame that `hash_ahead` hashed, hashed
+    /// for the out-index and its bucket prefetched; not for a TCP SYN
+    /// without ACK (a new connection's first packet, never a reply: its
+    /// reply lookup, if it comes to one, hashes for itself).
+    #[inline(always)]
+    fn hash_out_ahead(
+        &self,
+        parsed: &Option<Result<ParsedFrame, WireError>>,
+    ) -> Option<OutKeyHash> {
+        const SYN_ACK: u8 = 0x12;
+        match parsed {
+            Some(Ok(p)) if p.protocol == proto::TCP && p.tcp_flags & SYN_ACK == 0x02 => None,
+            Some(Ok(p)) => match (p.saddr, p.daddr) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => Some(self.conns.prefetch_out_v4(
+                    p.protocol,
+                    (u32::from(s), p.sport),
+                    (u32::from(d), p.dport),
+                )),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn process_one<'s>(
         &self,
@@ -585,7 +629,11 @@ impl Engine {
         snapshot: &'s Snapshot,
         net: &NetView,
         packet: &mut Packet<'_>,
-        (parse_result, hashed): (&Result<ParsedFrame, WireError>, Option<&InKeyHash>),
+        (parse_result, hashed, out_hashed): (
+            &Result<ParsedFrame, WireError>,
+            Option<&InKeyHash>,
+            Option<&OutKeyHash>,
+        ),
         now: Millis,
     ) -> Verdict {
         // Borrowed from the pipeline's slot, not moved out of it: a move
@@ -643,6 +691,9 @@ impl Engine {
         }
         if snapshot.has_reply_traffic() {
             let found = match (parsed.saddr, parsed.daddr) {
+                _ if out_hashed.is_some() => {
+                    out_hashed.and_then(|hashed| self.conns.lookup_out_hashed(hashed, now))
+                }
                 (IpAddr::V4(s), IpAddr::V4(d)) => self.conns.lookup_out_v4(
                     parsed.protocol,
                     (u32::from(s), parsed.sport),

@@ -1209,6 +1209,17 @@ fn a_real_server_deleted_after_its_connections_ended_comes_back_fresh() {
 
 /// Run `frames` (all from the outside) through the engine as one batch.
 fn run_batch(lab: &mut Lab, frames: &[Vec<u8>]) -> Vec<(Verdict, Vec<u8>)> {
+    let ingress = vec![OUTSIDE; frames.len()];
+    run_batch_from(lab, frames, &ingress)
+}
+
+/// Run `frames`, frame i arriving on `ingress[i]`, through the engine as
+/// one batch.
+fn run_batch_from(
+    lab: &mut Lab,
+    frames: &[Vec<u8>],
+    ingress: &[uvs_engine::route::PortId],
+) -> Vec<(Verdict, Vec<u8>)> {
     use uvs_engine::lab::{FRAME_SIZE, HEADROOM};
     use uvs_engine::xmit::FrameBuf;
     use uvs_engine::Packet;
@@ -1222,10 +1233,10 @@ fn run_batch(lab: &mut Lab, frames: &[Vec<u8>]) -> Vec<(Verdict, Vec<u8>)> {
         .collect();
     let mut batch: Vec<Packet<'_>> = buffers
         .iter_mut()
-        .zip(frames)
-        .map(|(buf, f)| Packet {
+        .zip(frames.iter().zip(ingress))
+        .map(|(buf, (f, &ingress))| Packet {
             frame: FrameBuf::new(buf, HEADROOM, f.len()).expect("fits"),
-            ingress: OUTSIDE,
+            ingress,
             verdict: Verdict::Pending,
         })
         .collect();
@@ -1276,6 +1287,62 @@ fn one_batch_decides_every_frame_and_later_frames_see_earlier_connections() {
     assert_eq!(c.drops(DropReason::NoConnection), 1);
     let states: Vec<&str> = lab.connections().iter().map(|c| c.state_name).collect();
     assert_eq!(states, vec!["ESTABLISHED", "ESTABLISHED"]);
+}
+
+/// The batch look-ahead hashes a frame's reply key early when its
+/// in-index bucket shows no candidate; the decisions must be those of
+/// frames handled one at a time, whatever the mix.
+#[test]
+fn a_batch_mixing_clients_replies_and_strangers_decides_as_frames_one_by_one() {
+    let cfg = config(vec![tcp_service(
+        SchedulerName::Rr,
+        ForwardMethod::Nat,
+        &[1, 2],
+    )]);
+    let (mut batched, mut single) = (Lab::new(&cfg), Lab::new(&cfg));
+    let mut frames = Vec::new();
+    let mut ingress = Vec::new();
+    for lab in [&mut batched, &mut single] {
+        for cport in 2000..2012u16 {
+            let out = lab.client_sends(&syn_from(client4(), cport));
+            assert_eq!(out.verdict, Verdict::Forward(INSIDE));
+        }
+    }
+    for n in 0..60u16 {
+        let cport = 2000 + n % 12;
+        // rr, newest first: even client ports went to real server 2.
+        let server = if cport % 2 == 0 { 2 } else { 1 };
+        let rs = (v4().rs(server), RPORT);
+        let (frame, port) = match n % 6 {
+            0 | 3 => (
+                tcp_in((client4(), cport), (vip4(), VPORT), tcp::ACK),
+                OUTSIDE,
+            ),
+            1 | 4 => (
+                tcp_from_rs(server, rs, (client4(), cport), tcp::ACK),
+                INSIDE,
+            ),
+            // A reply no connection owns (another client port).
+            2 => (
+                tcp_from_rs(server, rs, (client4(), 9000 + n), tcp::ACK),
+                INSIDE,
+            ),
+            _ => (arp_request(), OUTSIDE),
+        };
+        frames.push(frame);
+        ingress.push(port);
+    }
+    let out = run_batch_from(&mut batched, &frames, &ingress);
+    for (i, (frame, &port)) in frames.iter().zip(&ingress).enumerate() {
+        let alone = single.send(port, frame);
+        assert_eq!(out[i].0, alone.verdict, "frame {i}: verdict");
+        assert_eq!(out[i].1, alone.frame, "frame {i}: bytes");
+    }
+    let forwarded = out
+        .iter()
+        .filter(|(v, _)| matches!(v, Verdict::Forward(OUTSIDE)))
+        .count();
+    assert_eq!(forwarded, 20, "every reply of a known connection");
 }
 
 #[test]

@@ -49,8 +49,8 @@ use crate::dest::DestId;
 
 pub use sctp::{sctp_may_create, SctpEvent, SctpState};
 pub use table::{
-    ConnRef, ConnTable, InKeyHash, PeListing, PeStats, MAX_BYTES_PER_CONN, MAX_PE_SLOTS,
-    SWEEP_MAX_PER_CALL, SWEEP_PERIOD_MS,
+    ConnRef, ConnTable, InKeyHash, OutKeyHash, PeListing, PeStats, MAX_BYTES_PER_CONN,
+    MAX_PE_SLOTS, SWEEP_MAX_PER_CALL, SWEEP_PERIOD_MS,
 };
 pub use tcp::{tcp_may_create, TcpFlags, TcpState, TcpTable};
 

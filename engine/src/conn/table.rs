@@ -70,6 +70,16 @@ pub struct InKeyHash {
     hash: u64,
 }
 
+/// A reply's key in the out-index's form with its hash, made by
+/// [`ConnTable::prefetch_out_v4`] and handed to
+/// [`ConnTable::lookup_out_hashed`]. Valid for the table that made it
+/// only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutKeyHash {
+    key: IndexKey,
+    hash: u64,
+}
+
 /// Milliseconds in which the paced expiry sweep
 /// ([`ConnTable::expire_due`]) visits every entry once: the longest an
 /// entry outlives its deadline before it is reclaimed.
@@ -371,17 +381,44 @@ impl ConnTable {
     /// Read the in-index bucket of `hashed` (best prefetched by
     /// [`ConnTable::prefetch_in`] a little earlier) and prefetch the hot
     /// line of its first entry when its tag matches. Only a hint: the
-    /// lookup re-reads everything it uses.
+    /// lookup re-reads everything it uses. Returns whether there was
+    /// such a candidate: when not, the lookup will most likely miss (a
+    /// reply or a new connection), and a pipelined caller may prepare
+    /// the reply lookup instead ([`ConnTable::prefetch_out_v4`]).
     #[inline]
-    pub fn prefetch_in_entry(&self, hashed: &InKeyHash) {
+    pub fn prefetch_in_entry(&self, hashed: &InKeyHash) -> bool {
         let hash = hashed.hash;
         let head = self.in_index.bucket(hash).load(Ordering::Relaxed);
         let first = bucket_first(head);
-        if self.tag_matches(first, hash) {
+        if first != NIL && self.tag_matches(first, hash) {
             if let Some(slot) = self.link_index(first).and_then(|i| self.slot(i)) {
                 prefetch(std::ptr::from_ref(slot.hot).cast::<u8>());
+                return true;
             }
         }
+        false
+    }
+
+    /// Hash the reply key [`ConnTable::lookup_out_v4`] would look up and
+    /// prefetch its out-index bucket; the result serves
+    /// [`ConnTable::lookup_out_hashed`]. Reads nothing but the key: a
+    /// pipelined caller issues it a few packets before the lookup, so
+    /// that neither the hash nor the bucket's load waits on the critical
+    /// path.
+    #[inline]
+    pub fn prefetch_out_v4(&self, protocol: u8, real: (u32, u16), peer: (u32, u16)) -> OutKeyHash {
+        let key = out_index_key_v4(protocol, real, peer);
+        let hash = self.hash(&key);
+        prefetch(self.out_index.bucket(hash));
+        OutKeyHash { key, hash }
+    }
+
+    /// [`ConnTable::lookup_out_v4`] of the key that
+    /// [`ConnTable::prefetch_out_v4`] of this table hashed a little
+    /// earlier: the same result, without hashing the key again.
+    #[inline]
+    pub fn lookup_out_hashed(&self, hashed: &OutKeyHash, now: Millis) -> Option<ConnRef<'_>> {
+        self.find_hashed(Link::Out, &hashed.key, hashed.hash, now)
     }
 
     /// The NAT or full-NAT connection a real server's reply belongs to.
@@ -2408,10 +2445,11 @@ mod tests {
         }
     }
 
-    /// The IPv4 reply lookup finds what `lookup_out` finds (NAT and full
-    /// NAT replies) and misses what it misses.
+    /// The IPv4 reply lookups, by key and by a key hashed ahead, find
+    /// what `lookup_out` finds (NAT and full NAT replies) and miss what
+    /// it misses.
     #[test]
-    fn lookup_out_v4_finds_what_lookup_out_finds() {
+    fn lookup_out_v4_and_lookup_out_hashed_find_what_lookup_out_finds() {
         let (table, dest) = fullnat_table(64, vec![IpAddr::V4(Ipv4Addr::new(10, 9, 0, 1))]);
         let mut replies = Vec::new();
         for cport in 1..=10 {
@@ -2450,6 +2488,14 @@ mod tests {
                 Millis(1),
             );
             assert_eq!(found.map(|c| c.index), expected, "{key:?}");
+            // The look-ahead's form: hashed (and prefetched) first.
+            let hashed = table.prefetch_out_v4(
+                key.protocol,
+                (v4(key.raddr), key.rport),
+                (v4(key.daddr), key.dport),
+            );
+            let found = table.lookup_out_hashed(&hashed, Millis(1));
+            assert_eq!(found.map(|c| c.index), expected, "hashed {key:?}");
         }
     }
 
