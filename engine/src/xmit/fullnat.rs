@@ -30,9 +30,8 @@
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
 use super::{
-    check_mtu_from, decrement_ttl_from, rewrite_endpoint, rewrite_ipv4_tcp_udp_both, same_family,
-    sctp_fix_checksum, set_macs, trim_padding, Direction, Endpoint, FrameBuf, XmitError,
-    XmitOutcome, XmitParams,
+    rewrite_endpoint, rewrite_ipv4_tcp_udp_both, same_family, sctp_fix_checksum, set_macs,
+    trim_padding, ttl_then_mtu, Direction, Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
 };
 use crate::wire::ethernet::Mac;
 use crate::wire::{self, checksum, ipv4, ipv6, proto, tcp, Network, ParsedFrame};
@@ -196,22 +195,13 @@ fn xmit_general(
     ] {
         same_family(parsed.daddr, addr.ip())?;
     }
-    if let Some(outcome) = decrement_ttl_from(frame, parsed, params.director_mac)? {
-        return Ok(outcome);
-    }
-    let mtu = usize::from(params.mtu);
-    let ip_len = usize::from(parsed.ip_len);
-    if let Some(outcome) = check_mtu_from(
+    if let Some(outcome) = ttl_then_mtu(
         frame,
         parsed,
         params.director_mac,
-        || match params.direction {
-            Direction::Inbound => parsed.daddr,
-            Direction::Outbound => params.virtual_service.ip(),
-        },
-        ip_len,
-        mtu,
-        u32::from(params.mtu),
+        params.mtu,
+        params.direction,
+        params.virtual_service.ip(),
     )? {
         return Ok(outcome);
     }
@@ -258,7 +248,7 @@ fn xmit_general(
         && has_ports
         && !parsed.is_fragment
     {
-        insert_toa(frame, parsed, params.client, mtu)?;
+        insert_toa(frame, parsed, params.client, usize::from(params.mtu))?;
     }
     set_macs(frame.frame_mut(), params.director_mac, params.next_hop_mac)?;
     Ok(XmitOutcome::Forward)

@@ -339,6 +339,37 @@ pub(crate) fn decrement_ttl_from(
     Ok(None)
 }
 
+/// The checks the address-rewriting methods (NAT, full NAT) make before
+/// they rewrite, in IPVS's order: the TTL decremented (expired: a time
+/// exceeded answer), then the packet's own length against `mtu` (too big:
+/// a frag-needed / packet-too-big answer, from the packet's destination
+/// inbound and from `virtual_service` outbound). `Ok(None)`: go on.
+#[inline]
+pub(crate) fn ttl_then_mtu(
+    frame: &mut FrameBuf,
+    parsed: &ParsedFrame,
+    director_mac: Mac,
+    mtu: u16,
+    direction: Direction,
+    virtual_service: IpAddr,
+) -> Result<Option<XmitOutcome>, XmitError> {
+    if let Some(outcome) = decrement_ttl_from(frame, parsed, director_mac)? {
+        return Ok(Some(outcome));
+    }
+    check_mtu_from(
+        frame,
+        parsed,
+        director_mac,
+        || match direction {
+            Direction::Inbound => parsed.daddr,
+            Direction::Outbound => virtual_service,
+        },
+        usize::from(parsed.ip_len),
+        usize::from(mtu),
+        u32::from(mtu),
+    )
+}
+
 /// Check `ip_len` (the IP packet's length once sent, overhead included)
 /// against `mtu`. Too big with DF (always for IPv6): the frame becomes
 /// ICMP frag-needed / packet too big advertising `advertised_mtu`, for

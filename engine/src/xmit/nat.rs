@@ -20,8 +20,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    check_mtu_from, decrement_ttl_from, rewrite_endpoint, same_family, sctp_fix_checksum, set_macs,
-    trim_padding, Direction, Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
+    rewrite_endpoint, same_family, sctp_fix_checksum, set_macs, trim_padding, ttl_then_mtu,
+    Direction, Endpoint, FrameBuf, XmitError, XmitOutcome, XmitParams,
 };
 use crate::wire::ethernet::{self, Mac};
 use crate::wire::{self, checksum, ipv4, proto, Network, ParsedFrame};
@@ -183,22 +183,13 @@ fn xmit_general(
     }
     same_family(parsed.daddr, params.real_server.ip())?;
     same_family(parsed.daddr, params.virtual_service.ip())?;
-    if let Some(outcome) = decrement_ttl_from(frame, parsed, params.director_mac)? {
-        return Ok(outcome);
-    }
-    let mtu = usize::from(params.mtu);
-    let ip_len = usize::from(parsed.ip_len);
-    if let Some(outcome) = check_mtu_from(
+    if let Some(outcome) = ttl_then_mtu(
         frame,
         parsed,
         params.director_mac,
-        || match params.direction {
-            Direction::Inbound => parsed.daddr,
-            Direction::Outbound => params.virtual_service.ip(),
-        },
-        ip_len,
-        mtu,
-        u32::from(params.mtu),
+        params.mtu,
+        params.direction,
+        params.virtual_service.ip(),
     )? {
         return Ok(outcome);
     }
