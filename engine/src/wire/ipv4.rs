@@ -6,6 +6,22 @@ use super::{checksum, WireError};
 
 /// Length of an IPv4 header without options.
 pub const MIN_HEADER_LEN: usize = 20;
+
+/// Decrement the TTL of the fixed part of an IPv4 header by one and
+/// update its checksum incrementally (RFC 1624), in place: what a
+/// forwarder does to every packet. The caller checked that the TTL is
+/// above 1.
+#[inline(always)]
+pub fn decrement_ttl_in(header: &mut [u8; MIN_HEADER_LEN]) {
+    let old = u16::from_be_bytes([header[field::TTL], header[field::PROTOCOL]]);
+    header[field::TTL] = header[field::TTL].wrapping_sub(1);
+    let check = checksum::update_u16(
+        u16::from_be_bytes([header[field::CHECKSUM], header[field::CHECKSUM + 1]]),
+        old,
+        old.wrapping_sub(0x0100),
+    );
+    header[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&check.to_be_bytes());
+}
 /// "Don't fragment" flag in the flags/offset word.
 pub const FLAG_DF: u16 = 0x4000;
 /// "More fragments" flag in the flags/offset word.
@@ -207,13 +223,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Decrement the TTL by one, updating the header checksum
     /// incrementally. The caller checked that the TTL is above 1.
     pub fn decrement_ttl(&mut self) {
-        let b = self.buffer.as_ref();
-        let ttl = b[field::TTL];
-        let old = u16::from_be_bytes([ttl, b[field::PROTOCOL]]);
-        let new = old.wrapping_sub(0x0100);
-        self.buffer.as_mut()[field::TTL] = ttl.wrapping_sub(1);
-        let check = checksum::update_u16(self.checksum(), old, new);
-        self.put16(field::CHECKSUM, check);
+        if let Some(header) = self
+            .buffer
+            .as_mut()
+            .get_mut(..MIN_HEADER_LEN)
+            .and_then(|h| <&mut [u8; MIN_HEADER_LEN]>::try_from(h).ok())
+        {
+            decrement_ttl_in(header);
+        }
     }
 
     /// Rewrite the source address, updating the header checksum.

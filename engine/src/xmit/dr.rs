@@ -16,7 +16,7 @@ use super::{
     XmitOutcome, XmitParams,
 };
 use crate::wire::ethernet::{self, Mac};
-use crate::wire::{checksum, ipv4, Network, ParsedFrame};
+use crate::wire::{ipv4, Network, ParsedFrame};
 
 /// Forward `frame` to the real server by MAC rewrite.
 pub fn xmit(
@@ -101,14 +101,7 @@ fn ipv4_fast(
     else {
         return false;
     };
-    let old = u16::from_be_bytes([header[8], header[9]]);
-    header[8] = header[8].wrapping_sub(1);
-    let check = checksum::update_u16(
-        u16::from_be_bytes([header[10], header[11]]),
-        old,
-        old.wrapping_sub(0x0100),
-    );
-    header[10..12].copy_from_slice(&check.to_be_bytes());
+    ipv4::decrement_ttl_in(header);
     // l3 >= 14: the Ethernet header is there.
     if let Some(macs) = bytes.get_mut(..12) {
         macs[..6].copy_from_slice(&next_hop_mac);
@@ -152,7 +145,6 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::wire::build::PacketBuilder;
     use crate::wire::parse_frame;
 
     /// The one-pass IPv4 path writes exactly the bytes (and gives the
@@ -165,27 +157,17 @@ mod tests {
         let mut fast_taken = 0;
         for case in 0..3000u32 {
             let r = next();
-            let mut b = PacketBuilder::new()
-                .eth([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-                .ipv4(Ipv4Addr::new(203, 0, 113, 7), Ipv4Addr::new(192, 0, 2, 10))
-                .ttl([0, 1, 2, 64, 255][(r >> 20) as usize % 5])
-                .df(r & (1 << 30) != 0);
-            if r & (1 << 31) != 0 {
-                b = b.ipv4_options(&[1, 1, 1, 0]);
-            }
-            if r & (1 << 32) != 0 {
-                b = b.fragment(if r & (1 << 33) != 0 { 8 } else { 0 }, true);
-            }
-            b = match (r >> 34) % 3 {
+            let b = crate::xmit::test_ipv4_frame(
+                r,
+                Ipv4Addr::new(203, 0, 113, 7),
+                Ipv4Addr::new(192, 0, 2, 10),
+            );
+            let b = match (r >> 34) % 3 {
                 0 => b.udp(4000, 53),
                 1 => b.icmp(8, 0, 0),
                 _ => b.tcp(4000, 80).flags(0x10),
             };
-            let payload = vec![(r >> 40) as u8; (r >> 44) as usize % 64];
-            let mut bytes = b.payload(&payload).build();
-            if r & (1 << 50) != 0 {
-                bytes.extend_from_slice(&[0; 6]);
-            }
+            let bytes = crate::xmit::test_frame_bytes(b, r);
             let Ok(parsed) = parse_frame(&bytes) else {
                 continue;
             };

@@ -324,12 +324,7 @@ pub(crate) fn decrement_ttl_from(
                 .get_mut(..ipv4::MIN_HEADER_LEN)
                 .and_then(|h| h.try_into().ok())
                 .ok_or(XmitError::Truncated)?;
-            let old = u16::from_be_bytes([header[8], header[9]]);
-            let new = old.wrapping_sub(0x0100);
-            header[8] = header[8].wrapping_sub(1);
-            let check =
-                checksum::update_u16(u16::from_be_bytes([header[10], header[11]]), old, new);
-            header[10..12].copy_from_slice(&check.to_be_bytes());
+            ipv4::decrement_ttl_in(header);
         }
         Network::Ipv6 => {
             ipv6::Packet::new_checked(ip)?.set_hop_limit(parsed.ttl - 1);
@@ -832,6 +827,41 @@ pub(crate) fn same_family(a: IpAddr, b: IpAddr) -> Result<(), XmitError> {
     } else {
         Err(XmitError::AddressFamily)
     }
+}
+
+/// The start of an IPv4 test frame from `src` to `dst` with the header
+/// variations the one-pass paths' tests draw from `r`: the TTL's edges
+/// (bits 20–), DF (bit 30), IP options (bit 31), a fragment (bits 32–33).
+#[cfg(test)]
+pub(crate) fn test_ipv4_frame(
+    r: u64,
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+) -> crate::wire::build::PacketBuilder {
+    let mut b = crate::wire::build::PacketBuilder::new()
+        .eth([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst)
+        .ttl([0, 1, 2, 64, 255][(r >> 20) as usize % 5])
+        .df(r & (1 << 30) != 0);
+    if r & (1 << 31) != 0 {
+        b = b.ipv4_options(&[1, 1, 1, 0]);
+    }
+    if r & (1 << 32) != 0 {
+        b = b.fragment(if r & (1 << 33) != 0 { 8 } else { 0 }, true);
+    }
+    b
+}
+
+/// The bytes of test frame `b` with the payload (bits 40–47) and
+/// Ethernet padding (bit 50) drawn from `r`.
+#[cfg(test)]
+pub(crate) fn test_frame_bytes(b: crate::wire::build::PacketBuilder, r: u64) -> Vec<u8> {
+    let payload = vec![(r >> 40) as u8; (r >> 44) as usize % 64];
+    let mut bytes = b.payload(&payload).build();
+    if r & (1 << 50) != 0 {
+        bytes.extend_from_slice(&[0; 6]);
+    }
+    bytes
 }
 
 /// A xorshift64 generator from `seed`: the one-pass paths' tests draw

@@ -220,7 +220,6 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::wire::build::PacketBuilder;
     use crate::wire::parse_frame;
 
     /// The one-pass IPv4 path writes exactly the bytes (and gives the
@@ -243,28 +242,14 @@ mod tests {
             } else {
                 (rs, client, 8080, 40000 + (r >> 8) as u16 % 1000)
             };
-            let mut b = PacketBuilder::new()
-                .eth([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-                .ipv4(src, dst)
-                .ttl([0, 1, 2, 64, 255][(r >> 20) as usize % 5])
-                .df(r & (1 << 30) != 0);
-            if r & (1 << 31) != 0 {
-                b = b.ipv4_options(&[1, 1, 1, 0]);
-            }
-            if r & (1 << 32) != 0 {
-                b = b.fragment(if r & (1 << 33) != 0 { 8 } else { 0 }, true);
-            }
-            b = match (r >> 34) % 4 {
+            let b = crate::xmit::test_ipv4_frame(r, src, dst);
+            let b = match (r >> 34) % 4 {
                 0 => b.udp(sport, dport),
                 1 => b.udp(sport, dport).udp_zero_checksum(),
                 2 => b.icmp(8, 0, 0),
                 _ => b.tcp(sport, dport).flags(0x10).seq(r as u32),
             };
-            let payload = vec![(r >> 40) as u8; (r >> 44) as usize % 64];
-            let mut bytes = b.payload(&payload).build();
-            if r & (1 << 50) != 0 {
-                bytes.extend_from_slice(&[0; 6]);
-            }
+            let bytes = crate::xmit::test_frame_bytes(b, r);
             let Ok(parsed) = parse_frame(&bytes) else {
                 continue;
             };

@@ -208,14 +208,7 @@ pub fn xmit_to(
                 if hdr[0] >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || ip_len < ihl {
                     return Err(XmitError::Truncated);
                 }
-                let old = u16::from_be_bytes([hdr[8], hdr[9]]);
-                hdr[8] = hdr[8].wrapping_sub(1);
-                let check = checksum::update_u16(
-                    u16::from_be_bytes([hdr[10], hdr[11]]),
-                    old,
-                    old.wrapping_sub(0x0100),
-                );
-                hdr[10..12].copy_from_slice(&check.to_be_bytes());
+                ipv4::decrement_ttl_in(hdr);
                 (proto::IPIP, ethertype::IPV4, hdr[1], parsed.dont_fragment)
             }
             Network::Ipv6 => {
