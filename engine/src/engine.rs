@@ -690,11 +690,9 @@ impl Engine {
             }
         }
         if snapshot.has_reply_traffic() {
-            let found = match (parsed.saddr, parsed.daddr) {
-                _ if out_hashed.is_some() => {
-                    out_hashed.and_then(|hashed| self.conns.lookup_out_hashed(hashed, now))
-                }
-                (IpAddr::V4(s), IpAddr::V4(d)) => self.conns.lookup_out_v4(
+            let found = match (out_hashed, parsed.saddr, parsed.daddr) {
+                (Some(hashed), _, _) => self.conns.lookup_out_hashed(hashed, now),
+                (None, IpAddr::V4(s), IpAddr::V4(d)) => self.conns.lookup_out_v4(
                     parsed.protocol,
                     (u32::from(s), parsed.sport),
                     (u32::from(d), parsed.dport),
@@ -1395,16 +1393,8 @@ impl Engine {
         // The route to the real server is the hop's when it was the
         // destination looked up, so its port's address is the source
         // `source_for` would give, without a second route lookup.
-        let source = snapshot
-            .tunnel_source(real_server)
-            .or_else(|| match direction {
-                Direction::Input => net.port(hop.port).and_then(|port| match real_server {
-                    IpAddr::V4(_) => port.addr_v4,
-                    IpAddr::V6(_) => port.addr_v6,
-                }),
-                Direction::Output => net.source_for(real_server),
-            })
-            .unwrap_or(virt);
+        let routed_by = (direction == Direction::Input).then_some(hop.port);
+        let source = tunnel_source(snapshot, net, real_server, routed_by, virt);
         let params = xmit::tunnel::TunParams {
             direction: xmit_direction(direction),
             real_server,
@@ -1586,9 +1576,6 @@ impl Engine {
     }
 }
 
-/// The outer source of a tunnelled packet: the configured tunnel source
-/// of the real server's family, else the address of the port that routes
-/// to it.
 /// What a forwarding method needs to know about a connection's packet
 /// going `direction` through `hop`. Only tunnels read the tunnel source
 /// (which may take a second route lookup) and the flow hash (GUE's outer
@@ -1610,7 +1597,13 @@ fn xmit_params(
             TunnelParams {
                 kind,
                 csum,
-                source: tunnel_source(snapshot, net, ends),
+                source: tunnel_source(
+                    snapshot,
+                    net,
+                    ends.real_server.ip(),
+                    None,
+                    ends.virtual_service.ip(),
+                ),
             },
             flow_hash(protocol, ends),
         ),
@@ -1638,12 +1631,25 @@ fn xmit_params(
     }
 }
 
-fn tunnel_source(snapshot: &Snapshot, net: &NetView, ends: &ConnEndpoints) -> IpAddr {
-    let daddr = ends.real_server.ip();
+/// The outer source of a tunnelled packet: the configured tunnel source
+/// of the real server's family, else the address of the port that routes
+/// to it, else `virt`. `routed_by`: that port when the caller already
+/// knows it (no second route lookup).
+#[inline(always)]
+fn tunnel_source(
+    snapshot: &Snapshot,
+    net: &NetView,
+    real_server: IpAddr,
+    routed_by: Option<PortId>,
+    virt: IpAddr,
+) -> IpAddr {
     snapshot
-        .tunnel_source(daddr)
-        .or_else(|| net.source_for(daddr))
-        .unwrap_or(ends.virtual_service.ip())
+        .tunnel_source(real_server)
+        .or_else(|| match routed_by {
+            Some(port) => net.port_source(port, real_server),
+            None => net.source_for(real_server),
+        })
+        .unwrap_or(virt)
 }
 
 fn tcp_flags(parsed: &ParsedFrame) -> Option<TcpFlags> {
@@ -1748,17 +1754,7 @@ mod tests {
     #[test]
     fn hash_ahead_hashes_the_key_process_one_looks_up() {
         let engine = dr_engine();
-        let look = |frame: &[u8]| {
-            let mut buf = frame.to_vec();
-            let len = buf.len();
-            let packet = Packet {
-                frame: FrameBuf::new(&mut buf, 0, len).expect("frame fits its buffer"),
-                ingress: PortId(0),
-                verdict: Verdict::Pending,
-            };
-            let parsed = wire::parse_frame(packet.frame.frame());
-            engine.hash_ahead(&parsed)
-        };
+        let look = |frame: &[u8]| engine.hash_ahead(&wire::parse_frame(frame));
         let v6 = (
             "2001:db8::7"
                 .parse::<std::net::Ipv6Addr>()

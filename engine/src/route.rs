@@ -134,8 +134,14 @@ impl NetView {
     /// The source address the director uses towards `dst` (the egress
     /// port's own address of the same family).
     pub fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
-        let route = self.route(dst)?;
-        let port = self.port(route.port)?;
+        self.port_source(self.route(dst)?.port, dst)
+    }
+
+    /// The address of `port` in `dst`'s family: [`NetView::source_for`]
+    /// for a caller that already knows the port routing to `dst`.
+    #[inline]
+    pub fn port_source(&self, port: PortId, dst: IpAddr) -> Option<IpAddr> {
+        let port = self.port(port)?;
         match dst {
             IpAddr::V4(_) => port.addr_v4,
             IpAddr::V6(_) => port.addr_v6,
