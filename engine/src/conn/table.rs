@@ -350,18 +350,12 @@ impl ConnTable {
     /// that the bucket's cache miss overlaps other work.
     #[inline]
     pub fn prefetch_in(&self, key: &ConnKey) -> InKeyHash {
-        let index_key = in_index_key(
+        self.prefetched_in(in_index_key(
             key.protocol,
             false,
             (key.caddr, key.cport),
             (key.vaddr, key.vport),
-        );
-        let hash = self.hash(&index_key);
-        prefetch(self.in_index.bucket(hash));
-        InKeyHash {
-            key: index_key,
-            hash,
-        }
+        ))
     }
 
     /// [`ConnTable::prefetch_in`] for a key whose client and virtual
@@ -369,13 +363,15 @@ impl ConnTable {
     /// and port): the same result, without building the `IpAddr`s.
     #[inline]
     pub fn prefetch_in_v4(&self, protocol: u8, client: (u32, u16), virt: (u32, u16)) -> InKeyHash {
-        let index_key = in_index_key_v4(protocol, client, virt);
-        let hash = self.hash(&index_key);
+        self.prefetched_in(in_index_key_v4(protocol, client, virt))
+    }
+
+    /// `key` hashed, its in-index bucket prefetched.
+    #[inline(always)]
+    fn prefetched_in(&self, key: IndexKey) -> InKeyHash {
+        let hash = self.hash(&key);
         prefetch(self.in_index.bucket(hash));
-        InKeyHash {
-            key: index_key,
-            hash,
-        }
+        InKeyHash { key, hash }
     }
 
     /// Read the in-index bucket of `hashed` (best prefetched by
@@ -407,10 +403,19 @@ impl ConnTable {
     /// path.
     #[inline]
     pub fn prefetch_out_v4(&self, protocol: u8, real: (u32, u16), peer: (u32, u16)) -> OutKeyHash {
+        let hashed = self.out_key_hash_v4(protocol, real, peer);
+        prefetch(self.out_index.bucket(hashed.hash));
+        hashed
+    }
+
+    /// The out-index key of an IPv4 reply, with its hash.
+    #[inline(always)]
+    fn out_key_hash_v4(&self, protocol: u8, real: (u32, u16), peer: (u32, u16)) -> OutKeyHash {
         let key = out_index_key_v4(protocol, real, peer);
-        let hash = self.hash(&key);
-        prefetch(self.out_index.bucket(hash));
-        OutKeyHash { key, hash }
+        OutKeyHash {
+            hash: self.hash(&key),
+            key,
+        }
     }
 
     /// [`ConnTable::lookup_out_v4`] of the key that
@@ -446,8 +451,7 @@ impl ConnTable {
         peer: (u32, u16),
         now: Millis,
     ) -> Option<ConnRef<'_>> {
-        let index_key = out_index_key_v4(protocol, real, peer);
-        self.find_hashed(Link::Out, &index_key, self.hash(&index_key), now)
+        self.lookup_out_hashed(&self.out_key_hash_v4(protocol, real, peer), now)
     }
 
     /// A valid persistence template. A template whose real server was
