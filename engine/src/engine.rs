@@ -529,7 +529,7 @@ impl Engine {
             };
             if i + ENTRY_AHEAD < batch.len() {
                 let k = (i + ENTRY_AHEAD) % PREFETCH_RING;
-                if let Some(h) = &hashed_ahead[k] {
+                if let Some(h) = &mut hashed_ahead[k] {
                     if !self.conns.prefetch_in_entry(h) && reply_traffic {
                         if let Some(out) = self.hash_out_ahead(&parsed_ahead[k]) {
                             out_ahead[k] = out;

@@ -290,8 +290,9 @@ impl Slot<'_> {
     }
 
     /// The in-index key, reading only the entry's hot part (one cache line) (inside
-    /// a sequence-checked section).
-    #[inline]
+    /// a sequence-checked section). Lookups compare with
+    /// [`Slot::in_key_is`]; this is its reference in tests.
+    #[cfg(test)]
     pub fn read_in_key(&self) -> IndexKey {
         let meta = self.meta.load(Ordering::Relaxed);
         let w = [0, 1, 2, 3].map(|i| self.key_addrs[i].load(Ordering::Relaxed));
@@ -300,6 +301,24 @@ impl Slot<'_> {
             ports: self.ports.load(Ordering::Relaxed) as u32,
             addrs: if v4_key(meta) { [w[0], w[1], 0, 0] } else { w },
         }
+    }
+
+    /// Whether the entry's in-index key is `key`: `read_in_key() ==
+    /// *key`, compared word by word in registers (an `IndexKey` built on
+    /// the stack and compared as vectors stalled on store forwarding at
+    /// every lookup). Inside a sequence-checked section.
+    #[inline(always)]
+    pub fn in_key_is(&self, key: &IndexKey) -> bool {
+        let meta = self.meta.load(Ordering::Relaxed);
+        let ports = self.ports.load(Ordering::Relaxed) as u32;
+        let w = [0, 1, 2, 3].map(|i| self.key_addrs[i].load(Ordering::Relaxed));
+        let (w2, w3) = if v4_key(meta) { (0, 0) } else { (w[2], w[3]) };
+        (meta & IN_KEY_META == key.meta)
+            & (ports == key.ports)
+            & (w[0] == key.addrs[0])
+            & (w[1] == key.addrs[1])
+            & (w2 == key.addrs[2])
+            & (w3 == key.addrs[3])
     }
 
     /// Write the fields; the caller holds the entry with an odd `seq`.
@@ -742,6 +761,145 @@ impl Index {
     }
 }
 
+/// Links an in-index bucket holds in its own cache line, beside its head
+/// word.
+pub(crate) const IN_BUCKET_LINKS: usize = 14;
+
+/// One bucket of the in-index: a cache line with a head word (as an
+/// [`Index`] bucket word: the first link of an overflow chain, lock bit,
+/// version) and up to [`IN_BUCKET_LINKS`] links (index + 1 and tag;
+/// `NIL`: an empty lane), two to a word. An entry goes into an empty
+/// lane; only when all lanes are taken is it chained from the head word
+/// through its `next_in`. A hit thus reads the bucket's line and the
+/// entry's hot line, whatever the load, with no chain walk. Lanes are
+/// written under the bucket's lock only, and the version grows at every
+/// change of the bucket (insert or removal, lane or chain).
+#[derive(Debug, Default)]
+#[repr(C, align(64))]
+pub(crate) struct InBucket {
+    /// Overflow chain's first link | lock bit << 32 | version << 33.
+    pub head: AtomicU64,
+    /// The lanes, in pairs: lane 2i in the low half of word i, lane
+    /// 2i + 1 in the high half.
+    lane_pairs: [AtomicU64; IN_BUCKET_LINKS / 2],
+}
+
+// SAFETY: made only of atomics; all-zero is an empty, unlocked bucket;
+// no drop glue.
+unsafe impl super::storage::ZeroInit for InBucket {}
+
+impl InBucket {
+    /// The lanes whose link carries the tag bits `tag` (the link's bits
+    /// outside `link_mask`): bit i set for lane i. `tag` has its top bit
+    /// set, so an empty lane (`NIL`) never matches. Every lane is read
+    /// (Acquire: an entry seen through a lane is seen as published) and
+    /// compared without a branch: four lanes per SSE2 compare, the words
+    /// moved to vector registers directly (lanes stored to the stack and
+    /// loaded as vectors stalled on store forwarding).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub fn matching(&self, tag: u32, link_mask: u32) -> u32 {
+        use core::arch::x86_64::{
+            _mm_and_si128, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_movemask_ps, _mm_set1_epi32,
+            _mm_set_epi64x,
+        };
+        let word = |i: usize| {
+            self.lane_pairs
+                .get(i)
+                .map_or(0, |pair| pair.load(Ordering::Acquire) as i64)
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline; these intrinsics
+        // only compute on registers.
+        unsafe {
+            let tags = _mm_set1_epi32(tag as i32);
+            let tag_bits = _mm_set1_epi32(!link_mask as i32);
+            let four = |low: i64, high: i64| {
+                let lanes = _mm_and_si128(_mm_set_epi64x(high, low), tag_bits);
+                _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lanes, tags))) as u32
+            };
+            four(word(0), word(1))
+                | four(word(2), word(3)) << 4
+                | four(word(4), word(5)) << 8
+                | four(word(6), 0) << 12
+        }
+    }
+
+    /// [`InBucket::matching`] without SSE2: two lanes per word.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline(always)]
+    pub fn matching(&self, tag: u32, link_mask: u32) -> u32 {
+        const BOTH_HALVES: u64 = 0x1_0000_0001;
+        let tags = u64::from(tag) * BOTH_HALVES;
+        let tag_bits = u64::from(!link_mask) * BOTH_HALVES;
+        let mut matches = 0u32;
+        for (i, pair) in self.lane_pairs.iter().enumerate() {
+            let differ = (pair.load(Ordering::Acquire) ^ tags) & tag_bits;
+            matches |=
+                (u32::from(differ as u32 == 0) | u32::from(differ >> 32 == 0) << 1) << (2 * i);
+        }
+        matches
+    }
+
+    /// The lanes holding no link: bit i set for empty lane i.
+    pub fn empty_lanes(&self) -> u32 {
+        let mut empty = 0u32;
+        for lane in 0..IN_BUCKET_LINKS as u32 {
+            empty |= u32::from(self.link(lane) == NIL) << lane;
+        }
+        empty
+    }
+
+    /// Lane `lane`'s link (`NIL` when out of range).
+    #[inline(always)]
+    pub fn link(&self, lane: u32) -> u32 {
+        self.lane_pairs.get(lane as usize / 2).map_or(NIL, |pair| {
+            (pair.load(Ordering::Acquire) >> (32 * (lane % 2))) as u32
+        })
+    }
+
+    /// Set lane `lane` to `link` (Release: a reader that sees the link
+    /// sees the entry as published). Only under the bucket's lock: the
+    /// other half of the word is rewritten as it was.
+    pub fn set_link(&self, lane: u32, link: u32) {
+        if let Some(pair) = self.lane_pairs.get(lane as usize / 2) {
+            let shift = 32 * (lane % 2);
+            let old = pair.load(Ordering::Relaxed);
+            let new = (old & !(0xffff_ffff << shift)) | u64::from(link) << shift;
+            pair.store(new, Ordering::Release);
+        }
+    }
+}
+
+/// The in-index: a power-of-two array of [`InBucket`]s.
+#[derive(Debug)]
+pub(crate) struct InIndex {
+    buckets: ZeroedArray<InBucket>,
+    mask: u64,
+}
+
+impl InIndex {
+    /// An index of `buckets` buckets (a power of two, at least 1).
+    pub fn new(buckets: usize) -> InIndex {
+        let buckets = buckets.max(1).next_power_of_two();
+        InIndex {
+            buckets: ZeroedArray::new(buckets),
+            mask: (buckets - 1) as u64,
+        }
+    }
+
+    /// Number of buckets.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The bucket of `hash`.
+    #[inline(always)]
+    pub fn bucket(&self, hash: u64) -> &InBucket {
+        // `mask` is len - 1 of a power-of-two array: always in bounds.
+        &self.buckets[(hash & self.mask) as usize]
+    }
+}
+
 /// First entry of a bucket word.
 pub(crate) fn bucket_first(word: u64) -> u32 {
     (word & BUCKET_FIRST_MASK) as u32
@@ -783,6 +941,35 @@ pub(crate) fn unlock_bucket(bucket: &AtomicU64, first: u32, version: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_bucket_fills_exactly_one_cache_line() {
+        assert_eq!(std::mem::size_of::<InBucket>(), 64);
+        assert_eq!(std::mem::align_of::<InBucket>(), 64);
+    }
+
+    #[test]
+    fn in_bucket_matches_lanes_by_tag_and_never_an_empty_lane() {
+        let bucket = InBucket::default();
+        let link_mask = (1u32 << 20) - 1;
+        let tag = 0x8000_0000 | (0x123 << 20);
+        let other = 0x8000_0000 | (0x124 << 20);
+        bucket.set_link(0, tag | 5);
+        bucket.set_link(3, other | 6);
+        bucket.set_link(13, tag | 7);
+        bucket.set_link(14, tag | 8);
+        assert_eq!(bucket.matching(tag, link_mask), 1 | 1 << 13);
+        assert_eq!(bucket.matching(other, link_mask), 1 << 3);
+        assert_eq!(bucket.matching(0x8000_0000, link_mask), 0);
+        assert_eq!(bucket.empty_lanes(), 0x3fff & !(1 | 1 << 3 | 1 << 13));
+        assert_eq!(bucket.link(13), tag | 7);
+        assert_eq!(bucket.link(3), other | 6);
+        assert_eq!(bucket.link(14), NIL);
+        bucket.set_link(3, NIL);
+        assert_eq!(bucket.link(2), NIL);
+        assert_eq!(bucket.matching(other, link_mask), 0);
+        assert_eq!(bucket.matching(tag, link_mask), 1 | 1 << 13);
+    }
 
     #[test]
     fn hot_part_fills_exactly_one_cache_line_and_entry_stays_112_bytes() {
@@ -869,6 +1056,18 @@ mod tests {
                         let case = format!("{client} {virt} {real} {local:?}");
                         assert_eq!(slot.read_fields(), fields, "{case}");
                         assert_eq!(slot.read_in_key(), fields.in_key(), "{case}");
+                        assert!(slot.in_key_is(&fields.in_key()), "{case}");
+                        // Any one word of the key differing is another key.
+                        let key = fields.in_key();
+                        let mut others = [key; 6];
+                        others[0].meta ^= 1;
+                        others[1].ports ^= 1;
+                        for (word, other) in others[2..].iter_mut().enumerate() {
+                            other.addrs[word] ^= 1;
+                        }
+                        for other in others {
+                            assert!(!slot.in_key_is(&other), "{case} {other:?}");
+                        }
                         assert_eq!(
                             fields.in_key(),
                             in_index_key(IPPROTO_TCP_FOR_TEST, false, (client, 40000), (virt, 80)),

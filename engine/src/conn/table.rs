@@ -14,9 +14,9 @@ use super::sctp::SctpState;
 use super::slot::{
     addr_bits, bucket_first, bucket_version, gen_bits, in_index_key, in_index_key_v4, life,
     lock_bucket, out_index_key, out_index_key_v4, same_gen, tcp_index, touched, unlock_bucket,
-    with_life, with_tcp_index, Fields, Index, IndexKey, Slot, SlotCold, Slots, LIFE_DYING,
-    LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL, SLOT_BYTES, ST_ASSURED, ST_INACTIVE, ST_INVALID,
-    ST_NOOUTPUT,
+    with_life, with_tcp_index, Fields, InBucket, InIndex, Index, IndexKey, Slot, SlotCold, Slots,
+    IN_BUCKET_LINKS, LIFE_DYING, LIFE_FREE, LIFE_LIVE, LIFE_PENDING, NIL, SLOT_BYTES, ST_ASSURED,
+    ST_INACTIVE, ST_INVALID, ST_NOOUTPUT,
 };
 use super::tcp::{next_state, TcpFlags, TcpState, TcpTable};
 use super::{
@@ -42,6 +42,9 @@ const BATCH_GROUP: usize = 16;
 const BATCH_CHUNK: usize = 64;
 /// Local address/port candidates tried for one full-NAT connection.
 const FULLNAT_PROBES: u32 = 64;
+/// Chained-index bucket words (8 bytes) whose memory one in-index bucket
+/// (64 bytes) takes.
+const IN_BUCKET_WORDS: usize = std::mem::size_of::<InBucket>() / std::mem::size_of::<AtomicU64>();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Link {
@@ -68,6 +71,11 @@ struct Counters {
 pub struct InKeyHash {
     key: IndexKey,
     hash: u64,
+    /// What [`ConnTable::prefetch_in_entry`] read in the bucket: the link
+    /// of the first lane whose tag matched (`NIL`: none), and, when the
+    /// bucket had no candidate at all, its version + 1 (0: not known).
+    candidate: u32,
+    miss_version: u64,
 }
 
 /// A reply's key in the out-index's form with its hash, made by
@@ -93,7 +101,7 @@ const SWEEP_UNSET: u64 = u64::MAX;
 /// The connection table. `Send + Sync`; share it with `Arc`.
 pub struct ConnTable {
     slots: Slots,
-    in_index: Index,
+    in_index: InIndex,
     out_index: Index,
     hasher: RandomState,
     /// Free list head: tag << 32 | (index + 1).
@@ -120,10 +128,9 @@ pub struct ConnTable {
     counters: Counters,
     /// Call-IDs of `--pe sip` templates.
     pe: pe::PeArena,
-    /// Bits of a chain link that hold the entry (index + 1); the bits
-    /// above hold a tag: the top bits of the linked entry's key hash.
-    link_shift: u32,
-    /// `(1 << link_shift) - 1`.
+    /// Bits of a link (chain or lane) that hold the entry (index + 1);
+    /// the bits above hold a tag: the top bits of the linked entry's key
+    /// hash, the highest always set (see `ConnTable::tag_of`).
     link_mask: u32,
 }
 
@@ -168,9 +175,21 @@ impl fmt::Debug for ConnRef<'_> {
 impl ConnTable {
     /// A table with every entry and bucket allocated now. The out-index
     /// has the largest power of two ≤ capacity buckets (load factor 1 to
-    /// 2 when full); the in-index twice that when the total stays within
-    /// [`MAX_BYTES_PER_CONN`], else the same.
+    /// 2 when full); the in-index the memory of twice that many bucket
+    /// words when the total stays within [`MAX_BYTES_PER_CONN`], else
+    /// the same, in 64-byte buckets of 14 lanes (so 4 to 8 entries per
+    /// bucket when full: a bucket overflows into a chain rarely).
     pub fn new(config: ConnTableConfig, dests: Arc<DestRegistry>) -> ConnTable {
+        Self::with_in_buckets(config, dests, None)
+    }
+
+    /// [`ConnTable::new`], with `in_buckets` in-index buckets when given
+    /// (tests: a tiny in-index overflows into chains).
+    fn with_in_buckets(
+        config: ConnTableConfig,
+        dests: Arc<DestRegistry>,
+        in_buckets: Option<usize>,
+    ) -> ConnTable {
         let capacity = config.capacity.clamp(1, u32::MAX >> 1) as usize;
         let slots = Slots::new(capacity);
         for (i, slot) in slots.iter().enumerate() {
@@ -188,7 +207,7 @@ impl ConnTable {
         // allows it (load factor ≤ 1 on the path every packet takes).
         let roomy = out_buckets * 2;
         let roomy_bytes = Self::ENTRY_BYTES * capacity + (roomy + out_buckets) * 8;
-        let in_buckets = if roomy_bytes <= MAX_BYTES_PER_CONN * capacity {
+        let in_bucket_words = if roomy_bytes <= MAX_BYTES_PER_CONN * capacity {
             roomy
         } else {
             out_buckets
@@ -199,7 +218,9 @@ impl ConnTable {
         let (port_first, port_last) = (pool.port_first, pool.port_last.max(pool.port_first));
         ConnTable {
             slots,
-            in_index: Index::new(in_buckets),
+            in_index: InIndex::new(
+                in_buckets.unwrap_or(in_bucket_words.max(1).div_ceil(IN_BUCKET_WORDS)),
+            ),
             out_index: Index::new(out_buckets),
             hasher: RandomState::new(),
             free_head: AtomicU64::new(1),
@@ -220,7 +241,6 @@ impl ConnTable {
             dests,
             counters: Counters::default(),
             pe: pe::PeArena::new(capacity),
-            link_shift,
             link_mask: (1u32 << link_shift) - 1,
         }
     }
@@ -245,13 +265,13 @@ impl ConnTable {
 
     /// Bytes of both hash indexes.
     pub fn index_bytes(&self) -> usize {
-        (self.in_index.len() + self.out_index.len()) * std::mem::size_of::<AtomicU64>()
+        self.in_index.len() * std::mem::size_of::<InBucket>()
+            + self.out_index.len() * std::mem::size_of::<AtomicU64>()
     }
 
     /// Bytes of storage allocated for entries and both indexes.
     pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * SLOT_BYTES
-            + (self.in_index.len() + self.out_index.len()) * std::mem::size_of::<AtomicU64>()
+        self.slots.len() * SLOT_BYTES + self.index_bytes()
     }
 
     /// Bytes per connection at full capacity, entry and index slots
@@ -336,10 +356,30 @@ impl ConnTable {
 
     /// [`ConnTable::lookup_in`] of the key [`ConnTable::prefetch_in`] (or
     /// [`ConnTable::prefetch_in_v4`]) of this table hashed a little
-    /// earlier: the same result, without hashing the key again.
+    /// earlier: the same result, without hashing the key again. After
+    /// [`ConnTable::prefetch_in_entry`] it starts from what that read:
+    /// the candidate entry is examined first (an entry with the key,
+    /// alive, is the answer however it was found), and a bucket that had
+    /// no candidate and has not changed since is a miss without a second
+    /// scan. Anything else is looked up afresh.
     #[inline]
     pub fn lookup_in_hashed(&self, hashed: &InKeyHash, now: Millis) -> Option<ConnRef<'_>> {
-        self.find_hashed(Link::In, &hashed.key, hashed.hash, now)
+        if hashed.candidate != NIL {
+            let found = self.in_hit(hashed.candidate, &hashed.key, hashed.hash, now);
+            if found.is_some() {
+                return found;
+            }
+        } else if hashed.miss_version != 0 {
+            let head = self
+                .in_index
+                .bucket(hashed.hash)
+                .head
+                .load(Ordering::Acquire);
+            if bucket_version(head) + 1 == hashed.miss_version {
+                return None;
+            }
+        }
+        self.find_in(&hashed.key, hashed.hash, now)
     }
 
     /// Hash `key` as [`ConnTable::lookup_in`] would and prefetch its
@@ -371,28 +411,45 @@ impl ConnTable {
     fn prefetched_in(&self, key: IndexKey) -> InKeyHash {
         let hash = self.hash(&key);
         prefetch(self.in_index.bucket(hash));
-        InKeyHash { key, hash }
+        InKeyHash {
+            key,
+            hash,
+            candidate: NIL,
+            miss_version: 0,
+        }
     }
 
     /// Read the in-index bucket of `hashed` (best prefetched by
-    /// [`ConnTable::prefetch_in`] a little earlier) and prefetch the hot
-    /// line of its first entry when its tag matches. Only a hint: the
-    /// lookup re-reads everything it uses. Returns whether there was
-    /// such a candidate: when not, the lookup will most likely miss (a
-    /// reply or a new connection), and a pipelined caller may prepare
-    /// the reply lookup instead ([`ConnTable::prefetch_out_v4`]).
+    /// [`ConnTable::prefetch_in`] a little earlier), prefetch the entry
+    /// of the first lane whose tag matches (or of the overflow chain's
+    /// first link), and note in `hashed` what was read, for
+    /// [`ConnTable::lookup_in_hashed`]. Returns whether there was such a
+    /// candidate: when not, the lookup will most likely miss (a reply or
+    /// a new connection), and a pipelined caller may prepare the reply
+    /// lookup instead ([`ConnTable::prefetch_out_v4`]).
     #[inline]
-    pub fn prefetch_in_entry(&self, hashed: &InKeyHash) -> bool {
+    pub fn prefetch_in_entry(&self, hashed: &mut InKeyHash) -> bool {
         let hash = hashed.hash;
-        let head = self.in_index.bucket(hash).load(Ordering::Relaxed);
+        let bucket = self.in_index.bucket(hash);
+        let head = bucket.head.load(Ordering::Acquire);
+        let lanes = bucket.matching(self.tag_of(hash), self.link_mask);
+        hashed.candidate = NIL;
+        hashed.miss_version = 0;
         let first = bucket_first(head);
-        if first != NIL && self.tag_matches(first, hash) {
-            if let Some(slot) = self.link_index(first).and_then(|i| self.slot(i)) {
-                prefetch(std::ptr::from_ref(slot.hot).cast::<u8>());
-                return true;
-            }
-        }
-        false
+        let candidate = if lanes != 0 {
+            let link = bucket.link(lanes.trailing_zeros());
+            hashed.candidate = link;
+            link
+        } else if first == NIL {
+            hashed.miss_version = bucket_version(head) + 1;
+            return false;
+        } else if self.tag_matches(first, hash) {
+            first
+        } else {
+            return false;
+        };
+        self.prefetch_entry(Link::In, candidate, hash, &hashed.key);
+        true
     }
 
     /// Hash the reply key [`ConnTable::lookup_out_v4`] would look up and
@@ -423,7 +480,7 @@ impl ConnTable {
     /// earlier: the same result, without hashing the key again.
     #[inline]
     pub fn lookup_out_hashed(&self, hashed: &OutKeyHash, now: Millis) -> Option<ConnRef<'_>> {
-        self.find_hashed(Link::Out, &hashed.key, hashed.hash, now)
+        self.find_out(&hashed.key, hashed.hash, now)
     }
 
     /// The NAT or full-NAT connection a real server's reply belongs to.
@@ -489,14 +546,57 @@ impl ConnTable {
         now: Millis,
         out: &mut [Option<ConnRef<'t>>],
     ) {
-        self.lookup_batch(Link::In, keys, out, now, |key| {
-            in_index_key(
-                key.protocol,
-                false,
-                (key.caddr, key.cport),
-                (key.vaddr, key.vport),
-            )
-        });
+        for (keys, out) in keys.chunks(BATCH_CHUNK).zip(out.chunks_mut(BATCH_CHUNK)) {
+            let count = keys.len().min(out.len());
+            let mut index_keys = [IndexKey::default(); BATCH_CHUNK];
+            let mut hashes = [0u64; BATCH_CHUNK];
+            // Stage 1: hash every key, prefetch its bucket.
+            for ((key, index_key), hash) in keys
+                .iter()
+                .zip(index_keys.iter_mut())
+                .zip(hashes.iter_mut())
+                .take(count)
+            {
+                *index_key = in_index_key(
+                    key.protocol,
+                    false,
+                    (key.caddr, key.cport),
+                    (key.vaddr, key.vport),
+                );
+                *hash = self.hash(index_key);
+                prefetch(self.in_index.bucket(*hash));
+            }
+            // Stage 2: read every bucket, prefetch the first candidate
+            // entry (a lane whose tag matches).
+            let mut candidates = [NIL; BATCH_CHUNK];
+            for ((hash, index_key), candidate) in hashes
+                .iter()
+                .zip(&index_keys)
+                .zip(candidates.iter_mut())
+                .take(count)
+            {
+                let bucket = self.in_index.bucket(*hash);
+                let lanes = bucket.matching(self.tag_of(*hash), self.link_mask);
+                if lanes != 0 {
+                    *candidate = bucket.link(lanes.trailing_zeros());
+                    self.prefetch_entry(Link::In, *candidate, *hash, index_key);
+                }
+            }
+            // Stage 3: examine the candidates; a key without a live
+            // candidate is looked up in full.
+            for (((hash, index_key), candidate), result) in hashes
+                .iter()
+                .zip(&index_keys)
+                .zip(&candidates)
+                .zip(out.iter_mut())
+                .take(count)
+            {
+                *result = self.in_hit(*candidate, index_key, *hash, now);
+                if result.is_none() {
+                    *result = self.find_in(index_key, *hash, now);
+                }
+            }
+        }
     }
 
     /// [`lookup_out`](ConnTable::lookup_out) for a batch of replies, the
@@ -508,7 +608,7 @@ impl ConnTable {
         now: Millis,
         out: &mut [Option<ConnRef<'t>>],
     ) {
-        self.lookup_batch(Link::Out, keys, out, now, |key| {
+        self.lookup_batch(keys, out, now, |key| {
             out_index_key(
                 key.protocol,
                 addr_bits(key.raddr),
@@ -519,16 +619,16 @@ impl ConnTable {
         });
     }
 
-    /// The pipelined batch lookup behind the `lookup_*_batch` methods.
+    /// The pipelined batch lookup of the out-index: chains walked in
+    /// lockstep.
     fn lookup_batch<'t, K>(
         &'t self,
-        link: Link,
         keys: &[K],
         out: &mut [Option<ConnRef<'t>>],
         now: Millis,
         index_key_of: impl Fn(&K) -> IndexKey,
     ) {
-        let index = self.index(link);
+        let index = &self.out_index;
         for (keys, out) in keys.chunks(BATCH_CHUNK).zip(out.chunks_mut(BATCH_CHUNK)) {
             let count = keys.len().min(out.len());
             let mut chunk_keys = [IndexKey::default(); BATCH_CHUNK];
@@ -551,7 +651,7 @@ impl ConnTable {
                 .zip(chunk_hashes.chunks(BATCH_GROUP))
                 .zip(out[..count].chunks_mut(BATCH_GROUP));
             for ((index_keys, hashes), out) in groups {
-                self.walk_group(link, index_keys, hashes, out, now);
+                self.walk_group(index_keys, hashes, out, now);
             }
         }
     }
@@ -560,13 +660,13 @@ impl ConnTable {
     /// whose buckets were prefetched; `out.len()` keys are looked up.
     fn walk_group<'t>(
         &'t self,
-        link: Link,
         index_keys: &[IndexKey],
         hashes: &[u64],
         out: &mut [Option<ConnRef<'t>>],
         now: Millis,
     ) {
-        let index = self.index(link);
+        let link = Link::Out;
+        let index = &self.out_index;
         let count = out
             .len()
             .min(index_keys.len())
@@ -654,7 +754,7 @@ impl ConnTable {
             if let (Some(result), Some(index_key), Some(hash)) =
                 (out.get_mut(i), index_keys.get(i), hashes.get(i))
             {
-                *result = self.find_hashed(link, index_key, *hash, now);
+                *result = self.find_out(index_key, *hash, now);
             }
         }
     }
@@ -681,10 +781,19 @@ impl ConnTable {
         }
     }
 
-    /// The chain link to entry `index` whose key hashes to `hash`.
+    /// The tag of a key hashed `hash`: the bits of a link above the
+    /// entry's, taken from the hash's top bits, the highest always set
+    /// (so that no tag equals an empty lane, `NIL`).
+    #[inline(always)]
+    fn tag_of(&self, hash: u64) -> u32 {
+        ((hash >> 32) as u32 | 0x8000_0000) & !self.link_mask
+    }
+
+    /// The link (chain or lane) to entry `index` whose key hashes to
+    /// `hash`.
     #[inline(always)]
     fn link_to(&self, index: u32, hash: u64) -> u32 {
-        (((hash >> (32 + self.link_shift)) as u32) << self.link_shift) | (index + 1)
+        self.tag_of(hash) | (index + 1)
     }
 
     /// The entry a chain link points to (`None` for `NIL`).
@@ -697,7 +806,7 @@ impl ConnTable {
     /// (false: it certainly has not, and its key need not be read).
     #[inline(always)]
     fn tag_matches(&self, link: u32, hash: u64) -> bool {
-        link >> self.link_shift == (hash >> (32 + self.link_shift)) as u32
+        link & !self.link_mask == self.tag_of(hash)
     }
 
     /// Examine the entry behind chain link `at` of a chain of `link` for
@@ -719,7 +828,7 @@ impl ConnTable {
         // entry only.
         let matching = match link {
             _ if !self.tag_matches(at, hash) => None,
-            Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
+            Link::In => slot.in_key_is(key).then(|| slot.read_fields()),
             Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
         };
         fence(Ordering::Acquire);
@@ -736,31 +845,86 @@ impl ConnTable {
         self.hasher.hash_one(key)
     }
 
-    fn index(&self, link: Link) -> &Index {
-        match link {
-            Link::In => &self.in_index,
-            Link::Out => &self.out_index,
-        }
-    }
-
     #[inline(always)]
     fn slot(&self, index: u32) -> Option<Slot<'_>> {
         self.slots.get(index as usize)
     }
 
     fn find(&self, link: Link, key: &IndexKey, now: Millis) -> Option<ConnRef<'_>> {
-        self.find_hashed(link, key, self.hash(key), now)
+        let hash = self.hash(key);
+        match link {
+            Link::In => self.find_in(key, hash, now),
+            Link::Out => self.find_out(key, hash, now),
+        }
     }
 
+    /// The in-index lookup: the entries of the lanes of `key`'s bucket
+    /// whose tag matches, then its overflow chain. A miss stands once
+    /// the bucket's version is found unchanged (no entry can have moved
+    /// past the scan); else the lookup starts again.
     #[inline(always)]
-    fn find_hashed(
-        &self,
-        link: Link,
-        key: &IndexKey,
-        hash: u64,
-        now: Millis,
-    ) -> Option<ConnRef<'_>> {
-        let bucket = self.index(link).bucket(hash);
+    fn find_in(&self, key: &IndexKey, hash: u64, now: Millis) -> Option<ConnRef<'_>> {
+        let bucket = self.in_index.bucket(hash);
+        let tag = self.tag_of(hash);
+        'restart: for _ in 0..MAX_LOOKUP_RESTARTS {
+            let head = bucket.head.load(Ordering::Acquire);
+            let mut lanes = bucket.matching(tag, self.link_mask);
+            while lanes != 0 {
+                let lane = lanes.trailing_zeros();
+                lanes &= lanes - 1;
+                let found = self.in_hit(bucket.link(lane), key, hash, now);
+                if found.is_some() {
+                    return found;
+                }
+            }
+            let mut cursor = bucket_first(head);
+            let mut steps = 0usize;
+            while cursor != NIL {
+                match self.probe(Link::In, cursor, key, hash, now) {
+                    Probe::Found(found) => return Some(found),
+                    Probe::Next(next) => cursor = next,
+                    Probe::Raced => continue 'restart,
+                }
+                steps += 1;
+                if steps > self.slots.len() {
+                    continue 'restart;
+                }
+            }
+            if bucket_version(bucket.head.load(Ordering::Acquire)) == bucket_version(head) {
+                return None;
+            }
+        }
+        self.counters
+            .lookup_retries_exhausted
+            .fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// The entry behind in-index link `at` if it is alive with `key`
+    /// (hashed `hash`), read under its sequence counter. `None` also
+    /// when the entry changed while it was read: a linked entry's
+    /// sequence changes only when it is removed, which changes its
+    /// bucket's version too, so the caller's version check catches it.
+    #[inline(always)]
+    fn in_hit(&self, at: u32, key: &IndexKey, hash: u64, now: Millis) -> Option<ConnRef<'_>> {
+        let index = self.link_index(at)?;
+        let slot = self.slot(index)?;
+        let seq = slot.seq.load(Ordering::Acquire);
+        if seq & 1 != 0 || !self.tag_matches(at, hash) || !slot.in_key_is(key) {
+            return None;
+        }
+        let fields = slot.read_fields();
+        fence(Ordering::Acquire);
+        if slot.seq.load(Ordering::Relaxed) != seq {
+            return None;
+        }
+        self.accept(index, seq, &fields, now)
+    }
+
+    /// The out-index lookup: a walk of `key`'s chain.
+    #[inline(always)]
+    fn find_out(&self, key: &IndexKey, hash: u64, now: Millis) -> Option<ConnRef<'_>> {
+        let bucket = self.out_index.bucket(hash);
         'restart: for _ in 0..MAX_LOOKUP_RESTARTS {
             let head = bucket.load(Ordering::Acquire);
             let version = bucket_version(head);
@@ -779,12 +943,11 @@ impl ConnTable {
                 if seq & 1 != 0 {
                     continue 'restart;
                 }
-                let next = next_link(slot, link).load(Ordering::Relaxed);
-                let matching = match link {
-                    _ if !self.tag_matches(cursor, hash) => None,
-                    Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
-                    Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
-                };
+                let next = slot.cold.next_out.load(Ordering::Relaxed);
+                let matching = self
+                    .tag_matches(cursor, hash)
+                    .then(|| slot.read_fields())
+                    .filter(|f| f.out_key() == *key);
                 fence(Ordering::Acquire);
                 if slot.seq.load(Ordering::Relaxed) != seq {
                     continue 'restart;
@@ -1164,13 +1327,14 @@ impl ConnTable {
         };
 
         // Link into the in-index unless a live entry has the key (the
-        // local address and port are not part of it: `in_hash` holds).
-        // An empty chain (the common case) needs no walk.
+        // local address and port are not part of it: `in_hash` holds):
+        // into an empty lane, or, when the bucket is full, at the head
+        // of its overflow chain.
         let bucket = self.in_index.bucket(in_hash);
-        let head = lock_bucket(bucket);
-        let first = bucket_first(head);
-        if first != NIL && self.chain_has_live(Link::In, first, &in_key, in_hash, None, now) {
-            unlock_bucket(bucket, bucket_first(head), bucket_version(head));
+        let head = lock_bucket(&bucket.head);
+        let (first, version) = (bucket_first(head), bucket_version(head));
+        if self.in_bucket_has_live(bucket, first, &in_key, in_hash, now) {
+            unlock_bucket(&bucket.head, first, version);
             if out_indexed {
                 self.unlink(Link::Out, index, &fields.out_key());
             }
@@ -1179,10 +1343,20 @@ impl ConnTable {
             return Err(InsertError::Exists);
         }
         bind(slot);
-        slot.next_in.store(bucket_first(head), Ordering::Relaxed);
-        slot.state
-            .store(with_life(pending, LIFE_LIVE), Ordering::Release);
-        unlock_bucket(bucket, self.link_to(index, in_hash), bucket_version(head));
+        let link = self.link_to(index, in_hash);
+        let empty = bucket.empty_lanes();
+        if empty != 0 {
+            slot.next_in.store(NIL, Ordering::Relaxed);
+            slot.state
+                .store(with_life(pending, LIFE_LIVE), Ordering::Release);
+            bucket.set_link(empty.trailing_zeros(), link);
+            unlock_bucket(&bucket.head, first, version + 1);
+        } else {
+            slot.next_in.store(first, Ordering::Relaxed);
+            slot.state
+                .store(with_life(pending, LIFE_LIVE), Ordering::Release);
+            unlock_bucket(&bucket.head, link, version + 1);
+        }
         self.len.fetch_add(1, Ordering::Relaxed);
         self.counters.inserted.fetch_add(1, Ordering::Relaxed);
         let state = slot.state.load(Ordering::Acquire);
@@ -1191,57 +1365,84 @@ impl ConnTable {
         Ok(conn)
     }
 
-    /// Whether the chain from `first` holds a live entry with `key` whose
-    /// deadline is after `now` (or a valid template still controlling
-    /// connections). Caller holds the bucket lock.
+    /// Whether the in-index bucket `bucket` (whose overflow chain starts
+    /// at `first`) holds a live entry with `key`, see
+    /// [`ConnTable::live_with_key`]. Caller holds the bucket lock.
+    fn in_bucket_has_live(
+        &self,
+        bucket: &InBucket,
+        first: u32,
+        key: &IndexKey,
+        hash: u64,
+        now: Millis,
+    ) -> bool {
+        let mut lanes = bucket.matching(self.tag_of(hash), self.link_mask);
+        while lanes != 0 {
+            let lane = lanes.trailing_zeros();
+            lanes &= lanes - 1;
+            if self.live_with_key(Link::In, bucket.link(lane), key, hash, now) {
+                return true;
+            }
+        }
+        first != NIL && self.chain_has_live(Link::In, first, key, hash, now)
+    }
+
+    /// Whether the chain from `first` holds a live entry with `key`, see
+    /// [`ConnTable::live_with_key`]. Caller holds the bucket lock.
     fn chain_has_live(
         &self,
         link: Link,
         first: u32,
         key: &IndexKey,
         hash: u64,
-        skip: Option<u32>,
         now: Millis,
     ) -> bool {
         let mut cursor = first;
         let mut steps = 0usize;
         while cursor != NIL && steps <= self.slots.len() {
-            let at = cursor;
-            let Some((index, slot)) = self
-                .link_index(at)
-                .and_then(|index| Some((index, self.slot(index)?)))
-            else {
+            if self.live_with_key(link, cursor, key, hash, now) {
+                return true;
+            }
+            let Some(slot) = self.link_index(cursor).and_then(|index| self.slot(index)) else {
                 return false;
             };
             cursor = next_link(slot, link).load(Ordering::Relaxed);
             steps += 1;
-            if Some(index) == skip || !self.tag_matches(at, hash) {
-                continue;
-            }
-            let fields = slot.read_fields();
-            let candidate = match link {
-                Link::In => fields.in_key(),
-                Link::Out => fields.out_key(),
-            };
-            if candidate != *key {
-                continue;
-            }
-            let state = slot.state.load(Ordering::Acquire);
-            match life(state) {
-                LIFE_PENDING => return true,
-                LIFE_LIVE => {}
-                _ => continue,
-            }
-            if fields.is_template() && (state & ST_INVALID != 0 || !self.template_valid(&fields)) {
-                continue;
-            }
-            let unexpired = slot.expires.load(Ordering::Acquire) > now.0;
-            let controlling = fields.is_template() && slot.cold.control.load(Ordering::SeqCst) != 0;
-            if unexpired || controlling {
-                return true;
-            }
         }
         false
+    }
+
+    /// Whether the entry behind link `at` (of a `link` index, `key`
+    /// hashed `hash`) is live with `key` and a deadline after `now` (or
+    /// is a valid template still controlling connections), or is being
+    /// inserted with it. Caller holds the bucket lock.
+    fn live_with_key(&self, link: Link, at: u32, key: &IndexKey, hash: u64, now: Millis) -> bool {
+        let Some(slot) = self.link_index(at).and_then(|index| self.slot(index)) else {
+            return false;
+        };
+        if !self.tag_matches(at, hash) {
+            return false;
+        }
+        let fields = slot.read_fields();
+        let candidate = match link {
+            Link::In => fields.in_key(),
+            Link::Out => fields.out_key(),
+        };
+        if candidate != *key {
+            return false;
+        }
+        let state = slot.state.load(Ordering::Acquire);
+        match life(state) {
+            LIFE_PENDING => return true,
+            LIFE_LIVE => {}
+            _ => return false,
+        }
+        if fields.is_template() && (state & ST_INVALID != 0 || !self.template_valid(&fields)) {
+            return false;
+        }
+        let unexpired = slot.expires.load(Ordering::Acquire) > now.0;
+        let controlling = fields.is_template() && slot.cold.control.load(Ordering::SeqCst) != 0;
+        unexpired || controlling
     }
 
     /// Full NAT: find a local address/port whose reply tuple is free in
@@ -1298,8 +1499,7 @@ impl ConnTable {
             // Any live holder of the tuple, even past its deadline, keeps it
             // (an empty chain has none: no walk).
             let first = bucket_first(head);
-            if first != NIL && self.chain_has_live(Link::Out, first, &out_key, out_hash, None, now)
-            {
+            if first != NIL && self.chain_has_live(Link::Out, first, &out_key, out_hash, now) {
                 unlock_bucket(bucket, bucket_first(head), bucket_version(head));
                 continue;
             }
@@ -1560,10 +1760,35 @@ impl ConnTable {
         self.counters.expired.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Remove entry `index` from the chain of `key`, if it is there.
+    /// Remove entry `index` from the bucket of `key` (in-index: its lane
+    /// or the overflow chain; out-index: the chain), if it is there.
     fn unlink(&self, link: Link, index: u32, key: &IndexKey) {
-        let bucket = self.index(link).bucket(self.hash(key));
-        let head = lock_bucket(bucket);
+        let hash = self.hash(key);
+        match link {
+            Link::In => {
+                let bucket = self.in_index.bucket(hash);
+                let head = lock_bucket(&bucket.head);
+                let lane = (0..IN_BUCKET_LINKS as u32)
+                    .find(|&lane| self.link_index(bucket.link(lane)) == Some(index));
+                match lane {
+                    Some(lane) => {
+                        bucket.set_link(lane, NIL);
+                        unlock_bucket(&bucket.head, bucket_first(head), bucket_version(head) + 1);
+                    }
+                    None => self.unlink_from_chain(&bucket.head, head, link, index),
+                }
+            }
+            Link::Out => {
+                let bucket = self.out_index.bucket(hash);
+                let head = lock_bucket(bucket);
+                self.unlink_from_chain(bucket, head, link, index);
+            }
+        }
+    }
+
+    /// Remove entry `index` from the chain whose head word `bucket` the
+    /// caller has locked (`head`: the word before), and unlock it.
+    fn unlink_from_chain(&self, bucket: &AtomicU64, head: u64, link: Link, index: u32) {
         let first = bucket_first(head);
         let version = bucket_version(head);
         let Some(slot) = self.slot(index) else {
@@ -2398,11 +2623,108 @@ mod tests {
         assert_eq!(conn.info().state, ConnState::Tcp(TcpState::CloseWait));
     }
 
+    /// One in-index bucket for 40 entries: 14 in its lanes, the rest in
+    /// its overflow chain. Every way of looking up finds each entry;
+    /// duplicates are refused in lanes and chain alike; removals from
+    /// either leave the others found, and freed lanes are used again.
+    #[test]
+    fn a_full_bucket_overflows_into_its_chain_and_everything_stays_found() {
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let config = ConnTableConfig {
+            capacity: 64,
+            ..ConnTableConfig::default()
+        };
+        let table = ConnTable::with_in_buckets(config, registry, Some(1));
+        assert_eq!(table.in_index.len(), 1);
+        let bucket = table.in_index.bucket(0);
+        let chained = |table: &ConnTable| {
+            let mut count = 0;
+            let mut cursor = bucket_first(bucket.head.load(Ordering::Acquire));
+            while let Some(slot) = table.link_index(cursor).and_then(|i| table.slot(i)) {
+                count += 1;
+                cursor = slot.next_in.load(Ordering::Relaxed);
+            }
+            count
+        };
+        let now = Millis(1);
+        let all_found = |table: &ConnTable, ports: &[u16]| {
+            let keys: Vec<ConnKey> = ports
+                .iter()
+                .map(|&p| new_conn(p, dest, ForwardMethod::Dr).key)
+                .collect();
+            let mut batch = vec![None; keys.len()];
+            table.lookup_in_batch(&keys, now, &mut batch);
+            for (key, batched) in keys.iter().zip(&batch) {
+                let single = table.lookup_in(key, now).map(|c| c.index);
+                assert!(single.is_some(), "{key:?}");
+                assert_eq!(batched.as_ref().map(|c| c.index), single, "{key:?}");
+                let mut hashed = table.prefetch_in(key);
+                assert_eq!(
+                    table.lookup_in_hashed(&hashed, now).map(|c| c.index),
+                    single
+                );
+                // (true for lane entries; a chained entry is a candidate
+                // only when first in the chain)
+                table.prefetch_in_entry(&mut hashed);
+                assert_eq!(
+                    table.lookup_in_hashed(&hashed, now).map(|c| c.index),
+                    single
+                );
+            }
+        };
+        let mut ports: Vec<u16> = (1..=40).collect();
+        for &port in &ports {
+            table
+                .insert(&new_conn(port, dest, ForwardMethod::Dr), now)
+                .expect("insert");
+        }
+        assert_eq!(bucket.empty_lanes(), 0);
+        assert_eq!(chained(&table), 40 - IN_BUCKET_LINKS);
+        all_found(&table, &ports);
+        // A key absent from a full bucket with a chain: a miss, by every
+        // way, also after a prefetch that saw candidates to examine.
+        let absent = new_conn(999, dest, ForwardMethod::Dr).key;
+        let mut hashed = table.prefetch_in(&absent);
+        table.prefetch_in_entry(&mut hashed);
+        assert!(table.lookup_in_hashed(&hashed, now).is_none());
+        assert!(table.lookup_in(&absent, now).is_none());
+        // Duplicates of a lane entry (the first 14) and of chained ones.
+        for port in [1, 14, 15, 40] {
+            let again = table.insert(&new_conn(port, dest, ForwardMethod::Dr), now);
+            assert!(matches!(again, Err(InsertError::Exists)), "{port}");
+        }
+        // Remove two lane entries and two chained ones.
+        for port in [2, 9, 20, 40] {
+            let conn = table
+                .lookup_in(&new_conn(port, dest, ForwardMethod::Dr).key, now)
+                .expect("found");
+            assert!(conn.expire_now(now));
+            assert!(table
+                .lookup_in(&new_conn(port, dest, ForwardMethod::Dr).key, now)
+                .is_none());
+        }
+        ports.retain(|p| ![2, 9, 20, 40].contains(p));
+        all_found(&table, &ports);
+        assert_eq!(bucket.empty_lanes().count_ones(), 2);
+        assert_eq!(chained(&table), 40 - IN_BUCKET_LINKS - 2);
+        // New entries take the freed lanes first.
+        for port in [41, 42, 43] {
+            table
+                .insert(&new_conn(port, dest, ForwardMethod::Dr), now)
+                .expect("insert");
+            ports.push(port);
+        }
+        assert_eq!(bucket.empty_lanes(), 0);
+        assert_eq!(chained(&table), 40 - IN_BUCKET_LINKS - 1);
+        all_found(&table, &ports);
+    }
+
     #[test]
     fn chain_links_carry_the_entry_and_a_tag_of_its_hash() {
         for capacity in [1u32, 16, 1_000, 1 << 20] {
             let (table, _) = table(capacity);
-            let shift = table.link_shift;
+            let shift = table.link_mask.count_ones();
             assert!(capacity <= table.link_mask, "capacity {capacity}");
             for index in [0, capacity / 2, capacity - 1] {
                 for hash in [0u64, u64::MAX, 0x0123_4567_89ab_cdef] {
