@@ -12,13 +12,14 @@
 //!   retries instead of missing. Inserts and removals take a one-bit spin
 //!   lock on the buckets they change.
 //! - **Two cache lines per hit.** The in-index (every packet's lookup) is
-//!   an array of 64-byte buckets, each with 14 lanes holding an entry's
-//!   index and a tag of its key's hash; a lookup compares the tags of the
-//!   whole bucket at once and reads the one entry whose tag matches: the
-//!   bucket's line and the entry's hot line, with no chain to walk (a
-//!   full bucket overflows into a chain, rarely: 4 to 8 entries per
-//!   bucket when the table is full). The out-index (replies of NAT and
-//!   full NAT) is chained, tags in the links.
+//!   an array of 64-byte buckets, each with 12 lanes holding an entry's
+//!   index and a tag of its key's hash, and a summary word of 4-bit
+//!   mini-tags that says in one load which lanes may hold a key; a
+//!   lookup reads the one entry whose full tag matches: the bucket's
+//!   line and the entry's hot line, with no chain to walk (a full bucket
+//!   overflows into a chain, rarely: 4 to 8 entries per bucket when the
+//!   table is full). The out-index (replies of NAT and full NAT) is
+//!   chained, tags in the links.
 //! - **Bounded memory, allocated once.** The capacity is configuration;
 //!   entries and hash buckets are allocated when the table is made, never
 //!   per packet or per connection. An IPv4 connection costs at most 128

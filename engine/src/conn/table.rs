@@ -177,7 +177,7 @@ impl ConnTable {
     /// has the largest power of two ≤ capacity buckets (load factor 1 to
     /// 2 when full); the in-index the memory of twice that many bucket
     /// words when the total stays within [`MAX_BYTES_PER_CONN`], else
-    /// the same, in 64-byte buckets of 14 lanes (so 4 to 8 entries per
+    /// the same, in 64-byte buckets of 12 lanes (so 4 to 8 entries per
     /// bucket when full: a bucket overflows into a chain rarely).
     pub fn new(config: ConnTableConfig, dests: Arc<DestRegistry>) -> ConnTable {
         Self::with_in_buckets(config, dests, None)
@@ -365,7 +365,9 @@ impl ConnTable {
     #[inline]
     pub fn lookup_in_hashed(&self, hashed: &InKeyHash, now: Millis) -> Option<ConnRef<'_>> {
         if hashed.candidate != NIL {
-            let found = self.in_hit(hashed.candidate, &hashed.key, hashed.hash, now);
+            // The candidate's tag matched when it was read (the link is
+            // the same value now).
+            let found = self.in_hit(hashed.candidate, &hashed.key, now);
             if found.is_some() {
                 return found;
             }
@@ -432,14 +434,12 @@ impl ConnTable {
         let hash = hashed.hash;
         let bucket = self.in_index.bucket(hash);
         let head = bucket.head.load(Ordering::Acquire);
-        let lanes = bucket.matching(self.tag_of(hash), self.link_mask);
-        hashed.candidate = NIL;
+        let tagged = self.first_tagged(bucket, hash);
+        hashed.candidate = tagged;
         hashed.miss_version = 0;
         let first = bucket_first(head);
-        let candidate = if lanes != 0 {
-            let link = bucket.link(lanes.trailing_zeros());
-            hashed.candidate = link;
-            link
+        let candidate = if tagged != NIL {
+            tagged
         } else if first == NIL {
             hashed.miss_version = bucket_version(head) + 1;
             return false;
@@ -575,10 +575,8 @@ impl ConnTable {
                 .zip(candidates.iter_mut())
                 .take(count)
             {
-                let bucket = self.in_index.bucket(*hash);
-                let lanes = bucket.matching(self.tag_of(*hash), self.link_mask);
-                if lanes != 0 {
-                    *candidate = bucket.link(lanes.trailing_zeros());
+                *candidate = self.first_tagged(self.in_index.bucket(*hash), *hash);
+                if *candidate != NIL {
                     self.prefetch_entry(Link::In, *candidate, *hash, index_key);
                 }
             }
@@ -591,7 +589,7 @@ impl ConnTable {
                 .zip(out.iter_mut())
                 .take(count)
             {
-                *result = self.in_hit(*candidate, index_key, *hash, now);
+                *result = self.in_hit(*candidate, index_key, now);
                 if result.is_none() {
                     *result = self.find_in(index_key, *hash, now);
                 }
@@ -858,6 +856,20 @@ impl ConnTable {
         }
     }
 
+    /// The link in the first lane of `bucket` whose full tag is that of
+    /// `hash` (`NIL`: none): the candidate a lookup examines first.
+    #[inline(always)]
+    fn first_tagged(&self, bucket: &InBucket, hash: u64) -> u32 {
+        let tag = self.tag_of(hash);
+        for lane in bucket.matching(InBucket::mini_tag(hash)) {
+            let link = bucket.link(lane);
+            if link & !self.link_mask == tag {
+                return link;
+            }
+        }
+        NIL
+    }
+
     /// The in-index lookup: the entries of the lanes of `key`'s bucket
     /// whose tag matches, then its overflow chain. A miss stands once
     /// the bucket's version is found unchanged (no entry can have moved
@@ -865,16 +877,16 @@ impl ConnTable {
     #[inline(always)]
     fn find_in(&self, key: &IndexKey, hash: u64, now: Millis) -> Option<ConnRef<'_>> {
         let bucket = self.in_index.bucket(hash);
-        let tag = self.tag_of(hash);
+        let mini = InBucket::mini_tag(hash);
         'restart: for _ in 0..MAX_LOOKUP_RESTARTS {
             let head = bucket.head.load(Ordering::Acquire);
-            let mut lanes = bucket.matching(tag, self.link_mask);
-            while lanes != 0 {
-                let lane = lanes.trailing_zeros();
-                lanes &= lanes - 1;
-                let found = self.in_hit(bucket.link(lane), key, hash, now);
-                if found.is_some() {
-                    return found;
+            for lane in bucket.matching(mini) {
+                let link = bucket.link(lane);
+                if self.tag_matches(link, hash) {
+                    let found = self.in_hit(link, key, now);
+                    if found.is_some() {
+                        return found;
+                    }
                 }
             }
             let mut cursor = bucket_first(head);
@@ -900,17 +912,18 @@ impl ConnTable {
         None
     }
 
-    /// The entry behind in-index link `at` if it is alive with `key`
-    /// (hashed `hash`), read under its sequence counter. `None` also
+    /// The entry behind in-index link `at`, whose tag the caller has
+    /// matched, if it is alive with `key`, read under its sequence
+    /// counter. `None` also
     /// when the entry changed while it was read: a linked entry's
     /// sequence changes only when it is removed, which changes its
     /// bucket's version too, so the caller's version check catches it.
     #[inline(always)]
-    fn in_hit(&self, at: u32, key: &IndexKey, hash: u64, now: Millis) -> Option<ConnRef<'_>> {
+    fn in_hit(&self, at: u32, key: &IndexKey, now: Millis) -> Option<ConnRef<'_>> {
         let index = self.link_index(at)?;
         let slot = self.slot(index)?;
         let seq = slot.seq.load(Ordering::Acquire);
-        if seq & 1 != 0 || !self.tag_matches(at, hash) || !slot.in_key_is(key) {
+        if seq & 1 != 0 || !slot.in_key_is(key) {
             return None;
         }
         let fields = slot.read_fields();
@@ -1349,7 +1362,7 @@ impl ConnTable {
             slot.next_in.store(NIL, Ordering::Relaxed);
             slot.state
                 .store(with_life(pending, LIFE_LIVE), Ordering::Release);
-            bucket.set_link(empty.trailing_zeros(), link);
+            bucket.fill(empty.trailing_zeros(), link, InBucket::mini_tag(in_hash));
             unlock_bucket(&bucket.head, first, version + 1);
         } else {
             slot.next_in.store(first, Ordering::Relaxed);
@@ -1376,10 +1389,7 @@ impl ConnTable {
         hash: u64,
         now: Millis,
     ) -> bool {
-        let mut lanes = bucket.matching(self.tag_of(hash), self.link_mask);
-        while lanes != 0 {
-            let lane = lanes.trailing_zeros();
-            lanes &= lanes - 1;
+        for lane in bucket.matching(InBucket::mini_tag(hash)) {
             if self.live_with_key(Link::In, bucket.link(lane), key, hash, now) {
                 return true;
             }
@@ -1772,7 +1782,7 @@ impl ConnTable {
                     .find(|&lane| self.link_index(bucket.link(lane)) == Some(index));
                 match lane {
                     Some(lane) => {
-                        bucket.set_link(lane, NIL);
+                        bucket.clear(lane);
                         unlock_bucket(&bucket.head, bucket_first(head), bucket_version(head) + 1);
                     }
                     None => self.unlink_from_chain(&bucket.head, head, link, index),
