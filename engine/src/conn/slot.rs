@@ -620,6 +620,33 @@ impl Fields {
             peer_port,
         )
     }
+
+    /// Whether the out-index key is `key`: `out_key() == *key`, compared
+    /// word by word in registers (a key built on the stack and compared
+    /// as vectors stalls on store forwarding).
+    #[inline(always)]
+    pub fn out_key_is(&self, key: &IndexKey) -> bool {
+        let local = self.meta & META_LOCAL != 0;
+        let (peer_v6, peer_port, peer) = if local {
+            (self.meta & META_L_V6 != 0, self.ports >> 48, [self.addrs[6], self.addrs[7]])
+        } else {
+            (self.meta & META_C_V6 != 0, self.ports & 0xffff, [self.addrs[0], self.addrs[1]])
+        };
+        let mut meta = self.meta & META_PROTOCOL_MASK;
+        if self.meta & META_D_V6 != 0 {
+            meta |= META_D_V6;
+        }
+        if peer_v6 {
+            meta |= META_L_V6;
+        }
+        let ports = ((self.ports >> 32) & 0xffff) as u32 | (peer_port as u32) << 16;
+        (meta == key.meta)
+            & (ports == key.ports)
+            & (self.addrs[4] == key.addrs[0])
+            & (self.addrs[5] == key.addrs[1])
+            & (peer[0] == key.addrs[2])
+            & (peer[1] == key.addrs[3])
+    }
 }
 
 /// The in-index key of a connection or template tuple.
@@ -1099,6 +1126,17 @@ mod tests {
                         assert_eq!(slot.read_fields(), fields, "{case}");
                         assert_eq!(slot.read_in_key(), fields.in_key(), "{case}");
                         assert!(slot.in_key_is(&fields.in_key()), "{case}");
+                        assert!(fields.out_key_is(&fields.out_key()), "{case}");
+                        let out = fields.out_key();
+                        let mut outs = [out; 6];
+                        outs[0].meta ^= META_L_V6;
+                        outs[1].ports ^= 1 << 16;
+                        for (word, other) in outs[2..].iter_mut().enumerate() {
+                            other.addrs[word] ^= 1;
+                        }
+                        for other in outs {
+                            assert!(!fields.out_key_is(&other), "{case} {other:?}");
+                        }
                         // Any one word of the key differing is another key.
                         let key = fields.in_key();
                         let mut others = [key; 6];

@@ -827,7 +827,7 @@ impl ConnTable {
         let matching = match link {
             _ if !self.tag_matches(at, hash) => None,
             Link::In => slot.in_key_is(key).then(|| slot.read_fields()),
-            Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
+            Link::Out => Some(slot.read_fields()).filter(|f| f.out_key_is(key)),
         };
         fence(Ordering::Acquire);
         if slot.seq.load(Ordering::Relaxed) != seq {
@@ -960,7 +960,7 @@ impl ConnTable {
                 let matching = self
                     .tag_matches(cursor, hash)
                     .then(|| slot.read_fields())
-                    .filter(|f| f.out_key() == *key);
+                    .filter(|f| f.out_key_is(key));
                 fence(Ordering::Acquire);
                 if slot.seq.load(Ordering::Relaxed) != seq {
                     continue 'restart;
