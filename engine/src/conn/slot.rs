@@ -12,7 +12,7 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use uvs_conf::{ForwardMethod, TunnelCsum, TunnelType};
 
-use super::storage::ZeroedArray;
+use super::storage::{ZeroInit, ZeroedArray};
 
 // ---- state word -------------------------------------------------------
 
@@ -172,9 +172,9 @@ pub(crate) struct SlotCold {
 
 // SAFETY: `SlotHot` is made only of atomics; all-zero is a valid (free)
 // entry part and there is no drop glue.
-unsafe impl super::storage::ZeroInit for SlotHot {}
+unsafe impl ZeroInit for SlotHot {}
 // SAFETY: as above, for the cold part.
-unsafe impl super::storage::ZeroInit for SlotCold {}
+unsafe impl ZeroInit for SlotCold {}
 
 /// Bytes of one entry, both parts.
 pub(crate) const SLOT_BYTES: usize =
@@ -628,9 +628,17 @@ impl Fields {
     pub fn out_key_is(&self, key: &IndexKey) -> bool {
         let local = self.meta & META_LOCAL != 0;
         let (peer_v6, peer_port, peer) = if local {
-            (self.meta & META_L_V6 != 0, self.ports >> 48, [self.addrs[6], self.addrs[7]])
+            (
+                self.meta & META_L_V6 != 0,
+                self.ports >> 48,
+                [self.addrs[6], self.addrs[7]],
+            )
         } else {
-            (self.meta & META_C_V6 != 0, self.ports & 0xffff, [self.addrs[0], self.addrs[1]])
+            (
+                self.meta & META_C_V6 != 0,
+                self.ports & 0xffff,
+                [self.addrs[0], self.addrs[1]],
+            )
         };
         let mut meta = self.meta & META_PROTOCOL_MASK;
         if self.meta & META_D_V6 != 0 {
@@ -756,37 +764,46 @@ const BUCKET_LOCK: u64 = 1 << 32;
 const BUCKET_VERSION_SHIFT: u32 = 33;
 const BUCKET_VERSION_MASK: u64 = (1 << 31) - 1;
 
-/// One hash index: a power-of-two array of bucket words. A bucket word is
-/// link to the first entry (index + 1 and tag) | lock bit << 32 | version << 33; the version
-/// grows at every unlink so that a lock-free reader can tell that the
-/// chain changed under it.
+/// A hash index: a power-of-two array of buckets, the bucket of a hash
+/// chosen by its low bits.
 #[derive(Debug)]
-pub(crate) struct Index {
-    heads: ZeroedArray<AtomicU64>,
+pub(crate) struct Buckets<T: ZeroInit> {
+    buckets: ZeroedArray<T>,
     mask: u64,
 }
 
-impl Index {
-    /// An index of `buckets` buckets (a power of two, at least 1).
-    pub fn new(buckets: usize) -> Index {
+impl<T: ZeroInit> Buckets<T> {
+    /// An index of `buckets` buckets (a power of two, at least 1), all
+    /// zero: empty.
+    pub fn new(buckets: usize) -> Buckets<T> {
         let buckets = buckets.max(1).next_power_of_two();
-        Index {
-            heads: ZeroedArray::new(buckets),
+        Buckets {
+            buckets: ZeroedArray::new(buckets),
             mask: (buckets - 1) as u64,
         }
     }
 
     /// Number of buckets.
     pub fn len(&self) -> usize {
-        self.heads.len()
+        self.buckets.len()
     }
 
     /// The bucket of `hash`.
-    pub fn bucket(&self, hash: u64) -> &AtomicU64 {
+    #[inline(always)]
+    pub fn bucket(&self, hash: u64) -> &T {
         // `mask` is len - 1 of a power-of-two array: always in bounds.
-        &self.heads[(hash & self.mask) as usize]
+        &self.buckets[(hash & self.mask) as usize]
     }
 }
+
+/// The out-index: chained buckets of one word each. A bucket word is
+/// link to the first entry (index + 1 and tag) | lock bit << 32 |
+/// version << 33; the version grows at every unlink so that a lock-free
+/// reader can tell that the chain changed under it.
+pub(crate) type Index = Buckets<AtomicU64>;
+
+/// The in-index: cache-line buckets of lanes, see [`InBucket`].
+pub(crate) type InIndex = Buckets<InBucket>;
 
 /// Links an in-index bucket holds in its own cache line, beside its head
 /// word and its summary word.
@@ -825,7 +842,7 @@ pub(crate) struct InBucket {
 
 // SAFETY: made only of atomics; all-zero is an empty, unlocked bucket;
 // no drop glue.
-unsafe impl super::storage::ZeroInit for InBucket {}
+unsafe impl ZeroInit for InBucket {}
 
 /// Lanes of an [`InBucket`], as the top bit of each one's summary
 /// nibble; iterates lane numbers in increasing order.
@@ -908,36 +925,6 @@ impl InBucket {
             self.summary.store(summary, Ordering::Release);
             slot.store(NIL, Ordering::Release);
         }
-    }
-}
-
-/// The in-index: a power-of-two array of [`InBucket`]s.
-#[derive(Debug)]
-pub(crate) struct InIndex {
-    buckets: ZeroedArray<InBucket>,
-    mask: u64,
-}
-
-impl InIndex {
-    /// An index of `buckets` buckets (a power of two, at least 1).
-    pub fn new(buckets: usize) -> InIndex {
-        let buckets = buckets.max(1).next_power_of_two();
-        InIndex {
-            buckets: ZeroedArray::new(buckets),
-            mask: (buckets - 1) as u64,
-        }
-    }
-
-    /// Number of buckets.
-    pub fn len(&self) -> usize {
-        self.buckets.len()
-    }
-
-    /// The bucket of `hash`.
-    #[inline(always)]
-    pub fn bucket(&self, hash: u64) -> &InBucket {
-        // `mask` is len - 1 of a power-of-two array: always in bounds.
-        &self.buckets[(hash & self.mask) as usize]
     }
 }
 

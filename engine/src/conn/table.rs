@@ -548,24 +548,19 @@ impl ConnTable {
     ) {
         for (keys, out) in keys.chunks(BATCH_CHUNK).zip(out.chunks_mut(BATCH_CHUNK)) {
             let count = keys.len().min(out.len());
-            let mut index_keys = [IndexKey::default(); BATCH_CHUNK];
-            let mut hashes = [0u64; BATCH_CHUNK];
             // Stage 1: hash every key, prefetch its bucket.
-            for ((key, index_key), hash) in keys
-                .iter()
-                .zip(index_keys.iter_mut())
-                .zip(hashes.iter_mut())
-                .take(count)
-            {
-                *index_key = in_index_key(
-                    key.protocol,
-                    false,
-                    (key.caddr, key.cport),
-                    (key.vaddr, key.vport),
-                );
-                *hash = self.hash(index_key);
-                prefetch(self.in_index.bucket(*hash));
-            }
+            let (index_keys, hashes) = self.hash_chunk(
+                &keys[..count],
+                |h| prefetch(self.in_index.bucket(h)),
+                |key| {
+                    in_index_key(
+                        key.protocol,
+                        false,
+                        (key.caddr, key.cport),
+                        (key.vaddr, key.vport),
+                    )
+                },
+            );
             // Stage 2: read every bucket, prefetch the first candidate
             // entry (a lane whose tag matches).
             let mut candidates = [NIL; BATCH_CHUNK];
@@ -626,24 +621,16 @@ impl ConnTable {
         now: Millis,
         index_key_of: impl Fn(&K) -> IndexKey,
     ) {
-        let index = &self.out_index;
         for (keys, out) in keys.chunks(BATCH_CHUNK).zip(out.chunks_mut(BATCH_CHUNK)) {
             let count = keys.len().min(out.len());
-            let mut chunk_keys = [IndexKey::default(); BATCH_CHUNK];
-            let mut chunk_hashes = [0u64; BATCH_CHUNK];
             // Stage 1, for the whole chunk: hash every key, prefetch its
             // bucket (the buckets of later groups load while earlier
             // groups walk their chains).
-            for ((key, index_key), hash) in keys
-                .iter()
-                .zip(chunk_keys.iter_mut())
-                .zip(chunk_hashes.iter_mut())
-                .take(count)
-            {
-                *index_key = index_key_of(key);
-                *hash = self.hash(index_key);
-                prefetch(index.bucket(*hash));
-            }
+            let (chunk_keys, chunk_hashes) = self.hash_chunk(
+                &keys[..count],
+                |h| prefetch(self.out_index.bucket(h)),
+                &index_key_of,
+            );
             let groups = chunk_keys
                 .chunks(BATCH_GROUP)
                 .zip(chunk_hashes.chunks(BATCH_GROUP))
@@ -652,6 +639,30 @@ impl ConnTable {
                 self.walk_group(index_keys, hashes, out, now);
             }
         }
+    }
+
+    /// Stage 1 of a batch lookup: the index key of each of `keys` (at
+    /// most [`BATCH_CHUNK`]) and its hash, its bucket prefetched by
+    /// `prefetch_bucket`.
+    #[inline(always)]
+    fn hash_chunk<K>(
+        &self,
+        keys: &[K],
+        prefetch_bucket: impl Fn(u64),
+        index_key_of: impl Fn(&K) -> IndexKey,
+    ) -> ([IndexKey; BATCH_CHUNK], [u64; BATCH_CHUNK]) {
+        let mut index_keys = [IndexKey::default(); BATCH_CHUNK];
+        let mut hashes = [0u64; BATCH_CHUNK];
+        for ((key, index_key), hash) in keys
+            .iter()
+            .zip(index_keys.iter_mut())
+            .zip(hashes.iter_mut())
+        {
+            *index_key = index_key_of(key);
+            *hash = self.hash(index_key);
+            prefetch_bucket(*hash);
+        }
+        (index_keys, hashes)
     }
 
     /// Stages 2 and 3 of a batch lookup for one group of at most 64 keys
