@@ -2741,6 +2741,67 @@ mod tests {
         all_found(&table, &ports);
     }
 
+    /// One in-index bucket, 20 entries that stay (12 in lanes, 8 in the
+    /// overflow chain) and a writer thread inserting and expiring 24
+    /// more in the same bucket (lanes freed and refilled, chain heads
+    /// pushed and unlinked, the version bumped at each): every lookup
+    /// form finds every entry that stays, every time.
+    #[test]
+    fn lookups_find_lane_and_chain_entries_while_their_bucket_churns() {
+        use std::sync::atomic::AtomicBool;
+        let registry = Arc::new(DestRegistry::new(4));
+        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
+        let config = ConnTableConfig {
+            capacity: 64,
+            ..ConnTableConfig::default()
+        };
+        let table = ConnTable::with_in_buckets(config, registry, Some(1));
+        let now = Millis(1);
+        let key = |port: u16| new_conn(port, dest, ForwardMethod::Dr).key;
+        let staying: Vec<u16> = (1..=20).collect();
+        for &port in &staying {
+            table
+                .insert(&new_conn(port, dest, ForwardMethod::Dr), now)
+                .expect("insert");
+        }
+        let keys: Vec<ConnKey> = staying.iter().map(|&p| key(p)).collect();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..2_000 {
+                    let conns: Vec<ConnRef<'_>> = (100..124)
+                        .filter_map(|port| {
+                            table
+                                .insert(&new_conn(port, dest, ForwardMethod::Dr), now)
+                                .ok()
+                        })
+                        .collect();
+                    assert_eq!(conns.len(), 24);
+                    for conn in conns {
+                        assert!(conn.expire_now(now));
+                    }
+                }
+                done.store(true, Ordering::Release);
+            });
+            let mut rounds = 0u32;
+            let mut batch = vec![None; keys.len()];
+            while !done.load(Ordering::Acquire) && rounds < 1_000_000 {
+                rounds += 1;
+                for key in &keys {
+                    assert!(table.lookup_in(key, now).is_some(), "{key:?}");
+                    let mut hashed = table.prefetch_in(key);
+                    table.prefetch_in_entry(&mut hashed);
+                    assert!(table.lookup_in_hashed(&hashed, now).is_some(), "{key:?}");
+                }
+                table.lookup_in_batch(&keys, now, &mut batch);
+                assert!(batch.iter().all(Option::is_some));
+            }
+            assert!(rounds > 0);
+        });
+        assert_eq!(table.len(), staying.len());
+        assert_eq!(table.stats().lookup_retries_exhausted, 0);
+    }
+
     #[test]
     fn chain_links_carry_the_entry_and_a_tag_of_its_hash() {
         for capacity in [1u32, 16, 1_000, 1 << 20] {
