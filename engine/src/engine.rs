@@ -668,7 +668,10 @@ impl Engine {
             Some(hashed) => self.conns.lookup_in_hashed(hashed, now),
             None => self.conns.lookup_in(&in_key_of(parsed), now),
         };
-        if let Some(conn) = found {
+        // Borrowed, not moved out of the `Option`: a move copied the
+        // whole `ConnRef` through the stack (and stalled on store
+        // forwarding, its fields stored piecemeal by the lookup).
+        if let Some(conn) = found.as_ref() {
             let new_conn = match flags {
                 Some(f) => f.syn && !f.ack,
                 None => parsed.protocol == proto::SCTP && sctp_may_create(parsed.sctp_chunk),
@@ -682,7 +685,7 @@ impl Engine {
                     net,
                     packet,
                     parsed,
-                    &conn,
+                    conn,
                     Direction::Input,
                     flags,
                     now,
@@ -709,7 +712,7 @@ impl Engine {
                     now,
                 ),
             };
-            if let Some(conn) = found {
+            if let Some(conn) = found.as_ref() {
                 return self.forward_conn(
                     worker,
                     stats,
@@ -717,7 +720,7 @@ impl Engine {
                     net,
                     packet,
                     parsed,
-                    &conn,
+                    conn,
                     Direction::Output,
                     flags,
                     now,
