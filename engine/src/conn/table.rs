@@ -2644,19 +2644,25 @@ mod tests {
         assert_eq!(conn.info().state, ConnState::Tcp(TcpState::CloseWait));
     }
 
-    /// One in-index bucket for 40 entries: 14 in its lanes, the rest in
-    /// its overflow chain. Every way of looking up finds each entry;
-    /// duplicates are refused in lanes and chain alike; removals from
-    /// either leave the others found, and freed lanes are used again.
-    #[test]
-    fn a_full_bucket_overflows_into_its_chain_and_everything_stays_found() {
+    /// A table of 64 entries whose in-index is a single bucket, and a
+    /// destination.
+    fn one_bucket_table() -> (ConnTable, DestId) {
         let registry = Arc::new(DestRegistry::new(4));
         let (dest, _) = registry.allocate(1, 0, 0).expect("room");
         let config = ConnTableConfig {
             capacity: 64,
             ..ConnTableConfig::default()
         };
-        let table = ConnTable::with_in_buckets(config, registry, Some(1));
+        (ConnTable::with_in_buckets(config, registry, Some(1)), dest)
+    }
+
+    /// One in-index bucket for 40 entries: 12 in its lanes, the rest in
+    /// its overflow chain. Every way of looking up finds each entry;
+    /// duplicates are refused in lanes and chain alike; removals from
+    /// either leave the others found, and freed lanes are used again.
+    #[test]
+    fn a_full_bucket_overflows_into_its_chain_and_everything_stays_found() {
+        let (table, dest) = one_bucket_table();
         assert_eq!(table.in_index.len(), 1);
         let bucket = table.in_index.bucket(0);
         let chained = |table: &ConnTable| {
@@ -2749,13 +2755,7 @@ mod tests {
     #[test]
     fn lookups_find_lane_and_chain_entries_while_their_bucket_churns() {
         use std::sync::atomic::AtomicBool;
-        let registry = Arc::new(DestRegistry::new(4));
-        let (dest, _) = registry.allocate(1, 0, 0).expect("room");
-        let config = ConnTableConfig {
-            capacity: 64,
-            ..ConnTableConfig::default()
-        };
-        let table = ConnTable::with_in_buckets(config, registry, Some(1));
+        let (table, dest) = one_bucket_table();
         let now = Millis(1);
         let key = |port: u16| new_conn(port, dest, ForwardMethod::Dr).key;
         let staying: Vec<u16> = (1..=20).collect();
