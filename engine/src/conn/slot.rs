@@ -254,11 +254,31 @@ pub(crate) struct Fields {
 }
 
 /// What a hash index compares: 40 bytes taken from an entry or a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+// `PartialEq` by hand is the derived one's field-wise equality, which
+// `Hash` agrees with.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Debug, Clone, Copy, Eq, Hash, Default)]
 pub(crate) struct IndexKey {
     pub meta: u32,
     pub ports: u32,
     pub addrs: [u64; 4],
+}
+
+impl PartialEq for IndexKey {
+    /// Field by field, word by word, without a branch: the derived
+    /// comparison read a key just built on the stack (by a lookup, from
+    /// an entry's atomics) back as 16-byte vectors, a store-forwarding
+    /// stall on every lookup; compared as words, the key stays in
+    /// registers.
+    #[inline(always)]
+    fn eq(&self, other: &IndexKey) -> bool {
+        (self.meta == other.meta)
+            & (self.ports == other.ports)
+            & (self.addrs[0] == other.addrs[0])
+            & (self.addrs[1] == other.addrs[1])
+            & (self.addrs[2] == other.addrs[2])
+            & (self.addrs[3] == other.addrs[3])
+    }
 }
 
 impl Slot<'_> {
@@ -290,9 +310,8 @@ impl Slot<'_> {
     }
 
     /// The in-index key, reading only the entry's hot part (one cache line) (inside
-    /// a sequence-checked section). Lookups compare with
-    /// [`Slot::in_key_is`]; this is its reference in tests.
-    #[cfg(test)]
+    /// a sequence-checked section).
+    #[inline(always)]
     pub fn read_in_key(&self) -> IndexKey {
         let meta = self.meta.load(Ordering::Relaxed);
         let w = [0, 1, 2, 3].map(|i| self.key_addrs[i].load(Ordering::Relaxed));
@@ -301,24 +320,6 @@ impl Slot<'_> {
             ports: self.ports.load(Ordering::Relaxed) as u32,
             addrs: if v4_key(meta) { [w[0], w[1], 0, 0] } else { w },
         }
-    }
-
-    /// Whether the entry's in-index key is `key`: `read_in_key() ==
-    /// *key`, compared word by word in registers (an `IndexKey` built on
-    /// the stack and compared as vectors stalled on store forwarding at
-    /// every lookup). Inside a sequence-checked section.
-    #[inline(always)]
-    pub fn in_key_is(&self, key: &IndexKey) -> bool {
-        let meta = self.meta.load(Ordering::Relaxed);
-        let ports = self.ports.load(Ordering::Relaxed) as u32;
-        let w = [0, 1, 2, 3].map(|i| self.key_addrs[i].load(Ordering::Relaxed));
-        let (w2, w3) = if v4_key(meta) { (0, 0) } else { (w[2], w[3]) };
-        (meta & IN_KEY_META == key.meta)
-            & (ports == key.ports)
-            & (w[0] == key.addrs[0])
-            & (w[1] == key.addrs[1])
-            & (w2 == key.addrs[2])
-            & (w3 == key.addrs[3])
     }
 
     /// Write the fields; the caller holds the entry with an odd `seq`.
@@ -619,41 +620,6 @@ impl Fields {
             (join(peer[0], peer[1]), peer_v6),
             peer_port,
         )
-    }
-
-    /// Whether the out-index key is `key`: `out_key() == *key`, compared
-    /// word by word in registers (a key built on the stack and compared
-    /// as vectors stalls on store forwarding).
-    #[inline(always)]
-    pub fn out_key_is(&self, key: &IndexKey) -> bool {
-        let local = self.meta & META_LOCAL != 0;
-        let (peer_v6, peer_port, peer) = if local {
-            (
-                self.meta & META_L_V6 != 0,
-                self.ports >> 48,
-                [self.addrs[6], self.addrs[7]],
-            )
-        } else {
-            (
-                self.meta & META_C_V6 != 0,
-                self.ports & 0xffff,
-                [self.addrs[0], self.addrs[1]],
-            )
-        };
-        let mut meta = self.meta & META_PROTOCOL_MASK;
-        if self.meta & META_D_V6 != 0 {
-            meta |= META_D_V6;
-        }
-        if peer_v6 {
-            meta |= META_L_V6;
-        }
-        let ports = ((self.ports >> 32) & 0xffff) as u32 | (peer_port as u32) << 16;
-        (meta == key.meta)
-            & (ports == key.ports)
-            & (self.addrs[4] == key.addrs[0])
-            & (self.addrs[5] == key.addrs[1])
-            & (peer[0] == key.addrs[2])
-            & (peer[1] == key.addrs[3])
     }
 }
 
@@ -1112,8 +1078,8 @@ mod tests {
                         let case = format!("{client} {virt} {real} {local:?}");
                         assert_eq!(slot.read_fields(), fields, "{case}");
                         assert_eq!(slot.read_in_key(), fields.in_key(), "{case}");
-                        assert!(slot.in_key_is(&fields.in_key()), "{case}");
-                        assert!(fields.out_key_is(&fields.out_key()), "{case}");
+                        // `IndexKey` equality tells apart keys differing
+                        // in any one word.
                         let out = fields.out_key();
                         let mut outs = [out; 6];
                         outs[0].meta ^= META_L_V6;
@@ -1122,9 +1088,8 @@ mod tests {
                             other.addrs[word] ^= 1;
                         }
                         for other in outs {
-                            assert!(!fields.out_key_is(&other), "{case} {other:?}");
+                            assert!(fields.out_key() != other, "{case} {other:?}");
                         }
-                        // Any one word of the key differing is another key.
                         let key = fields.in_key();
                         let mut others = [key; 6];
                         others[0].meta ^= 1;
@@ -1133,7 +1098,7 @@ mod tests {
                             other.addrs[word] ^= 1;
                         }
                         for other in others {
-                            assert!(!slot.in_key_is(&other), "{case} {other:?}");
+                            assert!(slot.read_in_key() != other, "{case} {other:?}");
                         }
                         assert_eq!(
                             fields.in_key(),

@@ -837,8 +837,8 @@ impl ConnTable {
         // entry only.
         let matching = match link {
             _ if !self.tag_matches(at, hash) => None,
-            Link::In => slot.in_key_is(key).then(|| slot.read_fields()),
-            Link::Out => Some(slot.read_fields()).filter(|f| f.out_key_is(key)),
+            Link::In => (slot.read_in_key() == *key).then(|| slot.read_fields()),
+            Link::Out => Some(slot.read_fields()).filter(|f| f.out_key() == *key),
         };
         fence(Ordering::Acquire);
         if slot.seq.load(Ordering::Relaxed) != seq {
@@ -934,7 +934,7 @@ impl ConnTable {
         let index = self.link_index(at)?;
         let slot = self.slot(index)?;
         let seq = slot.seq.load(Ordering::Acquire);
-        if seq & 1 != 0 || !slot.in_key_is(key) {
+        if seq & 1 != 0 || slot.read_in_key() != *key {
             return None;
         }
         let fields = slot.read_fields();
@@ -971,7 +971,7 @@ impl ConnTable {
                 let matching = self
                     .tag_matches(cursor, hash)
                     .then(|| slot.read_fields())
-                    .filter(|f| f.out_key_is(key));
+                    .filter(|f| f.out_key() == *key);
                 fence(Ordering::Acquire);
                 if slot.seq.load(Ordering::Relaxed) != seq {
                     continue 'restart;
