@@ -67,7 +67,7 @@ struct Counters {
 /// by [`ConnTable::prefetch_in`] and handed to
 /// [`ConnTable::lookup_in_hashed`] so that a pipelined lookup hashes its
 /// key once. Valid for the table that made it only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InKeyHash {
     key: IndexKey,
     hash: u64,
@@ -533,13 +533,12 @@ impl ConnTable {
     /// passes up to 64 keys and a `[Option<ConnRef>; 64]`).
     ///
     /// The lookups are software pipelined so that their cache misses
-    /// overlap instead of waiting on each other: every key of a chunk of
-    /// 64 is hashed and its bucket prefetched; then, by groups of 16,
-    /// the buckets are read and each chain's
-    /// first entry prefetched (all its cache lines), and the chains are
-    /// walked in lockstep, one entry per key per round, each round
-    /// prefetching the next entries. A key whose walk raced a writer
-    /// falls back to the single lookup, which retries.
+    /// overlap instead of waiting on each other, by the steps the engine
+    /// takes per frame: every key of a chunk of 64 is hashed and its
+    /// bucket prefetched ([`ConnTable::prefetch_in`]); then every bucket
+    /// is read and its candidate entry prefetched
+    /// ([`ConnTable::prefetch_in_entry`]); then every key is looked up
+    /// from what was read ([`ConnTable::lookup_in_hashed`]).
     pub fn lookup_in_batch<'t>(
         &'t self,
         keys: &[ConnKey],
@@ -548,46 +547,18 @@ impl ConnTable {
     ) {
         for (keys, out) in keys.chunks(BATCH_CHUNK).zip(out.chunks_mut(BATCH_CHUNK)) {
             let count = keys.len().min(out.len());
-            // Stage 1: hash every key, prefetch its bucket.
-            let (index_keys, hashes) = self.hash_chunk(
-                &keys[..count],
-                |h| prefetch(self.in_index.bucket(h)),
-                |key| {
-                    in_index_key(
-                        key.protocol,
-                        false,
-                        (key.caddr, key.cport),
-                        (key.vaddr, key.vport),
-                    )
-                },
-            );
-            // Stage 2: read every bucket, prefetch the first candidate
-            // entry (a lane whose tag matches).
-            let mut candidates = [NIL; BATCH_CHUNK];
-            for ((hash, index_key), candidate) in hashes
-                .iter()
-                .zip(&index_keys)
-                .zip(candidates.iter_mut())
-                .take(count)
-            {
-                *candidate = self.first_tagged(self.in_index.bucket(*hash), *hash);
-                if *candidate != NIL {
-                    self.prefetch_entry(Link::In, *candidate, *hash, index_key);
-                }
+            // The engine's per-frame pipeline, stage by stage over the
+            // chunk: hash every key and prefetch its bucket; read every
+            // bucket and prefetch its candidate entry; look up.
+            let mut hashed = [InKeyHash::default(); BATCH_CHUNK];
+            for (key, hashed) in keys.iter().zip(hashed.iter_mut()).take(count) {
+                *hashed = self.prefetch_in(key);
             }
-            // Stage 3: examine the candidates; a key without a live
-            // candidate is looked up in full.
-            for (((hash, index_key), candidate), result) in hashes
-                .iter()
-                .zip(&index_keys)
-                .zip(&candidates)
-                .zip(out.iter_mut())
-                .take(count)
-            {
-                *result = self.in_hit(*candidate, index_key, now);
-                if result.is_none() {
-                    *result = self.find_in(index_key, *hash, now);
-                }
+            for hashed in hashed.iter_mut().take(count) {
+                self.prefetch_in_entry(hashed);
+            }
+            for (hashed, result) in hashed.iter().zip(out.iter_mut()).take(count) {
+                *result = self.lookup_in_hashed(hashed, now);
             }
         }
     }
@@ -626,11 +597,18 @@ impl ConnTable {
             // Stage 1, for the whole chunk: hash every key, prefetch its
             // bucket (the buckets of later groups load while earlier
             // groups walk their chains).
-            let (chunk_keys, chunk_hashes) = self.hash_chunk(
-                &keys[..count],
-                |h| prefetch(self.out_index.bucket(h)),
-                &index_key_of,
-            );
+            let mut chunk_keys = [IndexKey::default(); BATCH_CHUNK];
+            let mut chunk_hashes = [0u64; BATCH_CHUNK];
+            for ((key, index_key), hash) in keys
+                .iter()
+                .zip(chunk_keys.iter_mut())
+                .zip(chunk_hashes.iter_mut())
+                .take(count)
+            {
+                *index_key = index_key_of(key);
+                *hash = self.hash(index_key);
+                prefetch(self.out_index.bucket(*hash));
+            }
             let groups = chunk_keys
                 .chunks(BATCH_GROUP)
                 .zip(chunk_hashes.chunks(BATCH_GROUP))
@@ -639,30 +617,6 @@ impl ConnTable {
                 self.walk_group(index_keys, hashes, out, now);
             }
         }
-    }
-
-    /// Stage 1 of a batch lookup: the index key of each of `keys` (at
-    /// most [`BATCH_CHUNK`]) and its hash, its bucket prefetched by
-    /// `prefetch_bucket`.
-    #[inline(always)]
-    fn hash_chunk<K>(
-        &self,
-        keys: &[K],
-        prefetch_bucket: impl Fn(u64),
-        index_key_of: impl Fn(&K) -> IndexKey,
-    ) -> ([IndexKey; BATCH_CHUNK], [u64; BATCH_CHUNK]) {
-        let mut index_keys = [IndexKey::default(); BATCH_CHUNK];
-        let mut hashes = [0u64; BATCH_CHUNK];
-        for ((key, index_key), hash) in keys
-            .iter()
-            .zip(index_keys.iter_mut())
-            .zip(hashes.iter_mut())
-        {
-            *index_key = index_key_of(key);
-            *hash = self.hash(index_key);
-            prefetch_bucket(*hash);
-        }
-        (index_keys, hashes)
     }
 
     /// Stages 2 and 3 of a batch lookup for one group of at most 64 keys
