@@ -179,7 +179,7 @@ pub const HOP_CACHE_SIZE: usize = 4;
 /// cleared when a batch brings another view; errors are not cached.
 #[derive(Debug, Default)]
 struct HopCache {
-    entries: [Option<(IpAddr, NextHop)>; HOP_CACHE_SIZE],
+    entries: [Option<(HopKey, NextHop)>; HOP_CACHE_SIZE],
     next: usize,
     view: Option<Arc<NetView>>,
 }
@@ -198,19 +198,63 @@ impl HopCache {
 
     #[inline(always)]
     fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
+        let key = HopKey::of(dst);
         // A plain loop: as `iter().flatten().find()` it was left out of
         // line (a `Fuse::try_fold` call) when `process` grew.
-        for (addr, hop) in self.entries.iter().flatten() {
-            if *addr == dst {
+        for (cached, hop) in self.entries.iter().flatten() {
+            if *cached == key {
                 return Ok(*hop);
             }
         }
-        let hop = net.next_hop(dst)?;
+        self.fill(net, key)
+    }
+
+    /// A miss: the view's route and neighbour, remembered in the oldest
+    /// entry.
+    #[inline(never)]
+    fn fill(&mut self, net: &NetView, key: HopKey) -> Result<NextHop, RouteError> {
+        let hop = net.next_hop(key.addr())?;
         if let Some(slot) = self.entries.get_mut(self.next) {
-            *slot = Some((dst, hop));
+            *slot = Some((key, hop));
         }
         self.next = (self.next + 1) % HOP_CACHE_SIZE;
         Ok(hop)
+    }
+}
+
+/// An address as the hop cache keeps and compares it: bits and family,
+/// built in registers. Compared as an `IpAddr`, the address a packet's
+/// connection yields was written to the stack in pieces (tag, then the
+/// bytes in 4- and 8-byte stores) and read back in two 8-byte loads
+/// spanning them, a store-forwarding stall on every packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HopKey {
+    bits: u128,
+    v6: bool,
+}
+
+impl HopKey {
+    #[inline(always)]
+    fn of(addr: IpAddr) -> HopKey {
+        match addr {
+            IpAddr::V4(a) => HopKey {
+                bits: u128::from(u32::from(a)),
+                v6: false,
+            },
+            IpAddr::V6(a) => HopKey {
+                bits: u128::from(a),
+                v6: true,
+            },
+        }
+    }
+
+    fn addr(self) -> IpAddr {
+        if self.v6 {
+            IpAddr::V6(self.bits.into())
+        } else {
+            // An IPv4 key holds 32 bits.
+            IpAddr::V4((self.bits as u32).into())
+        }
     }
 }
 
@@ -519,8 +563,10 @@ impl Engine {
         // j - BUCKET_AHEAD.
         for j in 0..batch.len() + BUCKET_AHEAD {
             if let Some(packet) = batch.get(j) {
-                let parsed =
-                    parsed_ahead[j % PREFETCH_RING].insert(wire::parse_frame(packet.frame.frame()));
+                let parsed = wire::parse_frame_into(
+                    packet.frame.frame(),
+                    &mut parsed_ahead[j % PREFETCH_RING],
+                );
                 hashed_ahead[j % PREFETCH_RING] = self.hash_ahead(parsed);
                 out_valid &= !(1 << (j % PREFETCH_RING));
             }
@@ -1739,6 +1785,7 @@ mod tests {
     use super::*;
     use crate::lab::{self, INSIDE, OUTSIDE};
     use crate::wire::build::PacketBuilder;
+    use std::net::Ipv6Addr;
 
     fn dr_engine() -> Engine {
         let config = uvs_conf::file::parse_config(
@@ -1850,12 +1897,31 @@ mod tests {
         cache.begin_batch(&net);
         cache.next_hop(&net, addr).expect("known server");
         cache.begin_batch(&net);
-        assert!(cache.entries.iter().flatten().any(|(a, _)| *a == addr));
+        assert!(cache
+            .entries
+            .iter()
+            .flatten()
+            .any(|(k, _)| k.addr() == addr));
         // Another view, even with the same contents, starts empty.
         let other = Arc::new(lab::net_view(2));
         cache.begin_batch(&other);
         assert!(cache.entries.iter().flatten().next().is_none());
         assert!(cache.view.as_ref().is_some_and(|v| Arc::ptr_eq(v, &other)));
+    }
+
+    #[test]
+    fn hop_keys_tell_families_apart_and_give_the_address_back() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+        // The same 32 bits as an IPv6 address (::192.0.2.7).
+        let v6 = IpAddr::V6(Ipv6Addr::from(u128::from(u32::from(Ipv4Addr::new(
+            192, 0, 2, 7,
+        )))));
+        let full = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 3, 4, 5, 6));
+        for addr in [v4, v6, full] {
+            assert_eq!(HopKey::of(addr).addr(), addr);
+        }
+        assert_ne!(HopKey::of(v4), HopKey::of(v6));
+        assert_ne!(HopKey::of(v6), HopKey::of(full));
     }
 
     #[test]
@@ -1868,11 +1934,20 @@ mod tests {
             assert_eq!(hop.dst_mac, lab::real_server_mac(n));
             assert_eq!(cache.next_hop(&net, addr), Ok(hop));
         }
-        let cached: Vec<IpAddr> = cache.entries.iter().flatten().map(|(a, _)| *a).collect();
+        let cached: Vec<IpAddr> = cache
+            .entries
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.addr())
+            .collect();
         assert_eq!(cached.len(), HOP_CACHE_SIZE);
         assert!(cached.contains(&IpAddr::V4(lab::real_server4(8))));
         let unknown = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 200));
         assert_eq!(cache.next_hop(&net, unknown), Err(RouteError::NoNeighbour));
-        assert!(cache.entries.iter().flatten().all(|(a, _)| *a != unknown));
+        assert!(cache
+            .entries
+            .iter()
+            .flatten()
+            .all(|(k, _)| k.addr() != unknown));
     }
 }

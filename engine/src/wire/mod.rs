@@ -4,7 +4,8 @@
 //!
 //! Everything here works on borrowed byte slices; nothing allocates.
 //!
-//! - [`parse_frame`] is the only function the receive path calls on
+//! - [`parse_frame`] (or [`parse_frame_into`], the same parse written
+//!   into a caller's slot) is the only function the receive path calls on
 //!   untrusted bytes. It never panics, whatever the input: every read goes
 //!   through a bounds-checked helper ([`read_u16`] and friends) or through
 //!   a view whose length was checked first. A frame it accepts is a frame
@@ -52,7 +53,9 @@ pub mod tcp;
 pub mod tunnel;
 pub mod udp;
 
-pub use parse::{parse_frame, IcmpError, IcmpErrorKind, InnerPacket, Network, ParsedFrame};
+pub use parse::{
+    parse_frame, parse_frame_into, IcmpError, IcmpErrorKind, InnerPacket, Network, ParsedFrame,
+};
 
 /// Why a frame was dropped by the parser: one variant per drop counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
