@@ -32,6 +32,7 @@ pub mod engine;
 pub mod io;
 pub mod lab;
 pub mod pe;
+mod prefetch;
 pub mod route;
 pub mod sched;
 pub mod snapshot;

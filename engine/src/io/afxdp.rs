@@ -591,33 +591,6 @@ impl Drop for AfXdpBackend {
     }
 }
 
-/// Start loading the cache line(s) holding a received frame's headers
-/// (Ethernet + VLAN + IPv4 + TCP, 58 bytes without options).
-///
-/// The frame was just written by the CPU that ran the RX softirq (copy
-/// mode copies it into the UMEM there), so the engine's first read of it
-/// misses this core's caches; perf annotate put 80 % of
-/// `Engine::process`'s samples on that one load. Prefetching the whole
-/// batch before `Engine::process` lets those misses overlap instead of
-/// being paid one after the other.
-#[inline(always)]
-fn prefetch_headers(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is part of the x86-64 baseline; a prefetch reads no
-    // memory architecturally and cannot fault.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
-        // The headers cross into the next line unless the frame starts
-        // near the beginning of one.
-        if (p as usize) & 63 > 64 - 58 {
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast::<i8>());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// Fill-ring levels (busy, idle) for a worker with `frames` UMEM frames,
 /// rings of `ring_size` and `sockets` sockets: a receiving socket's ring
 /// is kept full up to a quarter of the UMEM (and at most half of it over
@@ -866,7 +839,6 @@ impl WorkerLoop {
                     let start = (d.addr - base) as usize;
                     match FrameBuf::new(buf, start, d.len as usize) {
                         Some(frame) => {
-                            prefetch_headers(frame.frame().as_ptr());
                             self.bases.push(base);
                             batch.push(Packet {
                                 frame,
