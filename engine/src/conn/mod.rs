@@ -32,9 +32,12 @@
 //! - **Expiry by timer, not by scan.** Each entry has a deadline re-armed
 //!   by its packets. [`ConnTable::expire_step`] visits at most `budget`
 //!   entries from a moving cursor; [`ConnTable::expire_due`] paces it by
-//!   the clock, so that the cursor goes round the table once per
-//!   [`SWEEP_PERIOD_MS`] whatever the packet rate (the expiry work per
-//!   second scales with the table, not with the traffic). Lookups treat
+//!   the clock, so that the cursor goes round the used part of the table
+//!   (every slot ever live: the free list hands out slots in index
+//!   order and reuses freed ones first) once per [`SWEEP_PERIOD_MS`]
+//!   whatever the packet rate (the expiry work per second scales with
+//!   the connections the table has held, not with the traffic or the
+//!   capacity). Lookups treat
 //!   an entry past its deadline as absent. The side effects of expiry (destination
 //!   counters, overload rule, template control counts, full-NAT local
 //!   port release, destination references) run exactly once, for the

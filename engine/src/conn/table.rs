@@ -25,6 +25,7 @@ use super::{
     IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, TEMPLATE_CONTROL_EXTENSION_SECS,
 };
 use crate::dest::{DestCounters, DestId, DestRegistry};
+use crate::prefetch;
 use crate::time::Millis;
 
 mod pe;
@@ -107,7 +108,13 @@ pub struct ConnTable {
     /// Free list head: tag << 32 | (index + 1).
     free_head: AtomicU64,
     len: AtomicUsize,
-    /// Where the expiry sweep goes on (a slot index, modulo capacity).
+    /// Slots ever taken from the free list: one past the highest index
+    /// ever live. The free list starts in index order and reuses the
+    /// last freed slot first, so live entries stay below this mark and
+    /// the sweep visits only `0..high_water`, not the whole capacity.
+    high_water: AtomicUsize,
+    /// Where the expiry sweep goes on (a slot index, modulo the span it
+    /// sweeps, `high_water`).
     sweep_cursor: AtomicUsize,
     /// The clock reading the paced sweep counts from (`SWEEP_UNSET`
     /// until the first [`ConnTable::expire_due`]).
@@ -225,6 +232,7 @@ impl ConnTable {
             hasher: RandomState::new(),
             free_head: AtomicU64::new(1),
             len: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(0),
             sweep_cursor: AtomicUsize::new(0),
             sweep_epoch: AtomicU64::new(SWEEP_UNSET),
             sweep_claimed: AtomicU64::new(0),
@@ -412,7 +420,7 @@ impl ConnTable {
     #[inline(always)]
     fn prefetched_in(&self, key: IndexKey) -> InKeyHash {
         let hash = self.hash(&key);
-        prefetch(self.in_index.bucket(hash));
+        prefetch::line(self.in_index.bucket(hash));
         InKeyHash {
             key,
             hash,
@@ -461,7 +469,7 @@ impl ConnTable {
     #[inline]
     pub fn prefetch_out_v4(&self, protocol: u8, real: (u32, u16), peer: (u32, u16)) -> OutKeyHash {
         let hashed = self.out_key_hash_v4(protocol, real, peer);
-        prefetch(self.out_index.bucket(hashed.hash));
+        prefetch::line(self.out_index.bucket(hashed.hash));
         hashed
     }
 
@@ -607,7 +615,7 @@ impl ConnTable {
             {
                 *index_key = index_key_of(key);
                 *hash = self.hash(index_key);
-                prefetch(self.out_index.bucket(*hash));
+                prefetch::line(self.out_index.bucket(*hash));
             }
             let groups = chunk_keys
                 .chunks(BATCH_GROUP)
@@ -731,15 +739,15 @@ impl ConnTable {
     /// entry is read from its hot part).
     fn prefetch_entry(&self, link: Link, at: u32, hash: u64, key: &IndexKey) {
         if let Some(slot) = self.link_index(at).and_then(|i| self.slot(i)) {
-            prefetch(std::ptr::from_ref(slot.hot).cast::<u8>());
+            prefetch::line(std::ptr::from_ref(slot.hot).cast::<u8>());
             let cold_read = match link {
                 Link::Out => true,
                 Link::In => !key.in_key_v4() && self.tag_matches(at, hash),
             };
             if cold_read {
                 let cold = std::ptr::from_ref(slot.cold).cast::<u8>();
-                prefetch(cold);
-                prefetch(cold.wrapping_add(std::mem::size_of::<SlotCold>() - 1));
+                prefetch::line(cold);
+                prefetch::line(cold.wrapping_add(std::mem::size_of::<SlotCold>() - 1));
             }
         }
     }
@@ -1552,7 +1560,14 @@ impl ConnTable {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(first - 1),
+                Ok(_) => {
+                    // `first` is index + 1: the slots now in use.
+                    let taken = first as usize;
+                    if taken > self.high_water.load(Ordering::Relaxed) {
+                        self.high_water.fetch_max(taken, Ordering::Relaxed);
+                    }
+                    return Some(first - 1);
+                }
                 Err(current) => head = current,
             }
         }
@@ -1604,9 +1619,9 @@ impl ConnTable {
             );
             return 0;
         }
-        let capacity = self.slots.len() as u64;
+        let span = self.sweep_span() as u64;
         // Visits the clock says are due since the epoch.
-        let due = u128::from(now.0.saturating_sub(epoch)) * u128::from(capacity)
+        let due = u128::from(now.0.saturating_sub(epoch)) * u128::from(span)
             / u128::from(SWEEP_PERIOD_MS);
         let due = u64::try_from(due).unwrap_or(u64::MAX);
         let claimed = self.sweep_claimed.load(Ordering::Relaxed);
@@ -1615,7 +1630,7 @@ impl ConnTable {
         }
         // After an idle stretch more than a whole pass may be owed: one
         // pass is all any entry needs.
-        let from = claimed.max(due.saturating_sub(capacity));
+        let from = claimed.max(due.saturating_sub(span));
         let budget = (due - from).min(u64::try_from(max_visits).unwrap_or(u64::MAX));
         if self
             .sweep_claimed
@@ -1633,12 +1648,15 @@ impl ConnTable {
     /// those past their deadline. Returns how many were expired. Several
     /// threads may sweep at once: each takes its own range.
     pub fn expire_step(&self, now: Millis, budget: usize) -> usize {
-        let capacity = self.slots.len();
-        let budget = budget.min(capacity);
-        let start = self.sweep_cursor.fetch_add(budget, Ordering::Relaxed) % capacity;
+        let span = self.sweep_span();
+        if span == 0 {
+            return 0;
+        }
+        let budget = budget.min(span);
+        let start = self.sweep_cursor.fetch_add(budget, Ordering::Relaxed) % span;
         // The range, split where it wraps: no division per entry.
-        let first = start..(start + budget).min(capacity);
-        let wrapped = 0..(start + budget).saturating_sub(capacity);
+        let first = start..(start + budget).min(span);
+        let wrapped = 0..(start + budget).saturating_sub(span);
         let mut expired = 0;
         for range in [first, wrapped] {
             let Some(hot) = self.slots.hot(range.clone()) else {
@@ -1658,6 +1676,17 @@ impl ConnTable {
             }
         }
         expired
+    }
+
+    /// The slots the sweep visits: `0..high_water`, where every live
+    /// entry is. While the mark grows the cursor's place in the span
+    /// moves with it, so an entry may wait a second pass: at most
+    /// 2 × [`SWEEP_PERIOD_MS`] past its deadline then, one pass once the
+    /// table stops growing.
+    fn sweep_span(&self) -> usize {
+        self.high_water
+            .load(Ordering::Relaxed)
+            .min(self.slots.len())
     }
 
     /// Expire entry `index` if it is due (or now, with `force`). Returns
@@ -2303,20 +2332,6 @@ fn fast_range(x: u32, n: u32) -> u32 {
     ((u64::from(x) * u64::from(n)) >> 32) as u32
 }
 
-/// Ask the CPU to start loading the cache line at `ptr`; a hint only, it
-/// never faults. A no-op off x86-64.
-#[inline(always)]
-fn prefetch<T>(ptr: *const T) {
-    // SAFETY: SSE is part of the x86-64 baseline; a prefetch reads no
-    // memory the program can observe and never faults, whatever `ptr`.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
-
 /// Move a connection between its real server's ActiveConn and InActConn
 /// when a state change from `old` to `new` flips its inactive bit.
 #[inline(always)]
@@ -2942,5 +2957,33 @@ mod tests {
         assert_eq!(second, 3);
         assert!(table.is_empty());
         assert_eq!(table.expire_step(late, 5), 0);
+    }
+
+    #[test]
+    fn the_sweep_goes_round_the_slots_ever_used_not_the_capacity() {
+        let (table, dest) = table(1024);
+        let fill = |from: u16| {
+            for cport in from..from + 3 {
+                table
+                    .insert(&new_conn(cport, dest, ForwardMethod::Dr), Millis(0))
+                    .expect("insert");
+            }
+        };
+        fill(0);
+        let late = Millis(1_000_000);
+        assert_eq!(table.expire_step(late, 2) + table.expire_step(late, 2), 3);
+        // The freed slots are reused: the span is still 3, and a step of
+        // 3 from the cursor (4, i.e. slot 1) covers them all, where
+        // slots 4..7 of the capacity would hold nothing.
+        fill(10);
+        assert_eq!(table.expire_step(late, 3), 3);
+        assert!(table.is_empty());
+        // Paced: a third of a period owes a third of the span (one
+        // visit), not a third of the capacity (341, all three entries).
+        fill(20);
+        assert_eq!(table.expire_due(late, usize::MAX), 0);
+        let third = Millis(late.0 + SWEEP_PERIOD_MS * 2 / 5);
+        assert_eq!(table.expire_due(third, usize::MAX), 1);
+        assert_eq!(table.len(), 2);
     }
 }
