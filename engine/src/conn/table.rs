@@ -99,6 +99,10 @@ pub const SWEEP_MAX_PER_CALL: usize = 2_048;
 /// `sweep_epoch` before the first paced sweep.
 const SWEEP_UNSET: u64 = u64::MAX;
 
+/// Slots by which the sweep's high-water mark grows
+/// (`ConnTable::high_water`).
+const HIGH_WATER_STEP: usize = 64;
+
 /// The connection table. `Send + Sync`; share it with `Arc`.
 pub struct ConnTable {
     slots: Slots,
@@ -1561,10 +1565,15 @@ impl ConnTable {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    // `first` is index + 1: the slots now in use.
+                    // `first` is index + 1: the slots now in use. The
+                    // mark moves in steps, so that a growing table pays
+                    // one atomic update per step of new slots, not one
+                    // per connection (the sweep's span then holds up to
+                    // a step of never-used slots).
                     let taken = first as usize;
                     if taken > self.high_water.load(Ordering::Relaxed) {
-                        self.high_water.fetch_max(taken, Ordering::Relaxed);
+                        self.high_water
+                            .fetch_max(taken.next_multiple_of(HIGH_WATER_STEP), Ordering::Relaxed);
                     }
                     return Some(first - 1);
                 }
@@ -2970,20 +2979,29 @@ mod tests {
             }
         };
         fill(0);
+        // Three slots taken: the span is one step of the mark.
+        let span = HIGH_WATER_STEP;
+        assert_eq!(table.sweep_span(), span);
         let late = Millis(1_000_000);
-        assert_eq!(table.expire_step(late, 2) + table.expire_step(late, 2), 3);
-        // The freed slots are reused: the span is still 3, and a step of
-        // 3 from the cursor (4, i.e. slot 1) covers them all, where
-        // slots 4..7 of the capacity would hold nothing.
+        assert_eq!(
+            table.expire_step(late, span - 1) + table.expire_step(late, 2),
+            3
+        );
+        // The freed slots are reused, the span stays one step, and the
+        // cursor (span + 1, i.e. slot 1) wraps within it: a step of a
+        // span covers all three, where slots span + 1.. of the capacity
+        // would hold nothing.
         fill(10);
-        assert_eq!(table.expire_step(late, 3), 3);
+        assert_eq!(table.sweep_span(), span);
+        assert_eq!(table.expire_step(late, span), 3);
         assert!(table.is_empty());
-        // Paced: a third of a period owes a third of the span (one
-        // visit), not a third of the capacity (341, all three entries).
+        // Paced: a period owes a span of visits (a whole pass), not the
+        // capacity; a twentieth of one, 3 visits (slots 1..4 from the
+        // cursor, now at slot 1: the entries at slots 1 and 2).
         fill(20);
         assert_eq!(table.expire_due(late, usize::MAX), 0);
-        let third = Millis(late.0 + SWEEP_PERIOD_MS * 2 / 5);
-        assert_eq!(table.expire_due(third, usize::MAX), 1);
-        assert_eq!(table.len(), 2);
+        let twentieth = Millis(late.0 + SWEEP_PERIOD_MS / 20);
+        assert_eq!(table.expire_due(twentieth, usize::MAX), 2);
+        assert_eq!(table.len(), 1);
     }
 }
