@@ -186,7 +186,7 @@ pub const HOP_CACHE_SIZE: usize = 4;
 /// cleared when a batch brings another view; errors are not cached.
 #[derive(Debug, Default)]
 struct HopCache {
-    entries: [Option<(HopKey, NextHop)>; HOP_CACHE_SIZE],
+    entries: [Option<(IpAddr, NextHop)>; HOP_CACHE_SIZE],
     next: usize,
     view: Option<Arc<NetView>>,
 }
@@ -205,63 +205,19 @@ impl HopCache {
 
     #[inline(always)]
     fn next_hop(&mut self, net: &NetView, dst: IpAddr) -> Result<NextHop, RouteError> {
-        let key = HopKey::of(dst);
         // A plain loop: as `iter().flatten().find()` it was left out of
         // line (a `Fuse::try_fold` call) when `process` grew.
-        for (cached, hop) in self.entries.iter().flatten() {
-            if *cached == key {
+        for (addr, hop) in self.entries.iter().flatten() {
+            if *addr == dst {
                 return Ok(*hop);
             }
         }
-        self.fill(net, key)
-    }
-
-    /// A miss: the view's route and neighbour, remembered in the oldest
-    /// entry.
-    #[inline(never)]
-    fn fill(&mut self, net: &NetView, key: HopKey) -> Result<NextHop, RouteError> {
-        let hop = net.next_hop(key.addr())?;
+        let hop = net.next_hop(dst)?;
         if let Some(slot) = self.entries.get_mut(self.next) {
-            *slot = Some((key, hop));
+            *slot = Some((dst, hop));
         }
         self.next = (self.next + 1) % HOP_CACHE_SIZE;
         Ok(hop)
-    }
-}
-
-/// An address as the hop cache keeps and compares it: bits and family,
-/// built in registers. Compared as an `IpAddr`, the address a packet's
-/// connection yields was written to the stack in pieces (tag, then the
-/// bytes in 4- and 8-byte stores) and read back in two 8-byte loads
-/// spanning them, a store-forwarding stall on every packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct HopKey {
-    bits: u128,
-    v6: bool,
-}
-
-impl HopKey {
-    #[inline(always)]
-    fn of(addr: IpAddr) -> HopKey {
-        match addr {
-            IpAddr::V4(a) => HopKey {
-                bits: u128::from(u32::from(a)),
-                v6: false,
-            },
-            IpAddr::V6(a) => HopKey {
-                bits: u128::from(a),
-                v6: true,
-            },
-        }
-    }
-
-    fn addr(self) -> IpAddr {
-        if self.v6 {
-            IpAddr::V6(self.bits.into())
-        } else {
-            // An IPv4 key holds 32 bits.
-            IpAddr::V4((self.bits as u32).into())
-        }
     }
 }
 
@@ -1799,7 +1755,6 @@ mod tests {
     use super::*;
     use crate::lab::{self, INSIDE, OUTSIDE};
     use crate::wire::build::PacketBuilder;
-    use std::net::Ipv6Addr;
 
     fn dr_engine() -> Engine {
         let config = uvs_conf::file::parse_config(
@@ -1911,31 +1866,12 @@ mod tests {
         cache.begin_batch(&net);
         cache.next_hop(&net, addr).expect("known server");
         cache.begin_batch(&net);
-        assert!(cache
-            .entries
-            .iter()
-            .flatten()
-            .any(|(k, _)| k.addr() == addr));
+        assert!(cache.entries.iter().flatten().any(|(a, _)| *a == addr));
         // Another view, even with the same contents, starts empty.
         let other = Arc::new(lab::net_view(2));
         cache.begin_batch(&other);
         assert!(cache.entries.iter().flatten().next().is_none());
         assert!(cache.view.as_ref().is_some_and(|v| Arc::ptr_eq(v, &other)));
-    }
-
-    #[test]
-    fn hop_keys_tell_families_apart_and_give_the_address_back() {
-        let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
-        // The same 32 bits as an IPv6 address (::192.0.2.7).
-        let v6 = IpAddr::V6(Ipv6Addr::from(u128::from(u32::from(Ipv4Addr::new(
-            192, 0, 2, 7,
-        )))));
-        let full = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 3, 4, 5, 6));
-        for addr in [v4, v6, full] {
-            assert_eq!(HopKey::of(addr).addr(), addr);
-        }
-        assert_ne!(HopKey::of(v4), HopKey::of(v6));
-        assert_ne!(HopKey::of(v6), HopKey::of(full));
     }
 
     #[test]
@@ -1948,20 +1884,11 @@ mod tests {
             assert_eq!(hop.dst_mac, lab::real_server_mac(n));
             assert_eq!(cache.next_hop(&net, addr), Ok(hop));
         }
-        let cached: Vec<IpAddr> = cache
-            .entries
-            .iter()
-            .flatten()
-            .map(|(k, _)| k.addr())
-            .collect();
+        let cached: Vec<IpAddr> = cache.entries.iter().flatten().map(|(a, _)| *a).collect();
         assert_eq!(cached.len(), HOP_CACHE_SIZE);
         assert!(cached.contains(&IpAddr::V4(lab::real_server4(8))));
         let unknown = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 200));
         assert_eq!(cache.next_hop(&net, unknown), Err(RouteError::NoNeighbour));
-        assert!(cache
-            .entries
-            .iter()
-            .flatten()
-            .all(|(k, _)| k.addr() != unknown));
+        assert!(cache.entries.iter().flatten().all(|(a, _)| *a != unknown));
     }
 }
