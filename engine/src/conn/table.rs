@@ -1614,7 +1614,7 @@ impl ConnTable {
     /// counters updated, about one period after its deadline at most,
     /// as long as callers keep up: the engine calls it after every batch
     /// ([`SWEEP_MAX_PER_CALL`]) and workers with no backlog call it
-    /// without a bound. When nothing is owed it costs two loads and a
+    /// without a bound. When nothing is owed it costs three loads and a
     /// multiplication. Concurrent callers share the work: each claims
     /// its own part.
     pub fn expire_due(&self, now: Millis, max_visits: usize) -> usize {
