@@ -8,6 +8,9 @@
 #   uvsd-xdp-dr   uvsd --backend afxdp, DR (-g; the VIP on the servers' lo;
 #                 replies go back through the router namespace gw, not
 #                 the director: bench/lib/conn-common.sh conn_lab)
+#   xsk-bare-dr   bench/tools/xskfwd (as in the pps scenario) rewriting the
+#                 destination MAC, a real server per flow: the AF_XDP
+#                 copy-mode path's ceiling in DR (RX, TX, no engine)
 #   uvsd-tun-nat  uvsd --backend tun, NAT
 #   tun-bare-nat  bench/tools/tunloop as a stateless NAT: the TUN backend's
 #                 ceiling (every frame is read from and written to the
@@ -35,9 +38,9 @@ source "$here/../../tests/lib/lab.sh"
 source "$here/../lib/conn-common.sh"
 source "$here/../lib/common.sh"
 
-CASES=(direct uvsd-xdp-nat uvsd-xdp-dr uvsd-tun-nat tun-bare-nat nft-dnat haproxy nginx-stream)
+CASES=(direct uvsd-xdp-nat uvsd-xdp-dr xsk-bare-dr uvsd-tun-nat tun-bare-nat nft-dnat haproxy nginx-stream)
 [ -n "${CONNS_CASES:-}" ] && read -r -a CASES <<<"$CONNS_CASES"
-[[ " ${CASES[*]} " == *" tun-bare-nat "* ]] && bench_tools
+[[ " ${CASES[*]} " == *" tun-bare-nat "* || " ${CASES[*]} " == *" xsk-bare-dr "* ]] && bench_tools
 CONNS=32
 
 bench_init conns 4
@@ -164,6 +167,15 @@ $c new conns/s ≥ 1.0× nftables DNAT|$c|new_conns_per_s|ge_ratio|1.0|nft-dnat
 $c CPU added per new connection ≤ 5 µs|$c|cpu_added_per_conn|le|5|
 "
 done
+# What the AF_XDP copy-mode path itself costs here, engine aside: uvsd
+# DR beside the bare AF_XDP DR forwarder (the same RX and TX, a MAC
+# rewrite per frame). Not an issue target: it says how much of the gap to
+# direct is uvsd's and how much is the I/O path's.
+if [[ " ${CASES[*]} " == *" uvsd-xdp-dr "* && " ${CASES[*]} " == *" xsk-bare-dr "* ]]; then
+  targets+="ref:uvsd-xdp-dr new conns/s ≥ 0.9× the bare AF_XDP DR forwarder|uvsd-xdp-dr|new_conns_per_s|ge_ratio|0.9|xsk-bare-dr
+ref:uvsd-xdp-dr CPU per connection ≤ 1.05× the bare AF_XDP DR forwarder's|uvsd-xdp-dr|cpu_per_conn|le_ratio|1.05|xsk-bare-dr
+"
+fi
 # The TUN backend is held to its own ceiling, as in the pps scenario
 # (issue 6: "uvsd TUN ≥ 0.9× a bare TUN read/rewrite/write loop"): every
 # frame crosses the device by a read and a write, which no TUN program
@@ -173,5 +185,5 @@ if [[ " ${CASES[*]} " == *" uvsd-tun-nat "* ]]; then
 "
 fi
 render "Scenario 2: new TCP connections/s and HTTP requests/s (make bench SCENARIO=conns)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director, except in DR, where their replies go to the clients through a router namespace (gw, kernel forwarding, on both switches) and never through the director, as DR is deployed; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = CPU time over the close-mode run of wrk (its user + system time) and of every process in the lab's namespaces (nginx, uvsd, HAProxy, nginx stream) and the kernel threads (bench/tools/cpu_lab.py; without IRQ time accounting a process's time includes the softirq work its sends run, e.g. the director's kernel forwarding), / connections — not /proc/stat's machine-wide busy time, which holds other engineers' builds; cpu_added_per_conn = that minus direct's in the same repetition; cpu_per_conn_machine = /proc/stat's busy time of both CPUs (user+nice+system+irq+softirq) / connections, for comparison: it holds everything else the machine ran. errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP." "$targets" "$profile"
+  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director, except in DR, where their replies go to the clients through a router namespace (gw, kernel forwarding, on both switches) and never through the director, as DR is deployed; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = CPU time over the close-mode run of wrk (its user + system time) and of every process in the lab's namespaces (nginx, uvsd, HAProxy, nginx stream) and the kernel threads (bench/tools/cpu_lab.py; without IRQ time accounting a process's time includes the softirq work its sends run, e.g. the director's kernel forwarding), / connections — not /proc/stat's machine-wide busy time, which holds other engineers' builds; cpu_added_per_conn = that minus direct's in the same repetition; cpu_per_conn_machine = /proc/stat's busy time of both CPUs (user+nice+system+irq+softirq) / connections, for comparison: it holds everything else the machine ran. errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP. bare AF_XDP DR forwarder = bench/tools/xskfwd on the director's eth0 (the pps scenario's forwarder; each flow to one real server by a hash of its source address and port), the copy-mode RX and TX uvsd's AF_XDP backend does without the engine: what any AF_XDP program costs on this veth lab." "$targets" "$profile"
 progress "wrote $CSV and $MD"

@@ -6,14 +6,17 @@
  * (XDP_SHARED_UMEM) by an RX socket on IN and a TX socket on each OUT,
  * frames received on IN get their MACs rewritten (destination = that
  * OUT's real server, source = OUT's own) and leave by the OUTs in turn,
- * without a copy. The same tricks as uvsd (engine/src/io/afxdp.rs):
+ * without a copy. An OUT may name several real servers (OUT=MAC,MAC…):
+ * each flow then keeps to one, chosen by a hash of its IPv4 source
+ * address and port (DR in the conns scenario, where the servers share
+ * one switch and a TCP connection must stay on its server). The same tricks as uvsd (engine/src/io/afxdp.rs):
  * 4096 frames of 2048 bytes, rings of 1024, batches of 64, need-wakeup,
  * XDP_MAX_TX_SKB_BUDGET 512, a TX kick per round while frames are
  * outstanding (copy mode sends only inside sendto), busy loop while
  * there is work and poll() when idle. Runs until SIGTERM/SIGINT; prints
- * "rx N tx N" at exit.
+ * "ready" once its socket is registered and "rx N tx N" at exit.
  *
- *   xskfwd IN OUT=DSTMAC [OUT=DSTMAC...]
+ *   xskfwd IN OUT=DSTMAC[,DSTMAC...] [OUT=DSTMAC...]
  */
 #define _GNU_SOURCE
 #include <poll.h>
@@ -30,6 +33,7 @@
 #define BATCH 64
 #endif
 #define MAX_OUT 8
+#define MAX_DST 8
 #ifndef SOL_XDP
 #define SOL_XDP 283
 #endif
@@ -42,7 +46,8 @@ struct out {
 	struct xsk_socket *xsk;
 	struct xsk_ring_prod tx, fill;
 	struct xsk_ring_cons comp;
-	uint8_t dst[6], src[6];
+	uint8_t dst[MAX_DST][6], src[6];
+	uint32_t n_dst;
 	uint32_t pending;
 	int fd;
 };
@@ -61,10 +66,27 @@ static void read_mac(const char *ifname, uint8_t mac[6])
 	parse_mac(buf, mac);
 }
 
+/* Which of n real servers a frame's flow goes to: a hash of its IPv4
+ * source address and (TCP/UDP) source port; 0 when n is 1 or the frame
+ * is too short to tell. */
+static uint32_t flow_pick(const uint8_t *p, uint32_t len, uint32_t n)
+{
+	if (n == 1 || len < 14 + 20 + 4)
+		return 0;
+	uint32_t ihl = (p[14] & 0x0f) * 4u;
+	if (ihl < 20 || len < 14 + ihl + 4)
+		return 0;
+	uint32_t saddr, sport = (uint32_t)p[14 + ihl] << 8 | p[14 + ihl + 1];
+	memcpy(&saddr, p + 26, 4);
+	uint32_t h = (saddr ^ sport * 0x9e3779b1u) * 0x85ebca6bu;
+	return (h >> 16) % n;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3 || argc - 2 > MAX_OUT) {
-		fprintf(stderr, "usage: xskfwd IN OUT=DSTMAC [OUT=DSTMAC...] (at most %d)\n", MAX_OUT);
+		fprintf(stderr, "usage: xskfwd IN OUT=DSTMAC[,DSTMAC...] [OUT=DSTMAC...] (at most %d)\n",
+			MAX_OUT);
 		return 2;
 	}
 	const char *in = argv[1];
@@ -100,7 +122,13 @@ int main(int argc, char **argv)
 		if (!eq)
 			die("'%s' is not OUT=DSTMAC", spec);
 		*eq = 0;
-		parse_mac(eq + 1, outs[i].dst);
+		for (char *mac = strtok(eq + 1, ","); mac; mac = strtok(NULL, ",")) {
+			if (outs[i].n_dst == MAX_DST)
+				die("more than %d real servers on %s", MAX_DST, spec);
+			parse_mac(mac, outs[i].dst[outs[i].n_dst++]);
+		}
+		if (!outs[i].n_dst)
+			die("no DSTMAC for %s", spec);
 		read_mac(spec, outs[i].src);
 		err = xsk_socket__create_shared(&outs[i].xsk, spec, 0, umem, NULL, &outs[i].tx,
 						&outs[i].fill, &outs[i].comp, &scfg);
@@ -117,6 +145,8 @@ int main(int argc, char **argv)
 	int link = xdp_link(prog_fd_of(obj, "xskfwd"), in);
 	if (bpf_map_update_elem(xsks, &q, &in_fd, 0))
 		die("register the socket: %s", strerror(errno));
+	printf("ready\n");
+	fflush(stdout);
 
 	for (uint32_t i = 0; i < FRAMES; i++)
 		free_stack[n_free++] = (uint64_t)i * FRAME_SIZE;
@@ -154,7 +184,7 @@ int main(int argc, char **argv)
 			struct out *o = &outs[next_out];
 			next_out = next_out + 1 == n_out ? 0 : next_out + 1;
 			uint8_t *p = xsk_umem__get_data(area, addr);
-			memcpy(p, o->dst, 6);
+			memcpy(p, o->dst[flow_pick(p, len, o->n_dst)], 6);
 			memcpy(p + 6, o->src, 6);
 			uint32_t t;
 			if (xsk_ring_prod__reserve(&o->tx, 1, &t) == 1) {
