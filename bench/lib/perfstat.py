@@ -8,10 +8,12 @@ DIR/proc.csv: the forwarding process's counters (task-clock, context
 switches, page faults, syscalls by tracepoint); DIR/cpu.csv: system-wide
 xdp:xdp_redirect / xdp:xdp_redirect_err (redirects into AF_XDP sockets
 and their failures: fill ring empty or RX ring full); DIR/stat.before
-and DIR/stat.after: /proc/stat's per-CPU lines around the window. Prints one
+and DIR/stat.after: /proc/stat's per-CPU lines around the window;
+DIR/times.before and DIR/times.after: the process's utime and stime. Prints one
 "metric unit value" line per figure, for bench_row. A missing file or
 counter prints nothing for the figures that need it.
 """
+import os
 import sys
 
 
@@ -41,6 +43,14 @@ def stat(path):
     except OSError:
         return {}
     return {f[0]: [int(x) for x in f[1:]] for f in (line.split() for line in lines)}
+
+
+def ticks(path):
+    """"utime stime" of /proc/PID/stat, or None."""
+    try:
+        return [int(x) for x in open(path).read().split()]
+    except (OSError, ValueError):
+        return None
 
 
 def main():
@@ -91,6 +101,17 @@ def main():
         out.append(("cpu1_steal", "%", delta[7] * 100 / total))
         hz_ns = secs * 1e9 / total  # ns per tick over the window
         out.append(("cpu1_busy_per_pkt", "ns", busy * hz_ns / pkts))
+    # The forwarding process's user time (its own code: the engine and
+    # the ring handling) per packet, from /proc/PID/stat before and after
+    # (utime stime, in clock ticks): what an engine change moves, without
+    # the copy-mode kernel work that dominates task-clock.
+    t0, t1 = ticks(f"{d}/times.before"), ticks(f"{d}/times.after")
+    if t0 and t1:
+        tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
+        user, system = (t1[0] - t0[0]) * tick_ns, (t1[1] - t0[1]) * tick_ns
+        out.append(("fwd_user_per_pkt", "ns", user / pkts))
+        if user + system > 0:
+            out.append(("fwd_user_share", "%", user * 100 / (user + system)))
     for metric, unit, value in out:
         print(metric, unit, f"{value:.4g}")
 

@@ -274,6 +274,8 @@ measure() {
     # Redirects into AF_XDP sockets and their failures (fill ring empty
     # or RX ring full) happen on the RX CPU, outside the process.
     grep '^cpu[0-9]' /proc/stat >"$stat_dir/stat.before"
+    # User and system time of the forwarding process (all threads).
+    [ -n "$fwd" ] && cut -d' ' -f14,15 "/proc/$fwd/stat" >"$stat_dir/times.before"
     if [ -z "${PPS_STAT_METRICS:-}" ] || [[ " $PPS_STAT_METRICS " == *" redirect_fail "* ]]; then
       perf stat -x, -o "$stat_dir/cpu.csv" -a -e xdp:xdp_redirect,xdp:xdp_redirect_err \
         -- sleep "$BENCH_SECONDS" 2>/dev/null
@@ -282,6 +284,7 @@ measure() {
       sleep "$BENCH_SECONDS"
     fi
     grep '^cpu[0-9]' /proc/stat >"$stat_dir/stat.after"
+    [ -n "$fwd" ] && cut -d' ' -f14,15 "/proc/$fwd/stat" >"$stat_dir/times.after"
     [ -n "$fwd" ] && { wait "$sp" || true; }
   elif [ "${BENCH_PROFILE:-0}" = 1 ] && [ "$rep" = "$BENCH_REPS" ]; then
     local pd="$BENCH_OUT/profile-pps"
@@ -370,7 +373,9 @@ if [ "${BENCH_PROFILE:-0}" = stat ]; then
 task-clock of xskfwd / tunloop / uvsd, kernel work in its system calls included) / packets
 delivered, the figure that does not depend on how much of CPU1 the scheduler gave it;
 fwd_cpu_busy = that CPU time / the window (the rest of CPU1 ran softirqs and other work);
-pps_per_cpu = packets delivered per second of that CPU time (its rate on a whole core)."
+pps_per_cpu = packets delivered per second of that CPU time (its rate on a whole core);
+fwd_user_per_pkt = the process's user time (/proc/PID/stat utime: its own code, engine and rings,
+without the copy-mode kernel work) / packets delivered; fwd_user_share = user / (user + system)."
 fi
 targets=()
 for m in dr nat fullnat tun; do
