@@ -125,10 +125,10 @@ mode_target() { if [ "$1" = direct ]; then echo "${RS4[0]}"; else echo "$VIP4"; 
 
 # mode_up MODE SERVICES: put MODE in place on the director for SERVICES,
 # a list of "proto:port" (tcp:80 udp:11111 …). Modes (also the case
-# names): direct uvsd-xdp-nat uvsd-xdp-dr xsk-bare-dr uvsd-tun-nat
-# tun-bare-nat nft-dnat haproxy nginx-stream (the proxies: tcp only;
-# tun-bare-nat: the first service's port only; the bare ones need
-# BENCH_TOOLS to hold tunloop and xskfwd).
+# names): direct uvsd-xdp-nat uvsd-xdp-dr xsk-bare-nat xsk-bare-dr
+# uvsd-tun-nat tun-bare-nat nft-dnat haproxy nginx-stream (the proxies:
+# tcp only; tun-bare-nat and xsk-bare-nat: the first service's port only;
+# the bare ones need BENCH_TOOLS to hold tunloop and xskfwd).
 mode_up() {
   local mode=$1 services=$2 s proto port flag
   case $mode in
@@ -157,23 +157,36 @@ mode_up() {
         for rs in "${RS4[@]:0:${#RS_NAMES[@]}}"; do uvsadm -a "$p" "$VIP4:$port" -r "$rs:$port" "$flag"; done
       done
       ;;
-    xsk-bare-dr)
-      # The AF_XDP path's ceiling in DR: bench/tools/xskfwd rewrites the
-      # destination MAC (one real server per flow, by hash) and sends the
-      # frame out of eth1 — the copy-mode RX and TX uvsd does, without
-      # the engine. Steered as uvsd is: the VIP on eth0 (the kernel
-      # answers ARP), IPv4 TCP and UDP into the socket.
+    xsk-bare-dr | xsk-bare-nat)
+      # The AF_XDP path's ceiling: bench/tools/xskfwd, the copy-mode RX
+      # and TX uvsd does without the engine, steered as uvsd is (the VIP
+      # on eth0, the kernel answers ARP; IPv4 TCP and UDP into the
+      # sockets). DR: the destination MAC rewritten (a real server per
+      # flow, by hash), out of eth1. NAT: a stateless NAT (the flow's
+      # server by hash; replies from the servers' port get the VIP back).
       nsx director ip addr add "$VIP4/32" dev eth0
-      dr_replies_via gw
-      GW_RX0=$(gw_rx)
-      local macs="" n
-      for n in "${RS_NAMES[@]}"; do macs+="${macs:+,}$(nsx "$n" cat /sys/class/net/eth0/address)"; done
+      local n args=() dsts=""
+      if [ "$mode" = xsk-bare-dr ]; then
+        dr_replies_via gw
+        GW_RX0=$(gw_rx)
+        for n in "${RS_NAMES[@]}"; do dsts+="${dsts:+,}$(nsx "$n" cat /sys/class/net/eth0/address)"; done
+        args=(eth0 "eth1=$dsts")
+      else
+        port=${services%% *}
+        port=${port##*:}
+        local i=0
+        for n in "${RS_NAMES[@]}"; do
+          dsts+="${dsts:+,}${RS4[$i]}@$(nsx "$n" cat /sys/class/net/eth0/address)"
+          i=$((i + 1))
+        done
+        args=(--nat "$VIP4" "$port" "eth0=$(nsx client cat /sys/class/net/eth0/address)" "eth1=$dsts")
+      fi
       # The kernel releases the previous case's AF_XDP socket
       # asynchronously: a bind right after it can fail (EBUSY); again,
       # bounded.
       local attempt
       for attempt in 1 2 3 4 5; do
-        ip netns exec "$(ns director)" taskset -c 1 "$BENCH_TOOLS/xskfwd" eth0 "eth1=$macs" \
+        ip netns exec "$(ns director)" taskset -c 1 "$BENCH_TOOLS/xskfwd" "${args[@]}" \
           >"$LAB_TMP/xskfwd.out" 2>&1 &
         PROXY_PID=$!
         LAB_PIDS+=("$PROXY_PID")
@@ -289,11 +302,13 @@ mode_down() {
       fi
       [ "$1" = uvsd-tun-nat ] || nsx director ip addr del "$VIP4/32" dev eth0
       ;;
-    xsk-bare-dr)
+    xsk-bare-dr | xsk-bare-nat)
       kill -TERM "$PROXY_PID"
       wait "$PROXY_PID" || fail "xskfwd exited non-zero: $(cat "$LAB_TMP/xskfwd.out")"
-      dr_replies_via director
-      [ "$(gw_rx)" -gt $((GW_RX0 + 100)) ] || fail "DR replies did not go through the router gw"
+      if [ "$1" = xsk-bare-dr ]; then
+        dr_replies_via director
+        [ "$(gw_rx)" -gt $((GW_RX0 + 100)) ] || fail "DR replies did not go through the router gw"
+      fi
       nsx director ip addr del "$VIP4/32" dev eth0
       ;;
     tun-bare-nat)
@@ -350,6 +365,7 @@ mode_label() {
     uvsd-tun-nat) echo "uvsd TUN, NAT" ;;
     tun-bare-nat) echo "bare TUN NAT loop" ;;
     xsk-bare-dr) echo "bare AF_XDP DR forwarder" ;;
+    xsk-bare-nat) echo "bare AF_XDP NAT forwarder" ;;
     nft-dnat) echo "nftables DNAT numgen" ;;
     haproxy) echo "HAProxy mode tcp" ;;
     nginx-stream) echo "nginx stream" ;;

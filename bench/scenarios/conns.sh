@@ -8,9 +8,11 @@
 #   uvsd-xdp-dr   uvsd --backend afxdp, DR (-g; the VIP on the servers' lo;
 #                 replies go back through the router namespace gw, not
 #                 the director: bench/lib/conn-common.sh conn_lab)
+#   xsk-bare-nat  bench/tools/xskfwd --nat: a stateless NAT on AF_XDP (a
+#                 real server per flow by hash, replies get the VIP back):
+#                 the AF_XDP copy-mode path's ceiling in NAT (no engine)
 #   xsk-bare-dr   bench/tools/xskfwd (as in the pps scenario) rewriting the
-#                 destination MAC, a real server per flow: the AF_XDP
-#                 copy-mode path's ceiling in DR (RX, TX, no engine)
+#                 destination MAC, a real server per flow: the same in DR
 #   uvsd-tun-nat  uvsd --backend tun, NAT
 #   tun-bare-nat  bench/tools/tunloop as a stateless NAT: the TUN backend's
 #                 ceiling (every frame is read from and written to the
@@ -38,9 +40,9 @@ source "$here/../../tests/lib/lab.sh"
 source "$here/../lib/conn-common.sh"
 source "$here/../lib/common.sh"
 
-CASES=(direct uvsd-xdp-nat uvsd-xdp-dr xsk-bare-dr uvsd-tun-nat tun-bare-nat nft-dnat haproxy nginx-stream)
+CASES=(direct uvsd-xdp-nat xsk-bare-nat uvsd-xdp-dr xsk-bare-dr uvsd-tun-nat tun-bare-nat nft-dnat haproxy nginx-stream)
 [ -n "${CONNS_CASES:-}" ] && read -r -a CASES <<<"$CONNS_CASES"
-[[ " ${CASES[*]} " == *" tun-bare-nat "* || " ${CASES[*]} " == *" xsk-bare-dr "* ]] && bench_tools
+[[ " ${CASES[*]} " == *-bare-* ]] && bench_tools
 CONNS=32
 
 bench_init conns 4
@@ -54,16 +56,25 @@ JUS=$(jiffy_us)
 # W_REQ (requests done), W_RPS (requests/s), W_ERR (socket errors and
 # non-2xx answers), W_CPU_US (CPU µs of the lab meanwhile: wrk's own
 # user + system time, and the growth of cpu_lab), W_RAW_US (busy time of
-# all CPUs meanwhile, /proc/stat: includes whatever else ran).
+# all CPUs meanwhile, /proc/stat: includes whatever else ran),
+# W_FWD_USER_US / W_FWD_SYS_US (user / system time of process FWD_PID, the
+# case's forwarder, when set; "-" otherwise).
 wrk_run() {
-  local target=$1 b0 b1 l0 l1 tu ts out TIMEFORMAT='%3U %3S'
+  local target=$1 b0 b1 l0 l1 tu ts out f0="" f1="" TIMEFORMAT='%3U %3S'
   shift
+  [ -n "$FWD_PID" ] && f0=$(cut -d' ' -f14,15 "/proc/$FWD_PID/stat")
   l0=$(cpu_lab)
   b0=$(cpu_busy)
   { time nsx client taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" "$@" "http://$target/" >"$LAB_TMP/wrk.out" 2>&1; } \
     2>"$LAB_TMP/wrk.time" || fail "wrk failed: $(cat "$LAB_TMP/wrk.out")"
   b1=$(cpu_busy)
   l1=$(cpu_lab)
+  [ -n "$FWD_PID" ] && f1=$(cut -d' ' -f14,15 "/proc/$FWD_PID/stat")
+  # The forwarding process's own user and system time (µs), when the
+  # case has one.
+  read -r W_FWD_USER_US W_FWD_SYS_US <<<"$(awk -v a="$f0" -v b="$f1" -v j="$JUS" 'BEGIN {
+    if (a == "" || b == "") { print "- -"; exit }
+    split(a, x, " "); split(b, y, " "); printf "%d %d\n", (y[1] - x[1]) * j, (y[2] - x[2]) * j }')"
   out=$(cat "$LAB_TMP/wrk.out")
   read -r tu ts <"$LAB_TMP/wrk.time"
   W_RAW_US=$(((b1 - b0) * JUS))
@@ -85,10 +96,18 @@ warm() {
 }
 
 declare -A direct_cpu
+FWD_PID=""
 for ((rep = 1; rep <= REPS; rep++)); do
   for c in "${CASES[@]}"; do
     mode_up "$c" tcp:80
     target=$(mode_target "$c")
+    # The forwarder whose own CPU time is measured: uvsd, or the bare
+    # AF_XDP / TUN loop (one process each; the proxies fork workers).
+    case $c in
+      uvsd-*) FWD_PID=$UVSD_PID ;;
+      *-bare-*) FWD_PID=$PROXY_PID ;;
+      *) FWD_PID="" ;;
+    esac
     # New connection per request, from an address not used before.
     client_src
     warm "$target"
@@ -99,6 +118,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
     raw=$(awk -v b="$W_RAW_US" -v n="$W_REQ" 'BEGIN { printf "%.2f", b / n }')
     row "$c" cpu_per_conn us "$rep" "$cpu"
     row "$c" cpu_per_conn_machine us "$rep" "$raw"
+    if [ "$W_FWD_USER_US" != - ]; then
+      row "$c" fwd_cpu_per_conn us "$rep" "$(awk -v u="$W_FWD_USER_US" -v s="$W_FWD_SYS_US" -v n="$W_REQ" 'BEGIN { printf "%.2f", (u + s) / n }')"
+      row "$c" fwd_user_per_conn us "$rep" "$(awk -v u="$W_FWD_USER_US" -v n="$W_REQ" 'BEGIN { printf "%.2f", u / n }')"
+    fi
     added=""
     if [ "$c" = direct ]; then
       direct_cpu[$rep]=$cpu
@@ -168,14 +191,20 @@ $c CPU added per new connection ≤ 5 µs|$c|cpu_added_per_conn|le|5|
 "
 done
 # What the AF_XDP copy-mode path itself costs here, engine aside: uvsd
-# DR beside the bare AF_XDP DR forwarder (the same RX and TX, a MAC
-# rewrite per frame). Not an issue target: it says how much of the gap to
-# direct is uvsd's and how much is the I/O path's.
-if [[ " ${CASES[*]} " == *" uvsd-xdp-dr "* && " ${CASES[*]} " == *" xsk-bare-dr "* ]]; then
-  targets+="ref:uvsd-xdp-dr new conns/s ≥ 0.9× the bare AF_XDP DR forwarder|uvsd-xdp-dr|new_conns_per_s|ge_ratio|0.9|xsk-bare-dr
-ref:uvsd-xdp-dr CPU per connection ≤ 1.05× the bare AF_XDP DR forwarder's|uvsd-xdp-dr|cpu_per_conn|le_ratio|1.05|xsk-bare-dr
+# beside the bare AF_XDP forwarder of the same mode (the same RX and TX;
+# a MAC rewrite, or a stateless NAT, per frame), and that forwarder
+# against the issue's targets. Not issue targets: they say how much of
+# the gap to direct is uvsd's and how much is the I/O path's.
+for m in nat dr; do
+  [[ " ${CASES[*]} " == *" uvsd-xdp-$m "* && " ${CASES[*]} " == *" xsk-bare-$m "* ]] || continue
+  u=${m^^}
+  targets+="ref:uvsd-xdp-$m new conns/s ≥ 0.9× the bare AF_XDP $u forwarder|uvsd-xdp-$m|new_conns_per_s|ge_ratio|0.9|xsk-bare-$m
+ref:uvsd-xdp-$m CPU per connection ≤ 1.05× the bare AF_XDP $u forwarder's|uvsd-xdp-$m|cpu_per_conn|le_ratio|1.05|xsk-bare-$m
+ref:uvsd-xdp-$m's own process CPU per connection ≤ 1.1× the bare AF_XDP $u forwarder's|uvsd-xdp-$m|fwd_cpu_per_conn|le_ratio|1.1|xsk-bare-$m
+ref:the bare AF_XDP $u forwarder's new conns/s ≥ 0.9× direct|xsk-bare-$m|new_conns_per_s|ge_ratio|0.9|direct
+ref:the bare AF_XDP $u forwarder's CPU added per new connection ≤ 5 µs|xsk-bare-$m|cpu_added_per_conn|le|5|
 "
-fi
+done
 # The TUN backend is held to its own ceiling, as in the pps scenario
 # (issue 6: "uvsd TUN ≥ 0.9× a bare TUN read/rewrite/write loop"): every
 # frame crosses the device by a read and a write, which no TUN program
@@ -185,5 +214,5 @@ if [[ " ${CASES[*]} " == *" uvsd-tun-nat "* ]]; then
 "
 fi
 render "Scenario 2: new TCP connections/s and HTTP requests/s (make bench SCENARIO=conns)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director, except in DR, where their replies go to the clients through a router namespace (gw, kernel forwarding, on both switches) and never through the director, as DR is deployed; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = CPU time over the close-mode run of wrk (its user + system time) and of every process in the lab's namespaces (nginx, uvsd, HAProxy, nginx stream) and the kernel threads (bench/tools/cpu_lab.py; without IRQ time accounting a process's time includes the softirq work its sends run, e.g. the director's kernel forwarding), / connections — not /proc/stat's machine-wide busy time, which holds other engineers' builds; cpu_added_per_conn = that minus direct's in the same repetition; cpu_per_conn_machine = /proc/stat's busy time of both CPUs (user+nice+system+irq+softirq) / connections, for comparison: it holds everything else the machine ran. errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP. bare AF_XDP DR forwarder = bench/tools/xskfwd on the director's eth0 (the pps scenario's forwarder; each flow to one real server by a hash of its source address and port), the copy-mode RX and TX uvsd's AF_XDP backend does without the engine: what any AF_XDP program costs on this veth lab." "$targets" "$profile"
+  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director, except in DR, where their replies go to the clients through a router namespace (gw, kernel forwarding, on both switches) and never through the director, as DR is deployed; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = CPU time over the close-mode run of wrk (its user + system time) and of every process in the lab's namespaces (nginx, uvsd, HAProxy, nginx stream) and the kernel threads (bench/tools/cpu_lab.py; without IRQ time accounting a process's time includes the softirq work its sends run, e.g. the director's kernel forwarding), / connections — not /proc/stat's machine-wide busy time, which holds other engineers' builds; cpu_added_per_conn = that minus direct's in the same repetition; cpu_per_conn_machine = /proc/stat's busy time of both CPUs (user+nice+system+irq+softirq) / connections, for comparison: it holds everything else the machine ran. fwd_cpu_per_conn / fwd_user_per_conn = the forwarding process's own CPU time (user + system; user alone) from /proc/PID/stat over the close-mode run / connections, for uvsd and the bare forwarders (its system time holds the receivers' stacks its sends run on veth). errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP. bare AF_XDP DR / NAT forwarder = bench/tools/xskfwd on the director (the pps scenario's forwarder; each flow to one real server by a hash of its source address and port; in NAT a stateless address rewrite both ways with incremental checksums), the copy-mode RX and TX uvsd's AF_XDP backend does without the engine: what any AF_XDP program costs on this veth lab." "$targets" "$profile"
 progress "wrote $CSV and $MD"
