@@ -58,17 +58,21 @@ JUS=$(jiffy_us)
 # user + system time, and the growth of cpu_lab), W_RAW_US (busy time of
 # all CPUs meanwhile, /proc/stat: includes whatever else ran),
 # W_FWD_USER_US / W_FWD_SYS_US (user / system time of process FWD_PID, the
-# case's forwarder, when set; "-" otherwise).
+# case's forwarder, when set; "-" otherwise), W_RS_FRAMES (frames the real
+# servers received and sent meanwhile).
 wrk_run() {
-  local target=$1 b0 b1 l0 l1 tu ts out f0="" f1="" TIMEFORMAT='%3U %3S'
+  local target=$1 b0 b1 l0 l1 r0 r1 tu ts out f0="" f1="" TIMEFORMAT='%3U %3S'
   shift
   [ -n "$FWD_PID" ] && f0=$(cut -d' ' -f14,15 "/proc/$FWD_PID/stat")
+  r0=$(rs_frames)
   l0=$(cpu_lab)
   b0=$(cpu_busy)
   { time nsx client taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" "$@" "http://$target/" >"$LAB_TMP/wrk.out" 2>&1; } \
     2>"$LAB_TMP/wrk.time" || fail "wrk failed: $(cat "$LAB_TMP/wrk.out")"
   b1=$(cpu_busy)
   l1=$(cpu_lab)
+  r1=$(rs_frames)
+  W_RS_FRAMES=$((r1 - r0))
   [ -n "$FWD_PID" ] && f1=$(cut -d' ' -f14,15 "/proc/$FWD_PID/stat")
   # The forwarding process's own user and system time (µs), when the
   # case has one.
@@ -86,6 +90,16 @@ wrk_run() {
     /Non-2xx or 3xx/ { err += $NF }
     END { printf "%s %s %d\n", req, rps, err }' <<<"$out")"
   [ -n "${W_RPS:-}" ] && [ "${W_REQ:-0}" -gt 0 ] || fail "wrk measured nothing: $out"
+}
+
+# rs_frames: frames the real servers' eth0 received and sent so far.
+rs_frames() {
+  local n sum=0
+  for n in "${RS_NAMES[@]}"; do
+    sum=$((sum + $(nsx "$n" cat /sys/class/net/eth0/statistics/rx_packets) \
+      + $(nsx "$n" cat /sys/class/net/eth0/statistics/tx_packets)))
+  done
+  echo "$sum"
 }
 
 # warm TARGET: one request from $SRC until it succeeds (ARP and the
@@ -118,6 +132,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     raw=$(awk -v b="$W_RAW_US" -v n="$W_REQ" 'BEGIN { printf "%.2f", b / n }')
     row "$c" cpu_per_conn us "$rep" "$cpu"
     row "$c" cpu_per_conn_machine us "$rep" "$raw"
+    row "$c" rs_frames_per_conn frames "$rep" "$(awk -v f="$W_RS_FRAMES" -v n="$W_REQ" 'BEGIN { printf "%.2f", f / n }')"
     if [ "$W_FWD_USER_US" != - ]; then
       row "$c" fwd_cpu_per_conn us "$rep" "$(awk -v u="$W_FWD_USER_US" -v s="$W_FWD_SYS_US" -v n="$W_REQ" 'BEGIN { printf "%.2f", (u + s) / n }')"
       row "$c" fwd_user_per_conn us "$rep" "$(awk -v u="$W_FWD_USER_US" -v n="$W_REQ" 'BEGIN { printf "%.2f", u / n }')"
@@ -214,5 +229,5 @@ if [[ " ${CASES[*]} " == *" uvsd-tun-nat "* ]]; then
 "
 fi
 render "Scenario 2: new TCP connections/s and HTTP requests/s (make bench SCENARIO=conns)" \
-  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director, except in DR, where their replies go to the clients through a router namespace (gw, kernel forwarding, on both switches) and never through the director, as DR is deployed; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = CPU time over the close-mode run of wrk (its user + system time) and of every process in the lab's namespaces (nginx, uvsd, HAProxy, nginx stream) and the kernel threads (bench/tools/cpu_lab.py; without IRQ time accounting a process's time includes the softirq work its sends run, e.g. the director's kernel forwarding), / connections — not /proc/stat's machine-wide busy time, which holds other engineers' builds; cpu_added_per_conn = that minus direct's in the same repetition; cpu_per_conn_machine = /proc/stat's busy time of both CPUs (user+nice+system+irq+softirq) / connections, for comparison: it holds everything else the machine ran. fwd_cpu_per_conn / fwd_user_per_conn = the forwarding process's own CPU time (user + system; user alone) from /proc/PID/stat over the close-mode run / connections, for uvsd and the bare forwarders (its system time holds the receivers' stacks its sends run on veth). errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP. bare AF_XDP DR / NAT forwarder = bench/tools/xskfwd on the director (the pps scenario's forwarder; each flow to one real server by a hash of its source address and port; in NAT a stateless address rewrite both ways with incremental checksums), the copy-mode RX and TX uvsd's AF_XDP backend does without the engine: what any AF_XDP program costs on this veth lab." "$targets" "$profile"
+  "Run of $BENCH_STARTED, $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), load average $BENCH_LOAD0 at the start and $(cut -d' ' -f1 /proc/loadavg) at the end (the machine is shared). Lab of packet-io.md §6 in namespaces: client → director → 2 real servers (nginx $(nginx -v 2>&1 | sed 's/.*\///'), \`worker_processes 1\`, a 4-byte body) routing via the director, except in DR, where their replies go to the clients through a router namespace (gw, kernel forwarding, on both switches) and never through the director, as DR is deployed; veth, AF_XDP copy mode. \`wrk -t1 -c$CONNS -d${SECS}s\` pinned to CPU0, with \`Connection: close\` (new_conns_per_s: one request per connection) and without (keepalive_req_per_s); real servers, HAProxy $(haproxy -v | head -1 | awk '{print $3}') (\`mode tcp\`, roundrobin), nginx stream and uvsd pinned to CPU1. Cases interleaved in each of $REPS repetitions; each measurement from a client address of its own (TIME_WAIT pitfall). cpu_per_conn = CPU time over the close-mode run of wrk (its user + system time) and of every process in the lab's namespaces (nginx, uvsd, HAProxy, nginx stream) and the kernel threads (bench/tools/cpu_lab.py; without IRQ time accounting a process's time includes the softirq work its sends run, e.g. the director's kernel forwarding), / connections — not /proc/stat's machine-wide busy time, which holds other engineers' builds; cpu_added_per_conn = that minus direct's in the same repetition; cpu_per_conn_machine = /proc/stat's busy time of both CPUs (user+nice+system+irq+softirq) / connections, for comparison: it holds everything else the machine ran. rs_frames_per_conn = frames the real servers received and sent (their eth0 counters) over the close-mode run / connections: the same for every case unless a path loses, retransmits or splits frames. fwd_cpu_per_conn / fwd_user_per_conn = the forwarding process's own CPU time (user + system; user alone) from /proc/PID/stat over the close-mode run / connections, for uvsd and the bare forwarders (its system time holds the receivers' stacks its sends run on veth). errors = wrk's socket errors and non-2xx answers. direct dials one real server; the other cases the VIP. bare AF_XDP DR / NAT forwarder = bench/tools/xskfwd on the director (the pps scenario's forwarder; each flow to one real server by a hash of its source address and port; in NAT a stateless address rewrite both ways with incremental checksums), the copy-mode RX and TX uvsd's AF_XDP backend does without the engine: what any AF_XDP program costs on this veth lab." "$targets" "$profile"
 progress "wrote $CSV and $MD"
