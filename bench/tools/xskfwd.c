@@ -36,6 +36,7 @@
 #include <netinet/in.h>
 #include <xdp/xsk.h>
 #include "util.h"
+#include "csum.h"
 
 #define FRAMES 4096
 #define FRAME_SIZE 2048
@@ -101,39 +102,6 @@ static uint32_t flow_pick(const uint8_t *p, uint32_t len, uint32_t n)
 	return (h >> 16) % n;
 }
 
-/* RFC 1624: checksum HC' = ~(~HC + ~m + m') over a 32-bit field (network
- * order in and out). */
-static uint16_t csum_replace4(uint16_t check, uint32_t from, uint32_t to)
-{
-	uint32_t sum = (uint16_t)~ntohs(check);
-	sum += (uint16_t)~(ntohl(from) >> 16) + (uint16_t)~(ntohl(from) & 0xffff);
-	sum += (ntohl(to) >> 16) + (ntohl(to) & 0xffff);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return htons((uint16_t)~sum);
-}
-
-/* Rewrite the IPv4 address at ip+at (16 = destination, 12 = source) to
- * `to` (network order), patching the IPv4 and the TCP/UDP checksum. */
-static void rewrite_addr(uint8_t *ip, uint32_t ihl, uint32_t at, uint32_t to)
-{
-	uint32_t from;
-	uint16_t check;
-	memcpy(&from, ip + at, 4);
-	memcpy(&check, ip + 10, 2);
-	check = csum_replace4(check, from, to);
-	memcpy(ip + 10, &check, 2);
-	memcpy(ip + at, &to, 4);
-	uint32_t off = ip[9] == IPPROTO_UDP ? 6 : 16;
-	memcpy(&check, ip + ihl + off, 2);
-	if (ip[9] == IPPROTO_TCP || check != 0) {
-		check = csum_replace4(check, from, to);
-		if (ip[9] == IPPROTO_UDP && check == 0)
-			check = 0xffff;
-		memcpy(ip + ihl + off, &check, 2);
-	}
-}
-
 /* NAT mode's addresses (network order) and port (host order). */
 static uint32_t nat_vip;
 static int nat_port = -1;
@@ -158,7 +126,7 @@ static int nat_route(int from, uint8_t *p, uint32_t len)
 	struct port *sif = &ports[1], *cif = &ports[0];
 	if (from == 0 && daddr == nat_vip && dport == nat_port) {
 		uint32_t k = flow_pick(p, len, sif->n_dst);
-		rewrite_addr(ip, ihl, 16, sif->dst_ip[k]);
+		rewrite_addr(ip, len - 14, ihl, 16, sif->dst_ip[k]);
 		memcpy(p, sif->dst[k], 6);
 		memcpy(p + 6, sif->src, 6);
 		return 1;
@@ -166,7 +134,7 @@ static int nat_route(int from, uint8_t *p, uint32_t len)
 	if (from == 1 && sport == nat_port) {
 		for (uint32_t k = 0; k < sif->n_dst; k++) {
 			if (saddr == sif->dst_ip[k]) {
-				rewrite_addr(ip, ihl, 12, nat_vip);
+				rewrite_addr(ip, len - 14, ihl, 12, nat_vip);
 				memcpy(p, cif->dst[0], 6);
 				memcpy(p + 6, cif->src, 6);
 				return 0;
