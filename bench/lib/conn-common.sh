@@ -5,8 +5,9 @@
 # Owns: the suite's environment (BENCH_REPS, BENCH_SECONDS, BENCH_SMOKE,
 # BENCH_OUT), the CSV rows (`scenario,case,metric,unit,rep,value`), the
 # director "modes" a case puts in place in the NAT lab of packet-io.md §6
-# (direct, uvsd AF_XDP NAT / DR, uvsd TUN NAT, the bare TUN NAT loop,
-# nftables DNAT numgen, HAProxy mode tcp, nginx stream) and takes down again, an own client
+# (direct, uvsd AF_XDP NAT / DR, the bare AF_XDP NAT / DR forwarders, uvsd
+# TUN NAT, the bare TUN NAT loop, nftables DNAT numgen, HAProxy mode tcp,
+# nginx stream) and takes down again, an own client
 # source address per measurement (the TIME_WAIT pitfall of §6), CPU
 # pinning (client CPU0, forwarding and servers CPU1), CPU time of the
 # lab's processes (and /proc/stat's machine-wide busy time), and uvsd's engine counters read over its control socket.
