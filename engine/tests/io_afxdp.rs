@@ -149,6 +149,13 @@ fn afxdp_gue_and_gre_tunnels_with_decap_role() {
             );
         }
         backend.shutdown();
+        // The next tunnel kind starts a backend on the same interfaces:
+        // only once the programs have left them (see `detached`: a fork
+        // in another test thread can hold the links a moment longer).
+        assert!(
+            detached(&topo, &["out0", "in1", "in2"]),
+            "{extra}: program left after shutdown"
+        );
     }
 }
 
