@@ -12,10 +12,10 @@
 //! [`XmitParams`] for DR), [`xmit`] the whole block.
 
 use super::{
-    check_mtu_from, decrement_ttl_from, set_macs, trim_padding, Direction, FrameBuf, XmitError,
-    XmitOutcome, XmitParams,
+    check_mtu_from, checked_ipv4_packet, decrement_ttl_from, set_macs, trim_padding, Direction,
+    FrameBuf, XmitError, XmitOutcome, XmitParams,
 };
-use crate::wire::ethernet::{self, Mac};
+use crate::wire::ethernet::Mac;
 use crate::wire::{ipv4, Network, ParsedFrame};
 
 /// Forward `frame` to the real server by MAC rewrite.
@@ -73,28 +73,11 @@ fn ipv4_fast(
     if parsed.network != Network::Ipv4 || parsed.ttl <= 1 || parsed.ip_len > mtu {
         return false;
     }
-    let l3 = usize::from(parsed.l3);
-    let end = parsed.ip_end();
-    // trim_padding's checks, then the IPv4 header's as decrement_ttl
-    // makes them.
-    let ordered = (ethernet::HEADER_LEN..=18).contains(&l3)
-        && l3 <= usize::from(parsed.l4)
-        && parsed.l4 <= parsed.payload
-        && usize::from(parsed.payload) <= end;
-    if !ordered || end > frame.len() {
+    if checked_ipv4_packet(frame, parsed).is_none() {
         return false;
     }
+    let (l3, end) = (usize::from(parsed.l3), parsed.ip_end());
     let bytes = frame.frame_mut();
-    let Some(ip) = bytes.get(l3..end) else {
-        return false;
-    };
-    let Some(&version_ihl) = ip.first() else {
-        return false;
-    };
-    let ihl = usize::from(version_ihl & 0x0f) * 4;
-    if version_ihl >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || ip.len() < ihl {
-        return false;
-    }
     let Some(header) = bytes
         .get_mut(l3..l3 + ipv4::MIN_HEADER_LEN)
         .and_then(|h| <&mut [u8; ipv4::MIN_HEADER_LEN]>::try_from(h).ok())

@@ -242,19 +242,42 @@ pub(crate) fn trim_padding(frame: &mut FrameBuf, parsed: &ParsedFrame) -> Result
     if parsed.network == Network::Arp {
         return Err(XmitError::NotIp);
     }
-    let l3 = usize::from(parsed.l3);
-    let l4 = usize::from(parsed.l4);
-    let payload = usize::from(parsed.payload);
     let end = parsed.ip_end();
-    let ordered = (wire::ethernet::HEADER_LEN..=18).contains(&l3)
-        && l3 <= l4
-        && l4 <= payload
-        && payload <= end;
-    if !ordered || end > frame.len() {
+    if !offsets_ordered(parsed) || end > frame.len() {
         return Err(XmitError::Truncated);
     }
     frame.truncate(end);
     Ok(())
+}
+
+/// Whether the parse's offsets are in order: the network header after an
+/// Ethernet header (with at most one VLAN tag), then the transport
+/// header, the payload and the IP packet's end.
+#[inline(always)]
+fn offsets_ordered(parsed: &ParsedFrame) -> bool {
+    let l3 = usize::from(parsed.l3);
+    (wire::ethernet::HEADER_LEN..=18).contains(&l3)
+        && l3 <= usize::from(parsed.l4)
+        && parsed.l4 <= parsed.payload
+        && usize::from(parsed.payload) <= parsed.ip_end()
+}
+
+/// The IPv4 packet of `parsed` in `frame`, checked as a one-pass path
+/// needs it before it writes anything: [`trim_padding`]'s checks (the
+/// offsets in order, the packet within the frame), then version 4 and a
+/// header length that fits. Its bytes from the IPv4 header to its end
+/// (padding excluded), or `None`: the general path then decides.
+#[inline(always)]
+pub(crate) fn checked_ipv4_packet<'f>(
+    frame: &'f FrameBuf,
+    parsed: &ParsedFrame,
+) -> Option<&'f [u8]> {
+    if !offsets_ordered(parsed) {
+        return None;
+    }
+    let ip = frame.frame().get(usize::from(parsed.l3)..parsed.ip_end())?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    (ip[0] >> 4 == 4 && ihl >= ipv4::MIN_HEADER_LEN && ip.len() >= ihl).then_some(ip)
 }
 
 /// Set the Ethernet source and destination MACs.

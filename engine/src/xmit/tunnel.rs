@@ -38,8 +38,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use uvs_conf::{TunnelCsum, TunnelType};
 
 use super::{
-    check_mtu_from, decrement_ttl_from, set_macs, trim_padding, Direction, FrameBuf, TunnelParams,
-    XmitError, XmitOutcome, XmitParams,
+    check_mtu_from, checked_ipv4_packet, decrement_ttl_from, set_macs, trim_padding, Direction,
+    FrameBuf, TunnelParams, XmitError, XmitOutcome, XmitParams,
 };
 use crate::wire::ethernet::Mac;
 use crate::wire::{
@@ -342,25 +342,10 @@ fn ipip_v4_fast(
     {
         return false;
     }
-    // trim_padding's checks, then the inner header's as the general
-    // path makes them.
+    let Some(dsfield) = checked_ipv4_packet(frame, parsed).and_then(|ip| ip.get(1).copied()) else {
+        return false;
+    };
     let end = parsed.ip_end();
-    let ordered = L3 <= usize::from(parsed.l4)
-        && parsed.l4 <= parsed.payload
-        && usize::from(parsed.payload) <= end;
-    if !ordered || end > frame.len() {
-        return false;
-    }
-    let Some(inner) = frame.frame().get(L3..end) else {
-        return false;
-    };
-    let (Some(&version_ihl), Some(&dsfield)) = (inner.first(), inner.get(1)) else {
-        return false;
-    };
-    let ihl = usize::from(version_ihl & 0x0f) * 4;
-    if version_ihl >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || inner.len() < ihl {
-        return false;
-    }
     frame.truncate(end);
     if frame.push_front(ADDED).is_err() {
         return false; // not reached: the headroom was checked
