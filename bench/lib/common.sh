@@ -19,6 +19,28 @@ else
   BENCH_REPS=${BENCH_REPS:-5}
 fi
 
+# xskfwd_start ARGS...: bench/tools/xskfwd ARGS (the bare AF_XDP
+# forwarder) in the director namespace on CPU1, once it prints "ready"
+# (its sockets registered). The kernel releases a closed AF_XDP socket's
+# UMEM asynchronously, so a bind right after the previous case can fail
+# (EBUSY): started again, five times at most. Sets XSKFWD_PID; its output
+# is $LAB_TMP/xskfwd.out ("rx N tx N" at exit).
+xskfwd_start() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    ip netns exec "$(ns director)" taskset -c 1 "$BENCH_TOOLS/xskfwd" "$@" \
+      >"$LAB_TMP/xskfwd.out" 2>&1 &
+    XSKFWD_PID=$!
+    LAB_PIDS+=("$XSKFWD_PID")
+    wait_until 10 "xskfwd to be ready or to exit" \
+      bash -c "grep -q ready '$LAB_TMP/xskfwd.out' || ! kill -0 $XSKFWD_PID 2>/dev/null"
+    grep -q ready "$LAB_TMP/xskfwd.out" && return 0
+    log "xskfwd exited at start (attempt $attempt): $(cat "$LAB_TMP/xskfwd.out")"
+    sleep 0.2 # give the kernel time to release the previous socket
+  done
+  fail "xskfwd did not start"
+}
+
 # bench_tools: build bench/tools into $BENCH_TOOLS (a no-op when current).
 bench_tools() {
   make -s -C "$BENCH_ROOT/bench/tools" OUT="$BENCH_TOOLS" >&2 \

@@ -182,22 +182,8 @@ mode_up() {
         done
         args=(--nat "$VIP4" "$port" "eth0=$(nsx client cat /sys/class/net/eth0/address)" "eth1=$dsts")
       fi
-      # The kernel releases the previous case's AF_XDP socket
-      # asynchronously: a bind right after it can fail (EBUSY); again,
-      # bounded.
-      local attempt
-      for attempt in 1 2 3 4 5; do
-        ip netns exec "$(ns director)" taskset -c 1 "$BENCH_TOOLS/xskfwd" "${args[@]}" \
-          >"$LAB_TMP/xskfwd.out" 2>&1 &
-        PROXY_PID=$!
-        LAB_PIDS+=("$PROXY_PID")
-        wait_until 10 "xskfwd to be ready or to exit" \
-          bash -c "grep -q ready '$LAB_TMP/xskfwd.out' || ! kill -0 $PROXY_PID 2>/dev/null"
-        grep -q ready "$LAB_TMP/xskfwd.out" && break
-        log "xskfwd exited at start (attempt $attempt): $(cat "$LAB_TMP/xskfwd.out")"
-        [ "$attempt" -lt 5 ] || fail "xskfwd did not start"
-        sleep 0.2
-      done
+      xskfwd_start "${args[@]}" # bench/lib/common.sh
+      PROXY_PID=$XSKFWD_PID
       ;;
     tun-bare-nat)
       # The TUN backend's ceiling: bench/tools/tunloop as a stateless NAT

@@ -163,26 +163,12 @@ uvsd_case_stop() {
 
 TOOL_PID=""
 
-# start_xskfwd: the bare AF_XDP forwarder on CPU1, until traffic flows. The
-# kernel releases a closed AF_XDP socket's UMEM asynchronously, so binding
-# right after the previous case can fail (EBUSY): start again, bounded.
+# start_xskfwd: the bare AF_XDP forwarder (bench/lib/common.sh
+# xskfwd_start), until traffic flows.
 start_xskfwd() {
-  local attempt deadline
-  for attempt in 1 2 3 4 5; do
-    ip netns exec "$(ns director)" taskset -c 1 "$BENCH_TOOLS/xskfwd" eth0 "eth1=$RS1MAC" \
-      "eth2=$RS2MAC" >"$LAB_TMP/xskfwd.out" 2>&1 &
-    TOOL_PID=$!
-    LAB_PIDS+=("$TOOL_PID")
-    deadline=$((SECONDS + 20))
-    while kill -0 "$TOOL_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
-      flowing && return 0
-      sleep 0.05
-    done
-    kill -0 "$TOOL_PID" 2>/dev/null && fail "no traffic through xskfwd within 20 s"
-    log "xskfwd exited at start (attempt $attempt): $(cat "$LAB_TMP/xskfwd.out")"
-    sleep 0.2 # give the kernel time to release the previous socket
-  done
-  fail "xskfwd did not start"
+  xskfwd_start eth0 "eth1=$RS1MAC" "eth2=$RS2MAC"
+  TOOL_PID=$XSKFWD_PID
+  wait_until 20 "traffic through xskfwd" flowing
 }
 
 case_start() {
